@@ -1,0 +1,372 @@
+//! Admin API types. Paths (all under `/v1`, JSON bodies):
+//!
+//! | method | path | body → answer |
+//! |---|---|---|
+//! | GET | `/status` | → [`HubStatus`] |
+//! | GET | `/agents` | → `Vec<`[`AgentSummary`]`>` |
+//! | GET | `/agents/{name}` | → [`AgentDetail`] |
+//! | POST | `/agents/{name}/revoke` | → [`AgentSummary`] |
+//! | POST | `/agents/{name}/accept-baseline` | → [`AgentSummary`] (ends quarantine after drift) |
+//! | POST | `/agents/{name}/tags` | [`TagsUpdate`] → [`AgentSummary`] |
+//! | POST | `/agents/{name}/packs/{pack}/{approve,deny,revoke}` | → [`PermissionRequest`] |
+//! | GET | `/enrollments?all=false` | → `Vec<`[`EnrollmentInfo`]`>` |
+//! | POST | `/enrollments/{name}/{approve,deny}` | → [`EnrollmentInfo`] |
+//! | GET | `/permissions?all=false` | → `Vec<`[`PermissionRequest`]`>` |
+//! | GET | `/drift?all=false` | → `Vec<`[`DriftEvent`]`>` |
+//! | GET | `/audit?…` ([`AuditQuery`]) | → [`AuditPage`] |
+//! | GET | `/audit/{seq}` | → [`AuditEntryDetail`] |
+//! | POST | `/audit/verify` | → [`AuditVerifyReport`] |
+//! | GET/POST | `/keys` | [`KeyCreate`] → [`KeyCreated`]; GET → `Vec<`[`KeyInfo`]`>` |
+//! | POST | `/keys/{id}/revoke` | → [`KeyInfo`] |
+//! | GET/POST | `/tokens` | [`TokenCreate`] → [`TokenCreated`]; GET → `Vec<`[`TokenInfo`]`>` |
+//! | POST | `/tokens/{id}/revoke` | → [`TokenInfo`] |
+//! | POST | `/probe` | [`ProbeRun`] → [`ProbeRunResult`] ("try it", audited with the operator as actor) |
+//!
+//! Errors come back with a 4xx/5xx status and an [`ErrorBody`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sonde_protocol::Capability;
+use sonde_protocol::attestation::{Attestation, AttestationChange};
+use sonde_protocol::audit::{AuditEntry, ChainHead, Checkpoint};
+use sonde_protocol::messages::{GrantDecision, PackReport, PackState};
+use std::collections::BTreeMap;
+
+pub use sonde_protocol::messages::ErrorBody;
+
+/// `GET /v1/status`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubStatus {
+    pub version: String,
+    pub started_at_ms: i64,
+    pub agents_total: u64,
+    pub agents_online: u64,
+    pub pending_enrollments: u64,
+    pub pending_permissions: u64,
+    pub quarantined: u64,
+    pub open_drift: u64,
+    pub audit_head: ChainHead,
+    /// e.g. `wss://nas.lan:7443` — what agents connect to.
+    pub agent_endpoint: String,
+    /// e.g. `https://127.0.0.1:7444/mcp`, when the MCP endpoint is on.
+    pub mcp_url: Option<String>,
+    /// SHA-256 of the hub CA certificate (DER), hex.
+    pub ca_sha256: String,
+}
+
+/// How an agent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    Online,
+    Offline,
+    Quarantined,
+    Revoked,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Online => "online",
+            AgentState::Offline => "offline",
+            AgentState::Quarantined => "quarantined",
+            AgentState::Revoked => "revoked",
+        }
+    }
+}
+
+/// One row of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentSummary {
+    pub id: String,
+    pub name: String,
+    pub state: AgentState,
+    /// Connected right now (a quarantined agent can be connected).
+    pub connected: bool,
+    pub last_seen_ms: Option<i64>,
+    pub hostname: String,
+    pub os: String,
+    pub agent_version: String,
+    pub packs_active: u32,
+    pub packs_pending: u32,
+    pub packs_unavailable: u32,
+    pub tags: Vec<String>,
+    pub quarantine_reason: Option<String>,
+    pub max_capability: Capability,
+    pub enrolled_at_ms: i64,
+    pub cert_expires_ms: i64,
+    pub remote_addr: Option<String>,
+}
+
+/// `GET /v1/agents/{name}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentDetail {
+    pub summary: AgentSummary,
+    pub baseline: Attestation,
+    pub baseline_fingerprint: String,
+    /// The attestation from the latest hello, if any since enrollment.
+    pub current: Option<Attestation>,
+    pub packs: Vec<PackReport>,
+    pub grants: BTreeMap<String, GrantDecision>,
+    /// The agent's own audit head, as last reported.
+    pub agent_audit_head: Option<ChainHead>,
+    pub cert_sha256: String,
+    pub signing_key_fingerprint: String,
+}
+
+/// `POST /v1/agents/{name}/tags`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagsUpdate {
+    pub tags: Vec<String>,
+}
+
+/// Where an enrollment stands.
+pub use sonde_protocol::messages::EnrollmentStatus;
+
+/// A request to join the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollmentInfo {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub remote_addr: String,
+    /// SHA-256 of the agent's Ed25519 signing key.
+    pub key_fingerprint: String,
+    /// SHA-256 of the TLS public key in the CSR.
+    pub tls_key_fingerprint: String,
+    /// One line: OS, kernel, arch, packs.
+    pub attestation_summary: String,
+    pub attestation: Attestation,
+    pub attestation_fingerprint: String,
+    pub token_id: String,
+    pub token_label: String,
+    pub auto_approved: bool,
+    pub requested_at_ms: i64,
+    pub status: EnrollmentStatus,
+    pub decided_at_ms: Option<i64>,
+    pub decided_by: Option<String>,
+}
+
+/// A pack on an agent and the operator's decision about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionRequest {
+    pub agent_id: String,
+    pub agent_name: String,
+    pub pack: String,
+    pub version: String,
+    pub description: String,
+    pub manifest_sha256: String,
+    pub state: PackState,
+    pub decision: Option<GrantDecision>,
+    pub capability: Capability,
+    /// What approving grants, in OS terms.
+    pub requires: Vec<String>,
+    /// What is missing on the machine, each with the command that fixes it.
+    pub missing: Vec<String>,
+    pub detected: bool,
+}
+
+/// An attestation change seen on connect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftEvent {
+    pub id: i64,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub detected_at_ms: i64,
+    pub baseline_fingerprint: String,
+    pub current_fingerprint: String,
+    pub baseline: Attestation,
+    pub current: Attestation,
+    pub changes: Vec<AttestationChange>,
+    pub status: DriftStatus,
+    pub resolved_at_ms: Option<i64>,
+    pub resolved_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftStatus {
+    Open,
+    Accepted,
+    Revoked,
+}
+
+/// `GET /v1/audit` query: newest first, paged by `before_seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AuditQuery {
+    /// Only entries with seq below this (the next page of an earlier answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_seq: Option<u64>,
+    /// 1..=1000, default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
+}
+
+/// One page of the audit chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `before_seq` for the next (older) page; `None` at the start.
+    pub next_before_seq: Option<u64>,
+    pub head: ChainHead,
+}
+
+/// `GET /v1/audit/{seq}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntryDetail {
+    pub entry: AuditEntry,
+    /// The first checkpoint at or after this entry, if any.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// `POST /v1/audit/verify`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditVerifyReport {
+    pub ok: bool,
+    pub entries: u64,
+    pub head: Option<ChainHead>,
+    pub checkpoints_verified: usize,
+    pub last_checkpoint: Option<Checkpoint>,
+    pub broken: Option<ChainBreakInfo>,
+    pub duration_ms: u64,
+}
+
+/// Where and why the chain is broken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainBreakInfo {
+    pub seq: u64,
+    pub kind: String,
+    pub message: String,
+}
+
+/// `POST /v1/keys`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyCreate {
+    pub name: String,
+    /// Agent name patterns (`*` wildcard); empty = all agents.
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// Probe name patterns (`zfs.*`); empty = all probes.
+    #[serde(default)]
+    pub probes: Vec<String>,
+    /// MCP tool names; empty = all tools.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub max_capability: Capability,
+    /// Seconds until expiry; `None` = never.
+    #[serde(default)]
+    pub expires_in_s: Option<u64>,
+}
+
+/// An API key as listed (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    /// The public prefix of the key, e.g. `sk_3f9a1c2e`.
+    pub prefix: String,
+    pub agents: Vec<String>,
+    pub probes: Vec<String>,
+    pub tools: Vec<String>,
+    pub max_capability: Capability,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub last_used_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// The answer to creating a key: the secret, shown once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyCreated {
+    pub key: String,
+    pub info: KeyInfo,
+    pub mcp_url: Option<String>,
+    /// Ready to paste: `claude mcp add sonde --transport http … --header "Authorization: Bearer …"`.
+    pub claude_command: Option<String>,
+}
+
+/// `POST /v1/tokens`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreate {
+    /// Seconds the token stays valid (default 900).
+    #[serde(default)]
+    pub ttl_s: Option<u64>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenState {
+    Active,
+    Used,
+    Expired,
+    Revoked,
+}
+
+/// An enrollment token as listed (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub label: String,
+    pub state: TokenState,
+    pub auto_approve: bool,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub used_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// The answer to creating a token: the secret, shown once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub token: String,
+    pub info: TokenInfo,
+    pub ca_sha256: String,
+    /// Ready to run on the target: `sonde-agent enroll --hub … --token … --ca-sha256 …`.
+    pub enroll_command: String,
+}
+
+/// `POST /v1/probe`: run one probe by hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRun {
+    pub agent: String,
+    pub probe: String,
+    #[serde(default)]
+    pub params: Map<String, Value>,
+}
+
+/// The outcome of a probe run through the hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRunResult {
+    pub agent: String,
+    pub probe: String,
+    pub ok: bool,
+    pub data: Option<Value>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub truncated: bool,
+    pub redactions: BTreeMap<String, u64>,
+    /// The hub audit entry recording this run.
+    pub audit_seq: u64,
+    /// The agent's audit head after the run (when it answered).
+    pub agent_audit_head: Option<ChainHead>,
+}

@@ -1,0 +1,250 @@
+//! The agent configuration: `/etc/sonde/agent.toml` by default.
+//!
+//! Every key is optional (see `assets/agent.toml` for all of them with their
+//! defaults). Unknown keys and bad values are errors naming the key and the
+//! line, and so are settings of a pack that does not exist or that the pack
+//! rejects.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use sonde_protocol::{Capability, Digest};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Default config file.
+pub const DEFAULT_CONFIG: &str = "/etc/sonde/agent.toml";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Hub address `HOST:PORT`; set by `enroll` in the data dir, this
+    /// overrides it (e.g. after the hub moved).
+    #[serde(default)]
+    pub hub: Option<String>,
+    /// Keys, certificates, grants and the local audit chain.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Highest capability any probe may have on this machine.
+    #[serde(default)]
+    pub max_capability: Capability,
+    /// Load third-party packs without a trusted signature or hub approval.
+    #[serde(default)]
+    pub allow_unsigned_packs: bool,
+    /// Where third-party declarative packs live (`<dir>/<pack>/pack.toml`).
+    #[serde(default = "default_packs_dir")]
+    pub packs_dir: PathBuf,
+    /// Publisher keys (`ed25519:…`) trusted to sign third-party packs.
+    #[serde(default)]
+    pub publisher_keys: Vec<PublisherKey>,
+    /// Where probes look for programs (`:`-separated).
+    #[serde(default = "default_command_path")]
+    pub command_path: String,
+    /// Probes running at once; more are answered `busy`.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_probes: usize,
+    /// Renew the client certificate over the link when it has fewer days left.
+    #[serde(default = "default_renew_days")]
+    pub renew_cert_days_before_expiry: u32,
+    #[serde(default)]
+    pub scrub: ScrubConfig,
+    /// Per-pack settings, e.g. `[packs.zfs] datasets = ["tank/home"]`.
+    #[serde(default)]
+    pub packs: BTreeMap<String, toml::Value>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/sonde-agent")
+}
+fn default_packs_dir() -> PathBuf {
+    PathBuf::from("/etc/sonde/packs.d")
+}
+fn default_command_path() -> String {
+    sonde_packs::exec::DEFAULT_SEARCH_PATH.to_owned()
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_renew_days() -> u32 {
+    30
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// Extra rules, applied after the defaults.
+    #[serde(default)]
+    pub rules: Vec<ScrubRuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrubRuleConfig {
+    pub name: String,
+    pub pattern: RegexText,
+}
+
+/// A regex checked while the file is parsed (so errors carry the line).
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct RegexText(pub String);
+
+impl<'de> Deserialize<'de> for RegexText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        regex::Regex::new(&text)
+            .map_err(|e| serde::de::Error::custom(format!("invalid regex: {e}")))?;
+        Ok(RegexText(text))
+    }
+}
+
+/// A trusted publisher key.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct PublisherKey(pub String);
+
+impl<'de> Deserialize<'de> for PublisherKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        sonde_protocol::keys::decode_public_key(&text).map_err(serde::de::Error::custom)?;
+        Ok(PublisherKey(text))
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            hub: None,
+            data_dir: default_data_dir(),
+            max_capability: Capability::Observe,
+            allow_unsigned_packs: false,
+            packs_dir: default_packs_dir(),
+            publisher_keys: Vec::new(),
+            command_path: default_command_path(),
+            max_concurrent_probes: default_concurrency(),
+            renew_cert_days_before_expiry: default_renew_days(),
+            scrub: ScrubConfig::default(),
+            packs: BTreeMap::new(),
+        }
+    }
+}
+
+/// A config error, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl AgentConfig {
+    /// Loads `path`. A missing file is an error unless `missing_ok`, in which
+    /// case the defaults are used.
+    pub fn load(path: &Path, missing_ok: bool) -> Result<Self, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing_ok => {
+                return Ok(AgentConfig::default());
+            }
+            Err(e) => return Err(err(format!("cannot read it: {e}"))),
+        };
+        Self::parse(&text).map_err(err)
+    }
+
+    /// Parses and checks a config text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        if config.max_concurrent_probes == 0 || config.max_concurrent_probes > 256 {
+            return Err(format!(
+                "max_concurrent_probes must be 1..=256 (line {})",
+                line_of(text, "max_concurrent_probes")
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for rule in &config.scrub.rules {
+            if !names.insert(rule.name.as_str()) || rule.name.is_empty() {
+                return Err(format!(
+                    "scrub rule name {:?} is empty or used twice",
+                    rule.name
+                ));
+            }
+        }
+        let packs = crate::packs::builtin_defs().map_err(|e| format!("built-in packs: {e}"))?;
+        for (name, settings) in &config.packs {
+            let line = line_of(text, &format!("[packs.{name}]"));
+            let Some(pack) = packs.iter().find(|p| &p.manifest.name == name) else {
+                let known: Vec<&str> = packs.iter().map(|p| p.manifest.name.as_str()).collect();
+                return Err(format!(
+                    "[packs.{name}] (line {line}): no built-in pack is called {name:?} (packs: {})",
+                    known.join(", ")
+                ));
+            };
+            if let Some(check) = pack.settings_check {
+                let json = serde_json::to_value(settings).map_err(|e| e.to_string())?;
+                check(&json).map_err(|e| format!("[packs.{name}] (line {line}): {e}"))?;
+            }
+        }
+        Ok(config)
+    }
+
+    /// SHA-256 of the canonical form of the settings (comments and layout
+    /// don't count; the config holds no secrets). Part of the attestation.
+    pub fn sha256(&self) -> Digest {
+        Digest::of_json(&serde_json::to_value(self).unwrap_or_default())
+    }
+
+    pub fn pack_settings(&self, pack: &str) -> serde_json::Value {
+        self.packs
+            .get(pack)
+            .and_then(|v| serde_json::to_value(v).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The 1-based line where `needle` first appears (0 if nowhere).
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map_or(0, |i| i + 1)
+}
+
+/// The commented example shipped in `assets/agent.toml`.
+pub const EXAMPLE: &str = include_str!("../../assets/agent.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_the_example_parse() {
+        let c = AgentConfig::parse("").unwrap();
+        assert_eq!(c.max_capability, Capability::Observe);
+        assert!(!c.allow_unsigned_packs);
+        AgentConfig::parse(EXAMPLE).unwrap();
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let e = AgentConfig::parse("data_dir = \"/x\"\nmax_capabilty = \"manage\"\n").unwrap_err();
+        assert!(e.contains("max_capabilty") && e.contains("line 2"), "{e}");
+        let e = AgentConfig::parse("\nmax_capability = \"root\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("root"), "{e}");
+        let e = AgentConfig::parse("[[scrub.rules]]\nname = \"x\"\npattern = \"(\"\n").unwrap_err();
+        assert!(e.contains("invalid regex") && e.contains("line 3"), "{e}");
+        let e = AgentConfig::parse("publisher_keys = [\"nope\"]").unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+        let e = AgentConfig::parse("\n[packs.nosuch]\nx = 1\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("nosuch"), "{e}");
+    }
+
+    #[test]
+    fn hash_ignores_layout() {
+        let a = AgentConfig::parse("max_capability = \"observe\"\n# comment\n").unwrap();
+        let b = AgentConfig::parse("max_capability=\"observe\"").unwrap();
+        assert_eq!(a.sha256(), b.sha256());
+        let c = AgentConfig::parse("max_capability = \"interact\"").unwrap();
+        assert_ne!(a.sha256(), c.sha256());
+    }
+}

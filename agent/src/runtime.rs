@@ -1,0 +1,443 @@
+//! The agent's core, shared by the daemon (requests from the hub) and
+//! `sonde-agent probe` (requests typed on this machine): packs and their
+//! states, the executor table, scrubbing, the local audit chain.
+//!
+//! The executor table is rebuilt from scratch whenever grants change: it
+//! holds exactly the probes of *active* packs whose capability is within
+//! `max_capability`. Anything else is "unknown probe" — a probe above the
+//! ceiling is indistinguishable from one that does not exist.
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde_json::Value;
+use sonde_packs::exec::SystemRunner;
+use sonde_packs::handler::{ProbeContext, ProbeError, ProbeHandler};
+use sonde_packs::requirements::Identity;
+use sonde_protocol::audit::{ChainHead, NewEntry};
+use sonde_protocol::messages::{
+    AgentHello, PackGrant, PackReport, PackState, ProbeErrorCode, ProbeSummary,
+};
+use sonde_protocol::schema::validate;
+use sonde_protocol::{Digest, ProbeDescriptor};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+use crate::audit::LocalAudit;
+use crate::config::AgentConfig;
+use crate::identity::{DataDir, HubInfo, read_json, replace_private};
+use crate::packs::{self, LoadedPack, PackInputs};
+use crate::scrub::Scrubber;
+
+/// Largest result the agent sends (the link's frame limit is 16 MiB; the
+/// rest is headroom for the envelope).
+pub const MAX_RESULT_BYTES: usize = 15 << 20;
+
+/// A probe in the executor table.
+#[derive(Clone)]
+pub struct Registered {
+    pub pack: String,
+    pub summary: ProbeSummary,
+    pub handler: Arc<dyn ProbeHandler>,
+    pub settings: Value,
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered")
+            .field("pack", &self.pack)
+            .field("probe", &self.summary.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Packs and the table built from them.
+#[derive(Clone, Default, Debug)]
+pub struct Loaded {
+    pub packs: Vec<LoadedPack>,
+    pub table: HashMap<String, Registered>,
+}
+
+/// A finished request.
+#[derive(Debug, Clone)]
+pub enum Execution {
+    Ran {
+        data: Value,
+        truncated: bool,
+        redactions: BTreeMap<String, u64>,
+        digest: Digest,
+        duration_ms: u64,
+        head: ChainHead,
+    },
+    Failed {
+        code: ProbeErrorCode,
+        message: String,
+        duration_ms: u64,
+        head: ChainHead,
+    },
+}
+
+pub struct Runtime {
+    pub config: AgentConfig,
+    pub data: DataDir,
+    pub signing_key: SigningKey,
+    pub hub: Option<HubInfo>,
+    pub hub_key: Option<VerifyingKey>,
+    pub runner: Arc<SystemRunner>,
+    pub scrubber: Scrubber,
+    pub audit: LocalAudit,
+    pub identity: Identity,
+    pub binary_sha256: Digest,
+    loaded: RwLock<Arc<Loaded>>,
+    grants: Mutex<Vec<PackGrant>>,
+    slots: Arc<Semaphore>,
+    quarantined: AtomicBool,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("data", &self.data)
+            .field("hub", &self.hub)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Opens the data dir (creating the signing key and audit chain if
+    /// needed) and loads the packs.
+    pub fn open(config: AgentConfig) -> anyhow::Result<Runtime> {
+        let data = DataDir::new(&config.data_dir);
+        data.ensure()?;
+        let signing_key = data.signing_key_or_create()?;
+        let hub = data.hub()?;
+        let hub_key = data.hub_key()?;
+        let audit = LocalAudit::open(&data.audit_db(), signing_key.clone())?;
+        let scrubber = Scrubber::new(&config.scrub.rules).map_err(|e| anyhow::anyhow!(e))?;
+        let stored: Vec<PackGrant> = read_json(&data.grants())?.unwrap_or_default();
+        let grants = match (&hub_key, &hub) {
+            (Some(key), Some(h)) => {
+                let (good, bad) = packs::verified_grants(stored, key, &h.agent_id);
+                if bad > 0 {
+                    tracing::warn!(
+                        bad,
+                        "ignoring stored grants that do not verify with the hub key"
+                    );
+                }
+                good
+            }
+            _ => Vec::new(),
+        };
+        let runtime = Runtime {
+            runner: Arc::new(SystemRunner::new(&config.command_path)),
+            slots: Arc::new(Semaphore::new(config.max_concurrent_probes)),
+            config,
+            data,
+            signing_key,
+            hub,
+            hub_key,
+            scrubber,
+            audit,
+            identity: Identity::current(),
+            binary_sha256: crate::attest::binary_sha256(),
+            loaded: RwLock::new(Arc::new(Loaded::default())),
+            grants: Mutex::new(grants),
+            quarantined: AtomicBool::new(false),
+        };
+        runtime.reload();
+        Ok(runtime)
+    }
+
+    /// The agent id (or a local name before enrollment).
+    pub fn agent_id(&self) -> String {
+        self.hub
+            .as_ref()
+            .map(|h| h.agent_id.clone())
+            .unwrap_or_else(|| "local".into())
+    }
+
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.loaded
+            .read()
+            .map(|l| Arc::clone(&l))
+            .unwrap_or_default()
+    }
+
+    /// Recomputes pack states and the executor table.
+    pub fn reload(&self) {
+        let grants = self.grants.lock().map(|g| g.clone()).unwrap_or_default();
+        let packs = packs::load(&PackInputs {
+            config: &self.config,
+            grants: &grants,
+            runner: self.runner.as_ref(),
+            identity: &self.identity,
+        });
+        let mut table = HashMap::new();
+        for p in packs.iter().filter(|p| p.state == PackState::Active) {
+            let Some(def) = &p.def else { continue };
+            let settings = self.config.pack_settings(&p.name);
+            for summary in p
+                .report(self.config.max_capability)
+                .probes
+                .into_iter()
+                .filter(|s| s.registered)
+            {
+                let local = summary
+                    .name
+                    .split_once('.')
+                    .map(|(_, l)| l.to_owned())
+                    .unwrap_or_default();
+                if let Some(handler) = def.handlers.get(&local) {
+                    table.insert(
+                        summary.name.clone(),
+                        Registered {
+                            pack: p.name.clone(),
+                            summary,
+                            handler: Arc::clone(handler),
+                            settings: settings.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        tracing::info!(
+            active = packs.iter().filter(|p| p.state == PackState::Active).count(),
+            probes = table.len(),
+            ceiling = %self.config.max_capability,
+            "executor table built"
+        );
+        if let Ok(mut l) = self.loaded.write() {
+            *l = Arc::new(Loaded { packs, table });
+        }
+    }
+
+    /// Replaces the grants with a verified set from the hub and rebuilds.
+    /// Returns `Err` (and changes nothing) if any grant fails verification.
+    pub fn apply_grants(&self, grants: Vec<PackGrant>) -> Result<(), String> {
+        let (Some(key), Some(hub)) = (&self.hub_key, &self.hub) else {
+            return Err("not enrolled: no hub key to verify grants with".into());
+        };
+        let total = grants.len();
+        let (good, bad) = packs::verified_grants(grants, key, &hub.agent_id);
+        if bad > 0 {
+            return Err(format!(
+                "{bad} of {total} grants do not verify with the hub key pinned at enrollment"
+            ));
+        }
+        let text = serde_json::to_vec_pretty(&good).map_err(|e| e.to_string())?;
+        if let Err(e) = replace_private(&self.data.grants(), &text) {
+            tracing::error!(error = %e, "could not store grants (they apply until restart)");
+        }
+        if let Ok(mut g) = self.grants.lock() {
+            *g = good;
+        }
+        self.reload();
+        Ok(())
+    }
+
+    pub fn set_quarantined(&self, q: bool) {
+        self.quarantined.store(q, Ordering::SeqCst);
+    }
+
+    pub fn pack_reports(&self) -> Vec<PackReport> {
+        self.loaded()
+            .packs
+            .iter()
+            .map(|p| p.report(self.config.max_capability))
+            .collect()
+    }
+
+    pub fn attestation(&self) -> sonde_protocol::attestation::Attestation {
+        crate::attest::attest(
+            &self.config,
+            packs::attested(&self.loaded().packs),
+            self.binary_sha256,
+        )
+    }
+
+    pub fn hello(&self) -> anyhow::Result<AgentHello> {
+        Ok(AgentHello {
+            agent_id: self.agent_id(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            hostname: crate::attest::hostname(),
+            attestation: self.attestation(),
+            max_capability: self.config.max_capability,
+            packs: self.pack_reports(),
+            audit_head: self.audit.head()?,
+        })
+    }
+
+    fn failed(
+        &self,
+        code: ProbeErrorCode,
+        message: String,
+        started: Instant,
+        entry: NewEntry,
+    ) -> Execution {
+        let entry = entry
+            .detail("error_code", code.as_str())
+            .detail("error", message.clone());
+        let head = self.record(entry);
+        Execution::Failed {
+            code,
+            message,
+            duration_ms: started.elapsed().as_millis() as u64,
+            head,
+        }
+    }
+
+    fn record(&self, entry: NewEntry) -> ChainHead {
+        match self.audit.append(entry) {
+            Ok(e) => e.head(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not write to the local audit chain");
+                self.audit.head().unwrap_or_else(|_| ChainHead::genesis())
+            }
+        }
+    }
+
+    /// Runs one request through the whole path: record, look up, validate,
+    /// run under a deadline, scrub, digest, record the verdict.
+    pub async fn execute(
+        &self,
+        actor: &str,
+        request_id: &str,
+        descriptor: &ProbeDescriptor,
+        timeout: Duration,
+    ) -> Execution {
+        let started = Instant::now();
+        let probe = descriptor.probe.as_str().to_owned();
+        let params_digest = Digest::of_json(&Value::Object(descriptor.params.clone()));
+        let base = || {
+            NewEntry::new(actor, "probe.done", "ok")
+                .agent(self.agent_id())
+                .probe(probe.clone())
+                .params_digest(params_digest)
+                .detail("request_id", request_id)
+        };
+        self.record(NewEntry {
+            action: "probe.received".into(),
+            outcome: "received".into(),
+            ..base()
+        });
+        let refused = |outcome: &str| NewEntry {
+            action: "probe.refused".into(),
+            outcome: outcome.into(),
+            ..base()
+        };
+        if self.quarantined.load(Ordering::SeqCst) {
+            return self.failed(
+                ProbeErrorCode::Refused,
+                "this agent is quarantined by the hub".into(),
+                started,
+                refused("refused"),
+            );
+        }
+        let loaded = self.loaded();
+        let Some(reg) = loaded.table.get(&probe).cloned() else {
+            return self.failed(
+                ProbeErrorCode::UnknownProbe,
+                format!("unknown probe {probe:?}"),
+                started,
+                refused("refused"),
+            );
+        };
+        let params = match validate(&reg.summary.params, &descriptor.params) {
+            Ok(p) => p,
+            Err(e) => {
+                return self.failed(
+                    ProbeErrorCode::InvalidParams,
+                    e.to_string(),
+                    started,
+                    refused("invalid"),
+                );
+            }
+        };
+        let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+            return self.failed(
+                ProbeErrorCode::Busy,
+                format!(
+                    "the agent is already running {} probes; try again shortly",
+                    self.config.max_concurrent_probes
+                ),
+                started,
+                refused("busy"),
+            );
+        };
+        let limit = timeout
+            .min(Duration::from_millis(reg.summary.timeout_ms))
+            .max(Duration::from_millis(1));
+        let deadline = Instant::now() + limit;
+        let runner = Arc::clone(&self.runner);
+        let handler = Arc::clone(&reg.handler);
+        let settings = reg.settings.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let ctx = ProbeContext {
+                deadline,
+                runner: runner.as_ref(),
+                settings: &settings,
+            };
+            handler.run(&ctx, &params)
+        });
+        // The handler sees the deadline; this outer limit only catches one
+        // that ignores it (its thread is left to finish on its own).
+        let outcome = match tokio::time::timeout(limit + Duration::from_secs(2), task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(ProbeError::Failed(format!("the probe crashed: {join}"))),
+            Err(_) => Err(ProbeError::Timeout),
+        };
+        let failed_entry = |outcome: &str| NewEntry {
+            action: "probe.failed".into(),
+            outcome: outcome.into(),
+            ..base()
+        };
+        let output = match outcome {
+            Ok(o) => o,
+            Err(ProbeError::Timeout) => {
+                return self.failed(
+                    ProbeErrorCode::Timeout,
+                    format!("timed out after {} ms", limit.as_millis()),
+                    started,
+                    failed_entry("timeout"),
+                );
+            }
+            Err(e) => return self.failed(e.code(), e.to_string(), started, failed_entry("error")),
+        };
+        let mut data = output.data;
+        let redactions = self.scrubber.scrub(&mut data);
+        let size = sonde_protocol::canonical::to_vec(&data).len();
+        if size > MAX_RESULT_BYTES {
+            return self.failed(
+                ProbeErrorCode::TooLarge,
+                format!("the result is {size} bytes, over the {MAX_RESULT_BYTES}-byte limit; ask for less (smaller limits or a narrower path)"),
+                started,
+                failed_entry("too_large"),
+            );
+        }
+        let digest = Digest::of_json(&data);
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let head = self.record(
+            NewEntry {
+                action: "probe.ran".into(),
+                ..base()
+            }
+            .result_digest(digest)
+            .detail("duration_ms", duration_ms)
+            .detail("truncated", output.truncated)
+            .detail(
+                "redactions",
+                serde_json::to_value(&redactions).unwrap_or_default(),
+            ),
+        );
+        Execution::Ran {
+            data,
+            truncated: output.truncated,
+            redactions,
+            digest,
+            duration_ms,
+            head,
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! The admin API on the Unix socket `<data dir>/admin.sock` (mode 0600).
+//!
+//! Routes and types are documented in `sonde_admin::api`. Whoever can open
+//! the socket is an operator; the operator is named in audit entries after
+//! the socket peer's Unix user (`operator:alice`).
+
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::IncomingStream;
+use axum::{Json, Router};
+use serde::Deserialize;
+use sonde_admin::api::*;
+use sonde_protocol::{ProbeDescriptor, ProbeName};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Instant;
+use tokio::net::UnixListener;
+
+use crate::error::HubError;
+use crate::hub::SharedHub;
+use crate::{enroll, fleet, probe, store};
+
+/// The socket peer, from `SO_PEERCRED`.
+#[derive(Debug, Clone)]
+pub struct Operator(pub String);
+
+impl Connected<IncomingStream<'_, UnixListener>> for Operator {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        let name = stream
+            .io()
+            .peer_cred()
+            .ok()
+            .map(|c| crate::util::user_name(c.uid()).unwrap_or_else(|| format!("uid{}", c.uid())))
+            .unwrap_or_else(|| "unknown".into());
+        Operator(format!("operator:{name}"))
+    }
+}
+
+/// An error as the admin API answers it.
+#[derive(Debug)]
+pub struct ApiError(HubError);
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
+        ApiError(HubError::Store(e))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "admin request failed");
+        }
+        (
+            status,
+            Json(ErrorBody {
+                error: self.0.code().into(),
+                message: self.0.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+#[derive(Debug, Deserialize)]
+struct AllQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+pub fn router(hub: SharedHub) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/agents", get(agents))
+        .route("/v1/agents/{name}", get(agent))
+        .route("/v1/agents/{name}/revoke", post(revoke_agent))
+        .route("/v1/agents/{name}/accept-baseline", post(accept_baseline))
+        .route("/v1/agents/{name}/tags", post(set_tags))
+        .route("/v1/agents/{name}/packs/{pack}/{action}", post(decide_pack))
+        .route("/v1/enrollments", get(enrollments))
+        .route("/v1/enrollments/{name}/approve", post(approve))
+        .route("/v1/enrollments/{name}/deny", post(deny))
+        .route("/v1/permissions", get(permissions))
+        .route("/v1/drift", get(drift))
+        .route("/v1/audit", get(audit_page))
+        .route("/v1/audit/verify", post(audit_verify))
+        .route("/v1/audit/{seq}", get(audit_entry))
+        .route("/v1/keys", get(keys).post(create_key))
+        .route("/v1/keys/{id}/revoke", post(revoke_key))
+        .route("/v1/tokens", get(tokens).post(create_token))
+        .route("/v1/tokens/{id}/revoke", post(revoke_token))
+        .route("/v1/probe", post(run_probe))
+        .fallback(|| async {
+            ApiError(HubError::NotFound(
+                "no such admin API route; see the sonde_admin::api docs".into(),
+            ))
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .with_state(hub)
+}
+
+/// Binds the socket (0600, replacing a stale one) and serves until shutdown.
+pub async fn serve(
+    hub: SharedHub,
+    draining: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let path = hub.data.admin_socket();
+    if path.exists() {
+        if tokio::net::UnixStream::connect(&path).await.is_ok() {
+            anyhow::bail!(
+                "another hub is already serving {}; stop it first",
+                path.display()
+            );
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let listener = UnixListener::bind(&path)
+        .map_err(|e| anyhow::anyhow!("cannot bind the admin socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    tracing::info!(socket = %path.display(), "admin API listening");
+    let app = router(hub).into_make_service_with_connect_info::<Operator>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { draining.cancelled().await })
+        .await?;
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+async fn status(State(hub): State<SharedHub>) -> ApiResult<HubStatus> {
+    Ok(Json(hub.status().await?))
+}
+
+async fn agents(State(hub): State<SharedHub>) -> ApiResult<Vec<AgentSummary>> {
+    Ok(Json(fleet::agents(&hub).await?))
+}
+
+async fn agent(State(hub): State<SharedHub>, Path(name): Path<String>) -> ApiResult<AgentDetail> {
+    Ok(Json(fleet::agent_detail(&hub, &name).await?))
+}
+
+async fn revoke_agent(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+) -> ApiResult<AgentSummary> {
+    Ok(Json(fleet::revoke_agent(&hub, &name, &op.0).await?))
+}
+
+async fn accept_baseline(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+) -> ApiResult<AgentSummary> {
+    Ok(Json(fleet::accept_baseline(&hub, &name, &op.0).await?))
+}
+
+async fn set_tags(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+    Json(body): Json<TagsUpdate>,
+) -> ApiResult<AgentSummary> {
+    Ok(Json(fleet::set_tags(&hub, &name, body.tags, &op.0).await?))
+}
+
+async fn decide_pack(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path((name, pack, action)): Path<(String, String, String)>,
+) -> ApiResult<PermissionRequest> {
+    Ok(Json(
+        fleet::decide_pack(&hub, &name, &pack, &action, &op.0).await?,
+    ))
+}
+
+async fn enrollments(
+    State(hub): State<SharedHub>,
+    Query(q): Query<AllQuery>,
+) -> ApiResult<Vec<EnrollmentInfo>> {
+    let rows = hub
+        .store
+        .read(move |c| store::enrollments::list(c, q.all))
+        .await?;
+    Ok(Json(
+        rows.into_iter().map(|(e, label)| e.info(&label)).collect(),
+    ))
+}
+
+async fn approve(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+) -> ApiResult<EnrollmentInfo> {
+    Ok(Json(enroll::approve(&hub, &name, &op.0).await?))
+}
+
+async fn deny(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+) -> ApiResult<EnrollmentInfo> {
+    Ok(Json(enroll::deny(&hub, &name, &op.0).await?))
+}
+
+async fn permissions(
+    State(hub): State<SharedHub>,
+    Query(q): Query<AllQuery>,
+) -> ApiResult<Vec<PermissionRequest>> {
+    Ok(Json(fleet::permissions(&hub, q.all).await?))
+}
+
+async fn drift(
+    State(hub): State<SharedHub>,
+    Query(q): Query<AllQuery>,
+) -> ApiResult<Vec<DriftEvent>> {
+    Ok(Json(fleet::drift(&hub, q.all).await?))
+}
+
+async fn audit_page(
+    State(hub): State<SharedHub>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<AuditPage> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
+    let (entries, head) = hub
+        .store
+        .read(move |c| {
+            Ok((
+                store::audit::page(c, &store::page_query(&q))?,
+                store::audit::head(c)?,
+            ))
+        })
+        .await?;
+    let next_before_seq = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(AuditPage {
+        entries,
+        next_before_seq,
+        head,
+    }))
+}
+
+async fn audit_entry(
+    State(hub): State<SharedHub>,
+    Path(seq): Path<u64>,
+) -> ApiResult<AuditEntryDetail> {
+    let found = hub
+        .store
+        .read(move |c| {
+            Ok((
+                store::audit::get(c, seq)?,
+                store::audit::checkpoint_covering(c, seq)?,
+            ))
+        })
+        .await?;
+    match found {
+        (Some(entry), checkpoint) => Ok(Json(AuditEntryDetail { entry, checkpoint })),
+        (None, _) => Err(ApiError(HubError::NotFound(format!(
+            "no audit entry {seq}"
+        )))),
+    }
+}
+
+/// Verifies the whole chain (streaming; safe on millions of entries).
+pub async fn verify_report(hub: &crate::hub::Hub) -> Result<AuditVerifyReport, HubError> {
+    let key = hub.signing_key.verifying_key();
+    let started = Instant::now();
+    let result = hub
+        .store
+        .read(move |c| Ok(store::audit::verify(c, &key)?))
+        .await?;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    Ok(match result {
+        Ok(r) => AuditVerifyReport {
+            ok: true,
+            entries: r.entries,
+            head: Some(r.head),
+            checkpoints_verified: r.checkpoints_verified,
+            last_checkpoint: r.last_checkpoint,
+            broken: None,
+            duration_ms,
+        },
+        Err(b) => AuditVerifyReport {
+            ok: false,
+            entries: 0,
+            head: None,
+            checkpoints_verified: 0,
+            last_checkpoint: None,
+            broken: Some(ChainBreakInfo {
+                seq: b.seq(),
+                kind: b.kind().into(),
+                message: b.to_string(),
+            }),
+            duration_ms,
+        },
+    })
+}
+
+async fn audit_verify(State(hub): State<SharedHub>) -> ApiResult<AuditVerifyReport> {
+    Ok(Json(verify_report(&hub).await?))
+}
+
+async fn keys(State(hub): State<SharedHub>) -> ApiResult<Vec<KeyInfo>> {
+    Ok(Json(fleet::keys(&hub).await?))
+}
+
+async fn create_key(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Json(req): Json<KeyCreate>,
+) -> ApiResult<KeyCreated> {
+    Ok(Json(fleet::create_key(&hub, req, &op.0).await?))
+}
+
+async fn revoke_key(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(id): Path<String>,
+) -> ApiResult<KeyInfo> {
+    Ok(Json(fleet::revoke_key(&hub, &id, &op.0).await?))
+}
+
+async fn tokens(State(hub): State<SharedHub>) -> ApiResult<Vec<TokenInfo>> {
+    Ok(Json(fleet::tokens(&hub).await?))
+}
+
+async fn create_token(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Json(req): Json<TokenCreate>,
+) -> ApiResult<TokenCreated> {
+    Ok(Json(fleet::create_token(&hub, req, &op.0).await?))
+}
+
+async fn revoke_token(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(id): Path<String>,
+) -> ApiResult<TokenInfo> {
+    Ok(Json(fleet::revoke_token(&hub, &id, &op.0).await?))
+}
+
+async fn run_probe(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Json(req): Json<ProbeRun>,
+) -> ApiResult<ProbeRunResult> {
+    let probe = ProbeName::parse(&req.probe).map_err(|e| HubError::BadRequest(e.to_string()))?;
+    let call = probe::ProbeCall {
+        agent: req.agent,
+        descriptor: ProbeDescriptor {
+            probe,
+            params: req.params,
+        },
+        actor: op.0,
+        timeout: None,
+        via: "admin",
+    };
+    Ok(Json(probe::run(&hub, call).await?))
+}

@@ -1,0 +1,205 @@
+//! Command-line interface of `sonde-hub` (argument definitions only).
+
+use clap::{Args, Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sonde-hub",
+    version,
+    about = "Sonde hub: lets AI assistants look into your machines without a shell"
+)]
+pub struct Cli {
+    /// The hub's data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "SONDE_HUB_DATA",
+        default_value = "/var/lib/sonde-hub"
+    )]
+    pub data: PathBuf,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a data dir: database, CA, TLS certificate, signing key.
+    Init {
+        /// A DNS name agents and clients use to reach the hub (repeatable).
+        #[arg(long = "hostname")]
+        hostnames: Vec<String>,
+        /// An IP address agents and clients use to reach the hub (repeatable).
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+    },
+    /// Run the hub (agent endpoint, MCP endpoint, admin socket).
+    Serve {
+        /// Agent endpoint address (default from hub.toml, else 0.0.0.0:7443).
+        #[arg(long)]
+        agent_listen: Option<SocketAddr>,
+        /// MCP endpoint address (default from hub.toml, else 127.0.0.1:7444).
+        #[arg(long)]
+        mcp_listen: Option<SocketAddr>,
+    },
+    /// Enrollment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Pending and past enrollment requests.
+    #[command(subcommand)]
+    Enrollments(EnrollmentCommand),
+    /// Enrolled agents.
+    #[command(subcommand)]
+    Agents(AgentCommand),
+    /// Pack permissions per agent.
+    #[command(subcommand)]
+    Packs(PackCommand),
+    /// The audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// API keys for MCP clients.
+    #[command(subcommand)]
+    Keys(KeyCommand),
+    /// Try Sonde on this machine: a hub with a local agent, ready for an MCP client.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a single-use enrollment token (printed once).
+    Create {
+        /// How long the token stays valid (e.g. 15m, 2h).
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+        /// A note shown next to the enrollment it is used for.
+        #[arg(long)]
+        label: Option<String>,
+        /// Approve the enrollment without an operator (for scripted installs;
+        /// anyone holding the token gets an agent certificate).
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke an unused token.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnrollmentCommand {
+    /// Pending enrollments (`--all` for decided ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a pending enrollment (by agent name or enrollment id).
+    Approve { name: String },
+    /// Deny a pending enrollment.
+    Deny { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    List,
+    Show {
+        name: String,
+    },
+    /// Revoke: refuse its connections from now on and drop the live one.
+    Revoke {
+        name: String,
+    },
+    /// Accept an agent's changed attestation as its new baseline (ends a drift quarantine).
+    Accept {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackCommand {
+    /// Packs waiting for a decision (`--all` for every pack of every agent).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a pack on an agent.
+    Approve { agent: String, pack: String },
+    /// Deny a pending pack on an agent.
+    Deny { agent: String, pack: String },
+    /// Revoke an approved pack on an agent (takes effect at once).
+    Revoke { agent: String, pack: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Entries, newest first.
+    List(AuditFilter),
+    /// One entry in full.
+    Show { seq: u64 },
+    /// Verify the whole chain and its signed checkpoints.
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditFilter {
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// e.g. `api-key:sk_3f9a1c2e` or `operator:*`.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// e.g. `zfs.*`.
+    #[arg(long)]
+    pub probe: Option<String>,
+    #[arg(long)]
+    pub outcome: Option<String>,
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only entries newer than this (e.g. 1h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key (printed once) with its policy.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Agent name patterns the key may use (`*` wildcard); default all.
+        #[arg(long, value_delimiter = ',')]
+        agents: Vec<String>,
+        /// Probe patterns (`zfs.*`); default all.
+        #[arg(long, value_delimiter = ',')]
+        probes: Vec<String>,
+        /// MCP tools; default all.
+        #[arg(long, value_delimiter = ',')]
+        tools: Vec<String>,
+        #[arg(long, default_value = "observe")]
+        max_capability: sonde_protocol::Capability,
+        /// Expiry, e.g. 90d (default: never).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    List,
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps its hub and agent (reused on the next run).
+    #[arg(long = "dir", default_value = "./sonde-demo")]
+    pub dir: PathBuf,
+    /// MCP endpoint port on 127.0.0.1.
+    #[arg(long, default_value_t = 7444)]
+    pub mcp_port: u16,
+    /// Agent endpoint port on 127.0.0.1.
+    #[arg(long, default_value_t = 7443)]
+    pub agent_port: u16,
+}

@@ -1,0 +1,621 @@
+//! What each `sonde-hub` subcommand does. Mutations go through the running
+//! hub's admin socket; `list`, `show` and `verify` fall back to reading the
+//! database directly (read-only) when the hub is not running.
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use sonde_admin::AdminClient;
+use sonde_admin::api::*;
+use sonde_protocol::time::now_ms;
+use std::fmt::Write as _;
+
+use crate::cli::*;
+use crate::datadir::DataDir;
+use crate::store::{self, Store};
+use crate::util::{format_time_ms, human_duration_ms, parse_duration};
+
+/// Output mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    fn print<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce(&T) -> String,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            print!("{}", human(value));
+        }
+        Ok(())
+    }
+}
+
+fn client(data: &DataDir) -> AdminClient {
+    AdminClient::for_data_dir(data.root())
+}
+
+/// Runs a mutation through the admin socket, explaining what to do if the
+/// hub is down.
+async fn require_hub<T>(
+    data: &DataDir,
+    f: impl AsyncFnOnce(AdminClient) -> Result<T, sonde_admin::AdminError>,
+) -> anyhow::Result<T> {
+    match f(client(data)).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_unreachable() => bail!(
+            "{e}\nThis command needs the running hub: start it with `sonde-hub serve --data {}`.",
+            data.root().display()
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn offline_store(data: &DataDir) -> anyhow::Result<Store> {
+    Store::open_read_only(&data.db())
+        .context("the hub is not running and its database cannot be opened")
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect(), &mut out);
+    if rows.is_empty() {
+        let _ = writeln!(out, "(none)");
+    }
+    for r in rows {
+        line(r, &mut out);
+    }
+    out
+}
+
+fn ago(ms: Option<i64>) -> String {
+    ms.map(|t| format!("{} ago", human_duration_ms(now_ms() - t)))
+        .unwrap_or_else(|| "never".into())
+}
+
+pub async fn token(data: &DataDir, out: Out, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create {
+            ttl,
+            label,
+            auto_approve,
+        } => {
+            let ttl_s = parse_duration(&ttl)
+                .map_err(|e| anyhow::anyhow!("--ttl: {e}"))?
+                .as_secs();
+            let created = require_hub(data, async |c| {
+                c.create_token(&TokenCreate {
+                    ttl_s: Some(ttl_s),
+                    label,
+                    auto_approve,
+                })
+                .await
+            })
+            .await?;
+            out.print(&created, |t| {
+                format!(
+                    "Enrollment token (shown once, single use, expires in {}{}):\n\n  {}\n\nHub CA SHA-256: {}\n\nOn the machine to enroll, as the sonde user, run:\n\n  {}\n",
+                    human_duration_ms(t.info.expires_at_ms - now_ms()),
+                    if t.info.auto_approve { ", auto-approved" } else { "" },
+                    t.token,
+                    t.ca_sha256,
+                    t.enroll_command
+                )
+            })
+        }
+        TokenCommand::List => {
+            let tokens = match client(data).tokens().await {
+                Ok(t) => t,
+                Err(e) if e.is_unreachable() => {
+                    let s = offline_store(data)?;
+                    let now = now_ms();
+                    s.read_blocking(store::tokens::list)?
+                        .iter()
+                        .map(|t| t.info(now))
+                        .collect()
+                }
+                Err(e) => return Err(e.into()),
+            };
+            out.print(&tokens, |ts| {
+                table(
+                    &["ID", "STATE", "LABEL", "AUTO", "CREATED", "EXPIRES"],
+                    ts.iter()
+                        .map(|t| {
+                            vec![
+                                t.id.clone(),
+                                format!("{:?}", t.state).to_lowercase(),
+                                t.label.clone(),
+                                if t.auto_approve {
+                                    "yes".into()
+                                } else {
+                                    "no".into()
+                                },
+                                format_time_ms(t.created_at_ms),
+                                format_time_ms(t.expires_at_ms),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        TokenCommand::Revoke { id } => {
+            let t = require_hub(data, async |c| c.revoke_token(&id).await).await?;
+            out.print(&t, |t| format!("token {} revoked\n", t.id))
+        }
+    }
+}
+
+pub async fn enrollments(data: &DataDir, out: Out, cmd: EnrollmentCommand) -> anyhow::Result<()> {
+    match cmd {
+        EnrollmentCommand::List { all } => {
+            let list = match client(data).enrollments(all).await {
+                Ok(l) => l,
+                Err(e) if e.is_unreachable() => offline_store(data)?
+                    .read_blocking(|c| store::enrollments::list(c, all))?
+                    .into_iter()
+                    .map(|(e, l)| e.info(&l))
+                    .collect(),
+                Err(e) => return Err(e.into()),
+            };
+            out.print(&list, |l| {
+                table(
+                    &[
+                        "NAME",
+                        "ID",
+                        "STATUS",
+                        "FROM",
+                        "KEY",
+                        "TOKEN",
+                        "REQUESTED",
+                        "ATTESTATION",
+                    ],
+                    l.iter()
+                        .map(|e| {
+                            vec![
+                                e.name.clone(),
+                                e.id.clone(),
+                                format!("{:?}", e.status).to_lowercase(),
+                                e.remote_addr.clone(),
+                                e.key_fingerprint.chars().take(16).collect(),
+                                e.token_label.clone(),
+                                ago(Some(e.requested_at_ms)),
+                                e.attestation_summary.clone(),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        EnrollmentCommand::Approve { name } => {
+            let e = require_hub(data, async |c| c.approve_enrollment(&name).await).await?;
+            out.print(&e, |e| {
+                format!(
+                    "approved {} ({}); it will connect on its next poll\n",
+                    e.name, e.id
+                )
+            })
+        }
+        EnrollmentCommand::Deny { name } => {
+            let e = require_hub(data, async |c| c.deny_enrollment(&name).await).await?;
+            out.print(&e, |e| format!("denied {} ({})\n", e.name, e.id))
+        }
+    }
+}
+
+fn agent_rows(agents: &[AgentSummary]) -> String {
+    table(
+        &[
+            "NAME",
+            "STATE",
+            "LAST SEEN",
+            "OS",
+            "VERSION",
+            "PACKS A/P/U",
+            "TAGS",
+        ],
+        agents
+            .iter()
+            .map(|a| {
+                vec![
+                    a.name.clone(),
+                    a.state.as_str().into(),
+                    if a.connected {
+                        "now".into()
+                    } else {
+                        ago(a.last_seen_ms)
+                    },
+                    a.os.clone(),
+                    a.agent_version.clone(),
+                    format!(
+                        "{}/{}/{}",
+                        a.packs_active, a.packs_pending, a.packs_unavailable
+                    ),
+                    a.tags.join(","),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Result<()> {
+    match cmd {
+        AgentCommand::List => match client(data).agents().await {
+            Ok(list) => out.print(&list, |l| agent_rows(l)),
+            Err(e) if e.is_unreachable() => {
+                let rows = offline_store(data)?.read_blocking(store::agents::list)?;
+                let list: Vec<AgentSummary> = rows
+                    .iter()
+                    .map(|a| AgentSummary {
+                        id: a.id.clone(),
+                        name: a.name.clone(),
+                        state: if a.revoked_at_ms.is_some() {
+                            AgentState::Revoked
+                        } else if a.quarantined {
+                            AgentState::Quarantined
+                        } else {
+                            AgentState::Offline
+                        },
+                        connected: false,
+                        last_seen_ms: a.last_seen_ms,
+                        hostname: a.hostname.clone(),
+                        os: a.os.clone(),
+                        agent_version: a.agent_version.clone(),
+                        packs_active: 0,
+                        packs_pending: 0,
+                        packs_unavailable: 0,
+                        tags: a.tags.clone(),
+                        quarantine_reason: a.quarantine_reason.clone(),
+                        max_capability: a.max_capability,
+                        enrolled_at_ms: a.enrolled_at_ms,
+                        cert_expires_ms: a.cert_expires_ms,
+                        remote_addr: a.remote_addr.clone(),
+                    })
+                    .collect();
+                eprintln!("(the hub is not running: states are from the database)");
+                out.print(&list, |l| agent_rows(l))
+            }
+            Err(e) => Err(e.into()),
+        },
+        AgentCommand::Show { name } => {
+            let d = require_hub(data, async |c| c.agent(&name).await).await?;
+            out.print(&d, |d| {
+                let s = &d.summary;
+                let mut o = String::new();
+                let _ = writeln!(o, "{} ({})  {}", s.name, s.id, s.state.as_str());
+                let _ = writeln!(
+                    o,
+                    "  host:         {} {}",
+                    s.hostname,
+                    s.remote_addr.clone().unwrap_or_default()
+                );
+                let _ = writeln!(o, "  os:           {}", s.os);
+                let _ = writeln!(o, "  version:      {}", s.agent_version);
+                let _ = writeln!(o, "  ceiling:      {}", s.max_capability);
+                let _ = writeln!(
+                    o,
+                    "  last seen:    {}",
+                    if s.connected {
+                        "now".into()
+                    } else {
+                        ago(s.last_seen_ms)
+                    }
+                );
+                let _ = writeln!(
+                    o,
+                    "  certificate:  {} (expires {})",
+                    &d.cert_sha256[..16.min(d.cert_sha256.len())],
+                    format_time_ms(s.cert_expires_ms)
+                );
+                let _ = writeln!(o, "  baseline:     {}", d.baseline_fingerprint);
+                if let Some(r) = &s.quarantine_reason {
+                    let _ = writeln!(o, "  QUARANTINED:  {r}");
+                }
+                if let Some(h) = &d.agent_audit_head {
+                    let _ = writeln!(o, "  agent audit:  {h}");
+                }
+                let _ = writeln!(o, "  packs:");
+                for p in &d.packs {
+                    let probes = p.probes.iter().filter(|x| x.registered).count();
+                    let _ = writeln!(
+                        o,
+                        "    {:<10} {:<8} {:<11} {} probes  {}",
+                        p.name,
+                        p.version,
+                        p.state.as_str(),
+                        probes,
+                        p.missing.join("; ")
+                    );
+                }
+                o
+            })
+        }
+        AgentCommand::Revoke { name } => {
+            let a = require_hub(data, async |c| c.revoke_agent(&name).await).await?;
+            out.print(&a, |a| {
+                format!(
+                    "agent {} revoked; its connections are refused from now on\n",
+                    a.name
+                )
+            })
+        }
+        AgentCommand::Accept { name } => {
+            let a = require_hub(data, async |c| c.accept_baseline(&name).await).await?;
+            out.print(&a, |a| {
+                format!(
+                    "accepted the current attestation of {} as its baseline\n",
+                    a.name
+                )
+            })
+        }
+    }
+}
+
+pub async fn packs(data: &DataDir, out: Out, cmd: PackCommand) -> anyhow::Result<()> {
+    let (agent, pack, action) = match cmd {
+        PackCommand::List { all } => {
+            let list = require_hub(data, async |c| c.permissions(all).await).await?;
+            return out.print(&list, |l| {
+                table(
+                    &[
+                        "AGENT", "PACK", "VERSION", "STATE", "DECISION", "GRANTS", "MISSING",
+                    ],
+                    l.iter()
+                        .map(|p| {
+                            vec![
+                                p.agent_name.clone(),
+                                p.pack.clone(),
+                                p.version.clone(),
+                                p.state.as_str().into(),
+                                p.decision
+                                    .map(|d| format!("{d:?}").to_lowercase())
+                                    .unwrap_or_default(),
+                                p.requires.join("; "),
+                                p.missing.join("; "),
+                            ]
+                        })
+                        .collect(),
+                )
+            });
+        }
+        PackCommand::Approve { agent, pack } => (agent, pack, "approve"),
+        PackCommand::Deny { agent, pack } => (agent, pack, "deny"),
+        PackCommand::Revoke { agent, pack } => (agent, pack, "revoke"),
+    };
+    let p = require_hub(data, async |c| c.decide_pack(&agent, &pack, action).await).await?;
+    out.print(&p, |p| {
+        format!("{action}: pack {} on {}\n", p.pack, p.agent_name)
+    })
+}
+
+fn verify_offline(data: &DataDir) -> anyhow::Result<AuditVerifyReport> {
+    let store = offline_store(data)?;
+    let key =
+        sonde_protocol::keys::decode_secret_key(&data.read(&data.signing_key())?)?.verifying_key();
+    let started = std::time::Instant::now();
+    let result = store.read_blocking(|c| Ok(store::audit::verify(c, &key)?))?;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    Ok(match result {
+        Ok(r) => AuditVerifyReport {
+            ok: true,
+            entries: r.entries,
+            head: Some(r.head),
+            checkpoints_verified: r.checkpoints_verified,
+            last_checkpoint: r.last_checkpoint,
+            broken: None,
+            duration_ms,
+        },
+        Err(b) => AuditVerifyReport {
+            ok: false,
+            entries: 0,
+            head: None,
+            checkpoints_verified: 0,
+            last_checkpoint: None,
+            broken: Some(ChainBreakInfo {
+                seq: b.seq(),
+                kind: b.kind().into(),
+                message: b.to_string(),
+            }),
+            duration_ms,
+        },
+    })
+}
+
+fn entry_line(e: &sonde_protocol::audit::AuditEntry) -> Vec<String> {
+    vec![
+        e.seq.to_string(),
+        format_time_ms(e.timestamp_ms),
+        e.actor.clone(),
+        e.agent.clone().unwrap_or_default(),
+        e.action.clone(),
+        e.probe.clone().unwrap_or_default(),
+        e.outcome.clone(),
+    ]
+}
+
+/// Returns the process exit code (1 when verification fails).
+pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Result<i32> {
+    match cmd {
+        AuditCommand::List(f) => {
+            let since_ms = f
+                .since
+                .as_deref()
+                .map(|s| parse_duration(s).map(|d| now_ms() - d.as_millis() as i64))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            let q = AuditQuery {
+                limit: Some(f.limit.clamp(1, 1000)),
+                agent: f.agent,
+                actor: f.actor,
+                probe: f.probe,
+                outcome: f.outcome,
+                action: f.action,
+                since_ms,
+                ..AuditQuery::default()
+            };
+            let entries = match client(data).audit(&q).await {
+                Ok(p) => p.entries,
+                Err(e) if e.is_unreachable() => offline_store(data)?
+                    .read_blocking(|c| Ok(store::audit::page(c, &store::page_query(&q))?))?,
+                Err(e) => return Err(e.into()),
+            };
+            out.print(&entries, |es| {
+                table(
+                    &[
+                        "SEQ", "TIME", "ACTOR", "AGENT", "ACTION", "PROBE", "OUTCOME",
+                    ],
+                    es.iter().map(entry_line).collect(),
+                )
+            })?;
+            Ok(0)
+        }
+        AuditCommand::Show { seq } => {
+            let entry = match client(data).audit_entry(seq).await {
+                Ok(d) => d.entry,
+                Err(e) if e.is_unreachable() => offline_store(data)?
+                    .read_blocking(|c| Ok(store::audit::get(c, seq)?))?
+                    .ok_or_else(|| anyhow::anyhow!("no audit entry {seq}"))?,
+                Err(e) => return Err(e.into()),
+            };
+            println!("{}", serde_json::to_string_pretty(&entry)?);
+            Ok(0)
+        }
+        AuditCommand::Verify => {
+            let report = match client(data).audit_verify().await {
+                Ok(r) => r,
+                Err(e) if e.is_unreachable() => verify_offline(data)?,
+                Err(e) => return Err(e.into()),
+            };
+            out.print(&report, |r| match &r.broken {
+                None => format!(
+                    "OK: {} entries, head {}, {} signed checkpoint(s) verified{} ({} ms)\n",
+                    r.entries,
+                    r.head.map(|h| h.to_string()).unwrap_or_default(),
+                    r.checkpoints_verified,
+                    r.last_checkpoint
+                        .as_ref()
+                        .map(|c| format!(", last at entry {}", c.seq))
+                        .unwrap_or_default(),
+                    r.duration_ms
+                ),
+                Some(b) => format!("BROKEN at entry {} ({}): {}\n", b.seq, b.kind, b.message),
+            })?;
+            Ok(if report.ok { 0 } else { 1 })
+        }
+    }
+}
+
+pub async fn keys(data: &DataDir, out: Out, cmd: KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::Create {
+            name,
+            agents,
+            probes,
+            tools,
+            max_capability,
+            expires,
+        } => {
+            let expires_in_s = expires
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--expires: {e}"))?
+                .map(|d| d.as_secs());
+            let req = KeyCreate {
+                name,
+                agents,
+                probes,
+                tools,
+                max_capability,
+                expires_in_s,
+            };
+            let created = require_hub(data, async |c| c.create_key(&req).await).await?;
+            out.print(&created, |k| {
+                let mut o = format!(
+                    "API key {} ({}), shown once:\n\n  {}\n\n",
+                    k.info.name, k.info.prefix, k.key
+                );
+                if let Some(cmd) = &k.claude_command {
+                    let _ = write!(o, "Connect Claude Code:\n\n  {cmd}\n\n");
+                }
+                o
+            })
+        }
+        KeyCommand::List => {
+            let keys = match client(data).keys().await {
+                Ok(k) => k,
+                Err(e) if e.is_unreachable() => {
+                    offline_store(data)?.read_blocking(store::keys::list)?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            out.print(&keys, |ks| {
+                table(
+                    &[
+                        "ID",
+                        "NAME",
+                        "PREFIX",
+                        "AGENTS",
+                        "PROBES",
+                        "TOOLS",
+                        "MAX",
+                        "LAST USED",
+                        "STATE",
+                    ],
+                    ks.iter()
+                        .map(|k| {
+                            let all = |v: &Vec<String>| {
+                                if v.is_empty() {
+                                    "*".to_owned()
+                                } else {
+                                    v.join(",")
+                                }
+                            };
+                            let state = if k.revoked_at_ms.is_some() {
+                                "revoked"
+                            } else if k.expires_at_ms.is_some_and(|e| e <= now_ms()) {
+                                "expired"
+                            } else {
+                                "active"
+                            };
+                            vec![
+                                k.id.clone(),
+                                k.name.clone(),
+                                k.prefix.clone(),
+                                all(&k.agents),
+                                all(&k.probes),
+                                all(&k.tools),
+                                k.max_capability.to_string(),
+                                ago(k.last_used_at_ms),
+                                state.into(),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        KeyCommand::Revoke { id } => {
+            let k = require_hub(data, async |c| c.revoke_key(&id).await).await?;
+            out.print(&k, |k| {
+                format!("API key {} ({}) revoked\n", k.name, k.prefix)
+            })
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The agent port: TLS (client certificate optional at the TLS layer,
+//! required for the agent link), then HTTP/1.1 with three routes:
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `POST /v1/enroll` | anyone with a token | enrollment request |
+//! | `POST /v1/enroll/status` | the requester (signed) | poll for the certificate |
+//! | `GET /v1/agent` (WebSocket) | an enrolled agent's certificate | the agent link |
+//!
+//! Client certificates are verified by rustls against the hub CA; the agent
+//! id they name must belong to an enrolled, non-revoked agent whose current
+//! certificate it is.
+
+use axum::extract::{Extension, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sonde_protocol::Digest;
+use sonde_protocol::audit::NewEntry;
+use sonde_protocol::messages::ErrorBody;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::hub::SharedHub;
+use crate::store;
+use crate::util::AuditBudget;
+
+/// What the TLS layer learned about a connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub client_cert: Option<CertificateDer<'static>>,
+}
+
+/// The rustls provider used everywhere in the hub.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// TLS config of the agent port.
+pub fn tls_config(hub: &SharedHub) -> anyhow::Result<rustls::ServerConfig> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(hub.data.server_cert())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", hub.data.server_cert().display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", hub.data.server_cert().display()))?;
+    let key = PrivateKeyDer::from_pem_file(hub.data.server_key())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", hub.data.server_key().display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(hub.ca.cert_der().clone())?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// TLS config of the MCP port (server certificate only).
+pub fn server_only_tls_config(hub: &SharedHub) -> anyhow::Result<rustls::ServerConfig> {
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(hub.data.server_cert())?.collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(hub.data.server_key())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn router(hub: SharedHub) -> Router {
+    Router::new()
+        .route("/v1/enroll", post(crate::enroll::http_request))
+        .route("/v1/enroll/status", post(crate::enroll::http_status))
+        .route("/v1/agent", get(agent_link))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(hub)
+}
+
+/// Accepts agent connections until shutdown.
+pub async fn serve(
+    hub: SharedHub,
+    listener: TcpListener,
+    draining: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config(&hub)?));
+    let app = router(Arc::clone(&hub));
+    let slots = Arc::new(Semaphore::new(hub.config.agents.max_connections));
+    let budget = Arc::new(AuditBudget::per_minute(60));
+    loop {
+        let (tcp, remote) = tokio::select! {
+            _ = draining.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on the agent port");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%remote, "agent port at its connection limit; dropping a connection");
+            continue;
+        };
+        let (acceptor, app, hub, budget) = (
+            acceptor.clone(),
+            app.clone(),
+            Arc::clone(&hub),
+            Arc::clone(&budget),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tcp.set_nodelay(true);
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    return refused(&hub, &budget, remote, format!("TLS handshake failed: {e}"))
+                        .await;
+                }
+                Err(_) => {
+                    return refused(&hub, &budget, remote, "TLS handshake timed out".into()).await;
+                }
+            };
+            let client_cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.clone().into_owned());
+            let info = ConnInfo {
+                remote,
+                client_cert,
+            };
+            let svc = app.layer(Extension(info));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(20))
+                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc))
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!(%remote, error = %e, "agent port connection ended with an error");
+            }
+        });
+    }
+    Ok(())
+}
+
+async fn refused(hub: &SharedHub, budget: &AuditBudget, remote: SocketAddr, reason: String) {
+    tracing::info!(%remote, %reason, "refused a connection on the agent port");
+    let Some(suppressed) = budget.take() else {
+        return;
+    };
+    let mut entry = NewEntry::new("hub", "connection.refused", "refused")
+        .detail("remote_addr", remote.to_string())
+        .detail("reason", reason);
+    if suppressed > 0 {
+        entry = entry.detail("refusals_not_audited_before_this", suppressed);
+    }
+    hub.audit(entry).await;
+}
+
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: code.into(),
+            message: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn agent_link(
+    State(hub): State<SharedHub>,
+    Extension(info): Extension<ConnInfo>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(cert) = info.client_cert.clone() else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "client_certificate_required",
+            "the agent link needs the agent's client certificate; enroll first with `sonde-agent enroll`",
+        );
+    };
+    let refuse = |hub: SharedHub, agent: Option<String>, reason: String| async move {
+        tracing::warn!(remote = %info.remote, %reason, "refused an agent connection");
+        let mut entry = NewEntry::new("hub", "connection.refused", "refused")
+            .detail("remote_addr", info.remote.to_string())
+            .detail("reason", reason.clone());
+        if let Some(a) = agent {
+            entry = entry.agent(a);
+        }
+        hub.audit(entry).await;
+        error(StatusCode::FORBIDDEN, "refused", reason)
+    };
+    let Some(agent_id) = crate::ca::common_name(&cert) else {
+        return refuse(hub, None, "client certificate has no agent id".into()).await;
+    };
+    let lookup_id = agent_id.clone();
+    let agent = match hub
+        .store
+        .read(move |c| store::agents::get(c, &lookup_id))
+        .await
+    {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return refuse(
+                hub,
+                None,
+                format!("certificate names unknown agent {agent_id:?}"),
+            )
+            .await;
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    };
+    if agent.revoked_at_ms.is_some() {
+        return refuse(
+            hub,
+            Some(agent.id.clone()),
+            format!("agent {} is revoked", agent.name),
+        )
+        .await;
+    }
+    if Digest::of(&cert).to_hex() != agent.cert_sha256 {
+        return refuse(
+            hub,
+            Some(agent.id.clone()),
+            format!(
+                "agent {} presented a certificate that is not its current one",
+                agent.name
+            ),
+        )
+        .await;
+    }
+    let max = hub.config.agents.max_frame_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| crate::link::session::run(hub, socket, agent, info.remote))
+}

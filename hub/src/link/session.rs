@@ -1,0 +1,576 @@
+//! One connected agent.
+//!
+//! 1. The first frame must be a verified `agent.hello` from the agent named
+//!    in the client certificate, within 10 s.
+//! 2. Its attestation is compared with the enrollment baseline: a change is
+//!    recorded as drift and, by default, quarantines the agent.
+//! 3. The hub answers `hub.ack` (grants, quarantine state) and registers the
+//!    session, replacing (and closing) an older one for the same agent.
+//! 4. Then: heartbeats both ways, probe requests out, replies in. Every
+//!    inbound frame is verified (signature, sender, time window, sequence,
+//!    replay) before it is looked at; rejected frames are audited, reported
+//!    to the agent, and dropped. Too many rejections close the connection.
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::StreamExt;
+use sonde_protocol::audit::NewEntry;
+use sonde_protocol::envelope::{self, EnvelopeSigner, Kind, MessageId, PeerVerifier, VerifyPolicy};
+use sonde_protocol::messages::*;
+use sonde_protocol::time::now_ms;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+use super::registry::{Outbound, ProbeReply, SessionHandle};
+use crate::hub::SharedHub;
+use crate::store::{self, agents::AgentRow};
+
+/// Rejected frames audited per connection (the rest are counted).
+const MAX_AUDITED_REJECTIONS: u32 = 20;
+/// Rejected frames after which the connection is closed.
+const MAX_REJECTIONS: u32 = 100;
+
+fn actor(agent_id: &str) -> String {
+    format!("agent:{agent_id}")
+}
+
+/// Runs a session until the agent leaves, is revoked, or the hub stops.
+pub async fn run(hub: SharedHub, socket: WebSocket, agent: AgentRow, remote: SocketAddr) {
+    let conn_id = hub.registry.next_conn_id();
+    let reason = match serve(&hub, socket, &agent, remote, conn_id).await {
+        Ok(reason) => reason,
+        Err(reason) => reason,
+    };
+    hub.registry.remove(&agent.id, conn_id);
+    tracing::info!(agent = %agent.name, %remote, %reason, "agent disconnected");
+    hub.audit(
+        NewEntry::new(actor(&agent.id), "connection.closed", "ok")
+            .agent(agent.id.clone())
+            .detail("remote_addr", remote.to_string())
+            .detail("reason", reason),
+    )
+    .await;
+}
+
+struct Link {
+    socket: WebSocket,
+    signer: EnvelopeSigner,
+}
+
+impl Link {
+    async fn send<P: serde::Serialize>(
+        &mut self,
+        kind: Kind,
+        payload: &P,
+    ) -> Result<MessageId, String> {
+        let (id, frame) = self
+            .signer
+            .seal(kind, payload)
+            .map_err(|e| format!("encoding {kind}: {e}"))?;
+        self.socket
+            .send(Message::Binary(frame.into()))
+            .await
+            .map_err(|e| format!("sending {kind}: {e}"))?;
+        Ok(id)
+    }
+}
+
+async fn serve(
+    hub: &SharedHub,
+    socket: WebSocket,
+    agent: &AgentRow,
+    remote: SocketAddr,
+    conn_id: u64,
+) -> Result<String, String> {
+    let key = sonde_protocol::keys::decode_public_key(&agent.signing_key)
+        .map_err(|e| format!("stored agent key: {e}"))?;
+    let policy = VerifyPolicy {
+        max_frame_bytes: hub.config.agents.max_frame_bytes,
+        max_skew_ms: hub.config.agents.max_clock_skew_s.saturating_mul(1000),
+    };
+    let verifier = hub
+        .registry
+        .verifier(&agent.id, || PeerVerifier::new(&agent.id, key, policy));
+    verifier
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .new_connection();
+    let signer =
+        EnvelopeSigner::new(&hub.hub_id, (*hub.signing_key).clone()).map_err(|e| e.to_string())?;
+    let mut link = Link { socket, signer };
+
+    // 1. Hello.
+    let first = tokio::time::timeout(Duration::from_secs(10), link.socket.next())
+        .await
+        .map_err(|_| "no hello within 10 s".to_owned())?;
+    let frame = match first {
+        Some(Ok(Message::Binary(b))) => b,
+        Some(Ok(other)) => return Err(format!("expected a binary hello frame, got {other:?}")),
+        Some(Err(e)) => return Err(format!("reading hello: {e}")),
+        None => return Err("closed before hello".into()),
+    };
+    let verified = verifier
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .verify(&frame, now_ms());
+    let env = match verified {
+        Ok(env) => env,
+        Err(e) => {
+            audit_rejection(hub, agent, remote, &frame, &e).await;
+            let _ = link
+                .send(
+                    Kind::HubReject,
+                    &HubReject {
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    },
+                )
+                .await;
+            return Err(format!("hello rejected: {e}"));
+        }
+    };
+    if env.kind != Kind::AgentHello {
+        return Err(format!(
+            "first message was {} instead of agent.hello",
+            env.kind
+        ));
+    }
+    let hello: AgentHello = env.payload_as().map_err(|e| e.to_string())?;
+    if hello.agent_id != agent.id {
+        let msg = format!(
+            "hello names agent {:?} but the certificate names {:?}",
+            hello.agent_id, agent.id
+        );
+        let _ = link
+            .send(
+                Kind::HubReject,
+                &HubReject {
+                    code: "identity_mismatch".into(),
+                    message: msg.clone(),
+                },
+            )
+            .await;
+        return Err(msg);
+    }
+
+    // 2. Attestation.
+    let (quarantined, quarantine_reason) = check_attestation(hub, agent, &hello).await;
+
+    // 3. Record, ack, register.
+    let hello_for_db = hello.clone();
+    let agent_id = agent.id.clone();
+    let remote_text = remote.to_string();
+    let grants = hub
+        .store
+        .write(move |c| {
+            store::agents::record_hello(
+                c,
+                &agent_id,
+                &store::agents::HelloUpdate {
+                    hostname: &hello_for_db.hostname,
+                    agent_version: &hello_for_db.agent_version,
+                    os: &hello_for_db.attestation.os_release,
+                    current: &hello_for_db.attestation,
+                    max_capability: hello_for_db.max_capability,
+                    packs: &hello_for_db.packs,
+                    audit_head: &hello_for_db.audit_head,
+                    remote_addr: &remote_text,
+                    now_ms: now_ms(),
+                },
+            )?;
+            Ok(store::grants::for_agent(c, &agent_id)?
+                .into_iter()
+                .map(|g| g.grant)
+                .collect::<Vec<_>>())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let heartbeat = Duration::from_secs(hub.config.agents.heartbeat_interval_s);
+    link.send(
+        Kind::HubAck,
+        &HubAck {
+            quarantined,
+            quarantine_reason: quarantine_reason.clone(),
+            grants,
+            heartbeat_interval_ms: heartbeat.as_millis() as u64,
+        },
+    )
+    .await?;
+    let (tx, mut rx) = mpsc::channel::<Outbound>(256);
+    let cancel = hub.shutdown.child_token();
+    if let Some(old) = hub.registry.insert(
+        &agent.id,
+        SessionHandle {
+            conn_id,
+            remote_addr: remote,
+            tx,
+            cancel: cancel.clone(),
+        },
+    ) {
+        old.cancel.cancel();
+        hub.audit(
+            NewEntry::new(actor(&agent.id), "connection.replaced", "ok")
+                .agent(agent.id.clone())
+                .detail("old_remote_addr", old.remote_addr.to_string())
+                .detail("new_remote_addr", remote.to_string()),
+        )
+        .await;
+    }
+    hub.audit(
+        NewEntry::new(actor(&agent.id), "connection.accepted", "ok")
+            .agent(agent.id.clone())
+            .detail("remote_addr", remote.to_string())
+            .detail("agent_version", hello.agent_version.clone())
+            .detail("quarantined", quarantined)
+            .detail(
+                "agent_audit_head",
+                serde_json::to_value(hello.audit_head).unwrap_or_default(),
+            ),
+    )
+    .await;
+    tracing::info!(agent = %agent.name, %remote, quarantined, "agent connected");
+
+    // 4. The loop.
+    let mut pending: HashMap<String, (oneshot::Sender<ProbeReply>, MessageId)> = HashMap::new();
+    let mut rejections = 0u32;
+    let mut last_inbound = Instant::now();
+    let offline_after = Duration::from_secs(hub.config.agents.offline_after_s);
+    let mut ticker = tokio::time::interval(heartbeat);
+    ticker.tick().await;
+    let reason = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                if hub.shutdown.is_cancelled() {
+                    let _ = link.send(Kind::HubClosing, &HubClosing { reason: "the hub is shutting down".into() }).await;
+                }
+                let _ = link.socket.send(Message::Close(None)).await;
+                break if hub.shutdown.is_cancelled() { "hub shutting down" } else { "closed by the hub (revoked or replaced)" }.to_owned();
+            }
+            _ = ticker.tick() => {
+                if last_inbound.elapsed() > offline_after {
+                    break format!("no message for {}s (missed heartbeats)", offline_after.as_secs());
+                }
+                if let Err(e) = link.send(Kind::Heartbeat, &Heartbeat { audit_head: None }).await {
+                    break e;
+                }
+            }
+            out = rx.recv() => {
+                let Some(out) = out else { break "session channel closed".into() };
+                match out {
+                    Outbound::Probe { request, reply } => {
+                        let request_id = request.request_id.clone();
+                        match link.send(Kind::ProbeRequest, &request).await {
+                            Ok(msg_id) => { pending.insert(request_id, (reply, msg_id)); }
+                            Err(e) => {
+                                let _ = reply.send(ProbeReply::Disconnected(e.clone()));
+                                break e;
+                            }
+                        }
+                    }
+                    Outbound::Grants(update) => {
+                        if let Err(e) = link.send(Kind::GrantsUpdate, &update).await {
+                            break e;
+                        }
+                    }
+                }
+            }
+            msg = link.socket.next() => {
+                let frame = match msg {
+                    None => break "agent closed the connection".into(),
+                    Some(Err(e)) => break format!("connection error: {e}"),
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Close(_))) => break "agent closed the connection".into(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Text(_))) => {
+                        rejections += 1;
+                        let e = sonde_protocol::VerifyError::Malformed("text frame on a binary link".into());
+                        if rejections <= MAX_AUDITED_REJECTIONS { audit_rejection(hub, agent, remote, &[], &e).await; }
+                        continue;
+                    }
+                };
+                last_inbound = Instant::now();
+                let verified = verifier.lock().unwrap_or_else(|p| p.into_inner()).verify(&frame, now_ms());
+                let env = match verified {
+                    Ok(env) => env,
+                    Err(e) => {
+                        rejections += 1;
+                        if rejections <= MAX_AUDITED_REJECTIONS {
+                            audit_rejection(hub, agent, remote, &frame, &e).await;
+                            let report = EnvelopeRejected {
+                                code: e.code().into(),
+                                message: e.to_string(),
+                                message_id: envelope::decode(&frame, usize::MAX).ok().map(|d| d.envelope.id.to_hex()),
+                            };
+                            let _ = link.send(Kind::EnvelopeRejected, &report).await;
+                        }
+                        if rejections >= MAX_REJECTIONS {
+                            break format!("{rejections} invalid frames");
+                        }
+                        continue;
+                    }
+                };
+                if let Some((kind, payload)) = handle_inbound(hub, agent, env, &mut pending).await
+                    && let Err(e) = link.send(kind, &payload).await
+                {
+                    break e;
+                }
+            }
+        }
+    };
+    for (_, (reply, _)) in pending.drain() {
+        let _ = reply.send(ProbeReply::Disconnected(reason.clone()));
+    }
+    if rejections > MAX_AUDITED_REJECTIONS {
+        hub.audit(
+            NewEntry::new(actor(&agent.id), "envelope.rejected", "refused")
+                .agent(agent.id.clone())
+                .detail("count_not_audited", rejections - MAX_AUDITED_REJECTIONS),
+        )
+        .await;
+    }
+    Ok(reason)
+}
+
+async fn handle_inbound(
+    hub: &SharedHub,
+    agent: &AgentRow,
+    env: sonde_protocol::Envelope,
+    pending: &mut HashMap<String, (oneshot::Sender<ProbeReply>, MessageId)>,
+) -> Option<(Kind, serde_json::Value)> {
+    let agent_id = agent.id.clone();
+    match env.kind {
+        Kind::Heartbeat => {
+            let head = env
+                .payload_as::<Heartbeat>()
+                .ok()
+                .and_then(|h| h.audit_head);
+            let _ = hub
+                .store
+                .write(move |c| store::agents::touch(c, &agent_id, head.as_ref(), now_ms()))
+                .await;
+        }
+        Kind::ProbeResponse => match env.payload_as::<ProbeResponse>() {
+            Ok(r) => match pending.remove(&r.request_id) {
+                Some((reply, _)) => {
+                    let _ = reply.send(ProbeReply::Response(r));
+                }
+                None => {
+                    tracing::warn!(agent = %agent.name, request = %r.request_id, "reply to an unknown request")
+                }
+            },
+            Err(e) => tracing::warn!(agent = %agent.name, error = %e, "unreadable probe.response"),
+        },
+        Kind::ProbeError => match env.payload_as::<ProbeFailure>() {
+            Ok(f) => match pending.remove(&f.request_id) {
+                Some((reply, _)) => {
+                    let _ = reply.send(ProbeReply::Failure(f));
+                }
+                None => {
+                    tracing::warn!(agent = %agent.name, request = %f.request_id, "error for an unknown request")
+                }
+            },
+            Err(e) => tracing::warn!(agent = %agent.name, error = %e, "unreadable probe.error"),
+        },
+        Kind::AgentStatus => {
+            if let Ok(status) = env.payload_as::<AgentStatus>() {
+                let _ = hub
+                    .store
+                    .write(move |c| {
+                        store::agents::record_packs(
+                            c,
+                            &agent_id,
+                            &status.packs,
+                            &status.audit_head,
+                            now_ms(),
+                        )
+                    })
+                    .await;
+            }
+        }
+        Kind::CertRenew => {
+            let request = env.payload_as::<CertRenew>().ok()?;
+            return renew_certificate(hub, agent, &request.csr_pem).await;
+        }
+        Kind::EnvelopeRejected => {
+            let Ok(report) = env.payload_as::<EnvelopeRejected>() else {
+                return None;
+            };
+            hub.audit(
+                NewEntry::new(actor(&agent.id), "envelope.rejected_by_agent", "refused")
+                    .agent(agent.id.clone())
+                    .detail("code", report.code.clone())
+                    .detail("message", report.message.clone())
+                    .detail("message_id", report.message_id.clone().unwrap_or_default()),
+            )
+            .await;
+            if let Some(msg_id) = &report.message_id {
+                let request = pending
+                    .iter()
+                    .find(|(_, (_, id))| &id.to_hex() == msg_id)
+                    .map(|(r, _)| r.clone());
+                if let Some((reply, _)) = request.and_then(|r| pending.remove(&r)) {
+                    let _ = reply.send(ProbeReply::Rejected {
+                        code: report.code,
+                        message: report.message,
+                    });
+                }
+            }
+        }
+        other => {
+            tracing::warn!(agent = %agent.name, kind = %other, "unexpected message kind from agent")
+        }
+    };
+    None
+}
+
+/// Issues a fresh client certificate for the agent's new key.
+async fn renew_certificate(
+    hub: &SharedHub,
+    agent: &AgentRow,
+    csr_pem: &str,
+) -> Option<(Kind, serde_json::Value)> {
+    let id = agent.id.clone();
+    let current = hub
+        .store
+        .read(move |c| store::agents::get(c, &id))
+        .await
+        .ok()
+        .flatten()?;
+    let issued_at = current.cert_expires_ms - crate::ca::AGENT_CERT_DAYS * 86_400_000;
+    let min_interval_ms = i64::try_from(hub.config.agents.min_cert_renewal_interval_s)
+        .unwrap_or(i64::MAX / 1000)
+        * 1000;
+    if now_ms() - issued_at < min_interval_ms {
+        hub.audit(
+            NewEntry::new(actor(&agent.id), "certificate.renewal_refused", "refused")
+                .agent(agent.id.clone())
+                .detail("reason", "renewed less than an hour ago"),
+        )
+        .await;
+        return None;
+    }
+    let (cert_pem, digest, expires) = match hub.ca.issue_agent(csr_pem, &agent.id) {
+        Ok(c) => c,
+        Err(e) => {
+            hub.audit(
+                NewEntry::new(actor(&agent.id), "certificate.renewal_refused", "refused")
+                    .agent(agent.id.clone())
+                    .detail("reason", e.to_string()),
+            )
+            .await;
+            return None;
+        }
+    };
+    let (id, pem, sha) = (agent.id.clone(), cert_pem.clone(), digest.to_hex());
+    if let Err(e) = hub
+        .store
+        .write(move |c| store::agents::set_certificate(c, &id, &pem, &sha, expires))
+        .await
+    {
+        tracing::error!(error = %e, "could not store a renewed certificate");
+        return None;
+    }
+    hub.audit(
+        NewEntry::new(actor(&agent.id), "certificate.renewed", "ok")
+            .agent(agent.id.clone())
+            .detail("cert_sha256", digest.to_hex())
+            .detail("expires_at_ms", expires),
+    )
+    .await;
+    tracing::info!(agent = %agent.name, "renewed the agent's certificate");
+    serde_json::to_value(CertIssued {
+        cert_pem,
+        expires_at_ms: expires,
+    })
+    .ok()
+    .map(|v| (Kind::CertIssued, v))
+}
+
+async fn audit_rejection(
+    hub: &SharedHub,
+    agent: &AgentRow,
+    remote: SocketAddr,
+    frame: &[u8],
+    e: &sonde_protocol::VerifyError,
+) {
+    tracing::warn!(agent = %agent.name, %remote, error = %e, "rejected a frame from an agent");
+    let kind = envelope::decode(frame, usize::MAX)
+        .ok()
+        .map(|d| d.envelope.kind.to_string())
+        .unwrap_or_default();
+    hub.audit(
+        NewEntry::new(actor(&agent.id), "envelope.rejected", "refused")
+            .agent(agent.id.clone())
+            .detail("code", e.code())
+            .detail("reason", e.to_string())
+            .detail("kind", kind)
+            .detail("remote_addr", remote.to_string()),
+    )
+    .await;
+}
+
+/// Compares the hello's attestation with the baseline; records drift and
+/// quarantines when they differ. Returns the quarantine state.
+async fn check_attestation(
+    hub: &SharedHub,
+    agent: &AgentRow,
+    hello: &AgentHello,
+) -> (bool, Option<String>) {
+    let current = hello.attestation.clone();
+    if current.fingerprint() == agent.baseline.fingerprint() {
+        return (agent.quarantined, agent.quarantine_reason.clone());
+    }
+    let changes = current.changes_from(&agent.baseline);
+    let fields: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
+    let reason = format!(
+        "attestation drift ({}); accept the new baseline (`sonde-hub agents accept {}` or the console) or revoke the agent",
+        fields.join(", "),
+        agent.name
+    );
+    let quarantine = hub.config.agents.quarantine_on_drift;
+    let agent_id = agent.id.clone();
+    let baseline = agent.baseline.clone();
+    let reason_db = reason.clone();
+    let drift_id = hub
+        .store
+        .write(move |c| {
+            let id = store::drift::record(c, &agent_id, &baseline, &current, now_ms())?;
+            if quarantine {
+                store::agents::set_quarantine(c, &agent_id, Some(&reason_db))?;
+            }
+            Ok(id)
+        })
+        .await;
+    match drift_id {
+        Ok(id) => {
+            hub.audit(
+                NewEntry::new(
+                    actor(&agent.id),
+                    "attestation.drift",
+                    if quarantine {
+                        "quarantined"
+                    } else {
+                        "recorded"
+                    },
+                )
+                .agent(agent.id.clone())
+                .detail("drift_id", id)
+                .detail("baseline", agent.baseline.fingerprint().to_hex())
+                .detail("current", hello.attestation.fingerprint().to_hex())
+                .detail(
+                    "changes",
+                    serde_json::to_value(&changes).unwrap_or_default(),
+                ),
+            )
+            .await;
+            tracing::warn!(agent = %agent.name, changes = ?fields, "attestation drift");
+        }
+        Err(e) => tracing::error!(error = %e, "could not record attestation drift"),
+    }
+    if quarantine {
+        (true, Some(reason))
+    } else {
+        (agent.quarantined, agent.quarantine_reason.clone())
+    }
+}

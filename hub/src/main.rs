@@ -1,0 +1,66 @@
+//! `sonde-hub`: parses the command line and hands over to the library.
+
+use clap::Parser;
+use sonde_hub::cli::{Cli, Command};
+use sonde_hub::commands::{self, Out};
+use sonde_hub::datadir::DataDir;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    sonde_hub::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let data = DataDir::new(&cli.data);
+    let out = Out { json: cli.json };
+    match cli.command {
+        Command::Init { hostnames, ips } => {
+            let made = sonde_hub::init::init(&cli.data, &hostnames, &ips)?;
+            println!("Initialised hub {} in {}", made.hub_id, cli.data.display());
+            println!("Hub CA SHA-256: {}", made.ca_sha256);
+            println!(
+                "Start it with: sonde-hub serve --data {}",
+                cli.data.display()
+            );
+        }
+        Command::Serve {
+            agent_listen,
+            mcp_listen,
+        } => {
+            sonde_hub::serve::serve(
+                data,
+                sonde_hub::serve::Overrides {
+                    agent_listen,
+                    mcp_listen,
+                },
+            )
+            .await?;
+        }
+        Command::Token(c) => commands::token(&data, out, c).await?,
+        Command::Enrollments(c) => commands::enrollments(&data, out, c).await?,
+        Command::Agents(c) => commands::agents(&data, out, c).await?,
+        Command::Packs(c) => commands::packs(&data, out, c).await?,
+        Command::Audit(c) => return Ok(commands::audit(&data, out, c).await? as u8),
+        Command::Keys(c) => commands::keys(&data, out, c).await?,
+        Command::Demo(args) => sonde_hub::demo::run(args).await?,
+    }
+    Ok(0)
+}

@@ -1,0 +1,14 @@
+//! The packs compiled into the agent: system, systemd and docker.
+//! (The zfs pack lives in its own crate, `sonde-pack-zfs`.)
+
+use crate::handler::PackDef;
+use crate::manifest::ManifestError;
+
+/// Every built-in pack of this crate, in a stable order.
+pub fn packs() -> Result<Vec<PackDef>, ManifestError> {
+    Ok(vec![
+        crate::system::pack()?,
+        crate::systemd::pack()?,
+        crate::docker::pack()?,
+    ])
+}

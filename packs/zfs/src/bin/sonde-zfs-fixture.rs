@@ -1,0 +1,38 @@
+//! The fake `zfs` and `zpool` of the zfs pack's tests and benchmark (not a
+//! tool for machines): linked as `<fixture>/bin/zfs` and `<fixture>/bin/zpool`,
+//! it reads `fixture.json` next to the link it was started as and prints
+//! what OpenZFS 2.x (or zfs-fuse) would for the fixture's tree. See
+//! `sonde_pack_zfs::fixture`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let me = PathBuf::from(argv.first().cloned().unwrap_or_default());
+    let tool = me
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let state_file = me
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(sonde_pack_zfs::fixture::STATE_FILE);
+    let state = match std::fs::read(&state_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        Some(s) => s,
+        None => {
+            eprintln!("sonde-zfs-fixture: cannot read {}", state_file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let reply = sonde_pack_zfs::fixture::fake::answer(&state, &tool, argv.get(1..).unwrap_or(&[]));
+    let _ = std::io::stdout().write_all(&reply.stdout);
+    let _ = std::io::stderr().write_all(&reply.stderr);
+    ExitCode::from(reply.code)
+}
