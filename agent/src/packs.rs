@@ -23,8 +23,9 @@ use crate::config::AgentConfig;
 
 /// Every built-in pack: system, systemd, docker and zfs.
 pub fn builtin_defs() -> Result<Vec<PackDef>, ManifestError> {
-    // The zfs pack joins when its crate lands (see the zfs issue).
-    sonde_packs::builtin::packs()
+    let mut defs = sonde_packs::builtin::packs()?;
+    defs.push(sonde_pack_zfs::pack()?);
+    Ok(defs)
 }
 
 /// The README's table of packs and probes, generated from the manifests.

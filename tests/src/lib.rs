@@ -44,14 +44,22 @@ pub fn bin_dir() -> PathBuf {
                 build.arg("--release");
             }
             let status = build
-                .args(["--quiet", "--bins", "-p", "sonde-hub", "-p", "sonde-agent"])
+                .args([
+                    "--quiet",
+                    "--bins",
+                    "-p",
+                    "sonde-hub",
+                    "-p",
+                    "sonde-agent",
+                    "-p",
+                    "sonde-console",
+                    "-p",
+                    "sonde-pack-zfs",
+                ])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("run cargo build");
-            assert!(
-                status.success(),
-                "building sonde-hub and sonde-agent failed"
-            );
+            assert!(status.success(), "building the sonde binaries failed");
         }
         dir
     })

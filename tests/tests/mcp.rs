@@ -159,7 +159,8 @@ async fn every_tool_answers_valid_and_invalid_arguments() {
     )
     .await;
     assert!(
-        err && v["message"].as_str().unwrap().contains("it has: e2e"),
+        err && v["message"].as_str().unwrap().contains("it has: ")
+            && v["message"].as_str().unwrap().contains("e2e"),
         "{v}"
     );
 

@@ -608,10 +608,17 @@ mod confinement {
     #[test]
     fn prop_no_probe_reads_outside_the_snapshot() {
         let env = Env::standard_in_process();
-        for dir in [env.dir.path().to_path_buf(), env.dir.path().join("mnt"), env.dir.path().join("mnt/tank")] {
+        for dir in [
+            env.dir.path().to_path_buf(),
+            env.dir.path().join("mnt"),
+            env.dir.path().join("mnt/tank"),
+        ] {
             std::fs::write(dir.join("outside.txt"), "SONDE-OUTSIDE-SECRET").unwrap();
         }
-        let strategy = (prop::collection::vec(0..SEGMENTS.len(), 1..7), any::<bool>());
+        let strategy = (
+            prop::collection::vec(0..SEGMENTS.len(), 1..7),
+            any::<bool>(),
+        );
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(96));
         let successes = std::cell::Cell::new(0);
         runner
@@ -619,10 +626,19 @@ mod confinement {
                 let path = format!(
                     "{}{}",
                     if absolute { "/" } else { "" },
-                    segs.iter().map(|i| SEGMENTS[*i]).collect::<Vec<_>>().join("/")
+                    segs.iter()
+                        .map(|i| SEGMENTS[*i])
+                        .collect::<Vec<_>>()
+                        .join("/")
                 );
                 for snapshot in ["oldest", "live"] {
-                    for probe in ["read_file", "list_dir", "find_files", "file_history", "versions_of"] {
+                    for probe in [
+                        "read_file",
+                        "list_dir",
+                        "find_files",
+                        "file_history",
+                        "versions_of",
+                    ] {
                         let mut params = home(json!({"path": path}));
                         if ["read_file", "list_dir", "find_files"].contains(&probe) {
                             params["snapshot"] = json!(snapshot);
@@ -633,7 +649,10 @@ mod confinement {
                         if let Ok((v, _)) = env.run(probe, params) {
                             successes.set(successes.get() + 1);
                             let text = v.to_string();
-                            prop_assert!(!text.contains("SONDE-OUTSIDE-SECRET"), "{probe} {path:?}: {text}");
+                            prop_assert!(
+                                !text.contains("SONDE-OUTSIDE-SECRET"),
+                                "{probe} {path:?}: {text}"
+                            );
                             prop_assert!(!text.contains("root:x:0:0"), "{probe} {path:?}: {text}");
                             prop_assert!(
                                 !text.contains("U09OREUtT1VUU0lERS1TRUNSRVQ"),
@@ -645,7 +664,11 @@ mod confinement {
                 Ok(())
             })
             .unwrap();
-        assert!(successes.get() > 20, "the paths tried mostly failed: {} successes", successes.get());
+        assert!(
+            successes.get() > 20,
+            "the paths tried mostly failed: {} successes",
+            successes.get()
+        );
     }
 }
 

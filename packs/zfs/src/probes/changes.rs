@@ -16,7 +16,9 @@ use super::{Ctx, path_param, selected_json, snapshot_json};
 use crate::model::{self, Dataset, Snapshot};
 use crate::parse::parse_diff;
 use crate::select::{Selected, format_time};
-use crate::tree::{DirKey, Kind, Meta, Name, Root, errno_error, for_each_name, names, shown, stat_in};
+use crate::tree::{
+    DirKey, Kind, Meta, Name, Root, errno_error, for_each_name, names, shown, stat_in,
+};
 
 /// One change between two trees.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,7 +383,8 @@ pub fn find_deleted_in(
         let Ok(st) = rustix::fs::fstat(&first) else {
             continue;
         };
-        let mut stack: Vec<(OwnedFd, RelativePath, Meta)> = vec![(first, start.clone(), Meta::from_stat(&st))];
+        let mut stack: Vec<(OwnedFd, RelativePath, Meta)> =
+            vec![(first, start.clone(), Meta::from_stat(&st))];
         while let Some((dir, here, meta)) = stack.pop() {
             let id = here.to_bytes();
             let k = key(&meta);
@@ -395,9 +398,12 @@ pub fn find_deleted_in(
                     let present_set = present_names.entry(id.clone()).or_insert_with(|| {
                         let fd = present.open_dir(&here).ok()?;
                         let mut all = usize::MAX;
-                        names(&fd, &mut all)
-                            .ok()
-                            .map(|(l, _)| l.into_iter().map(|n| n.name).filter(|n| !present.hides(&here, n)).collect())
+                        names(&fd, &mut all).ok().map(|(l, _)| {
+                            l.into_iter()
+                                .map(|n| n.name)
+                                .filter(|n| !present.hides(&here, n))
+                                .collect()
+                        })
                     });
                     let seen = reported.get(&id);
                     let mut subdirs = Vec::new();
@@ -420,7 +426,9 @@ pub fn find_deleted_in(
                             stats.truncated = true;
                             break 'snapshots;
                         }
-                        let Ok(child) = here.join(&name) else { continue };
+                        let Ok(child) = here.join(&name) else {
+                            continue;
+                        };
                         found.insert(child.to_bytes(), (i, kind));
                         reported.entry(id.clone()).or_default().insert(name);
                     }
@@ -433,7 +441,9 @@ pub fn find_deleted_in(
                 }
             };
             for name in subdirs {
-                if let (Some((fd, m)), Ok(child)) = (root.open_child_dir_meta(&dir, &name), here.join(&name)) {
+                if let (Some((fd, m)), Ok(child)) =
+                    (root.open_child_dir_meta(&dir, &name), here.join(&name))
+                {
                     stack.push((fd, child, m));
                 }
             }
