@@ -239,7 +239,8 @@ fn broken(name: &str, error: String) -> LoadedPack {
 fn decide(def: PackDef, trust: Trust, inputs: &PackInputs<'_>) -> LoadedPack {
     let m = &def.manifest;
     let hash = m.sha256();
-    let check = requirements::check(&m.requires, inputs.identity, inputs.runner);
+    let requires = def.requirements(&inputs.config.pack_settings(&m.name));
+    let check = requirements::check(&requires, inputs.identity, inputs.runner);
     let detected = requirements::detect(&m.detect, inputs.runner);
     let grant = inputs
         .grants

@@ -201,6 +201,7 @@ pub fn pack_from_manifest(manifest: Manifest) -> Result<PackDef, ManifestError> 
         builtin: false,
         handlers,
         settings_check: None,
+        requirements_hook: None,
     })
 }
 

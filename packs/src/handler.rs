@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::exec::CommandRunner;
-use crate::manifest::{Manifest, ManifestError};
+use crate::manifest::{Manifest, ManifestError, Requirements};
 
 /// Everything a probe may use while it runs.
 pub struct ProbeContext<'a> {
@@ -142,6 +142,11 @@ where
 /// Checks a pack's settings table from the agent config.
 pub type SettingsCheck = fn(&Value) -> Result<(), String>;
 
+/// Adjusts a pack's declared requirements to its settings (e.g. the
+/// docker pack needs the socket its settings name, not the default one).
+/// Only ever called with settings that passed the pack's [`SettingsCheck`].
+pub type RequirementsHook = fn(&Requirements, &Value) -> Requirements;
+
 /// A pack ready to load: its manifest and a handler for every probe.
 #[derive(Clone)]
 pub struct PackDef {
@@ -151,6 +156,7 @@ pub struct PackDef {
     pub builtin: bool,
     pub handlers: BTreeMap<String, Arc<dyn ProbeHandler>>,
     pub settings_check: Option<SettingsCheck>,
+    pub requirements_hook: Option<RequirementsHook>,
 }
 
 impl fmt::Debug for PackDef {
@@ -198,6 +204,21 @@ impl PackDef {
             builtin: true,
             handlers,
             settings_check,
+            requirements_hook: None,
         })
+    }
+
+    /// Sets the hook that adapts the manifest's requirements to settings.
+    pub fn with_requirements_hook(mut self, hook: RequirementsHook) -> Self {
+        self.requirements_hook = Some(hook);
+        self
+    }
+
+    /// The requirements to check on this machine with these settings.
+    pub fn requirements(&self, settings: &Value) -> Requirements {
+        match self.requirements_hook {
+            Some(hook) => hook(&self.manifest.requires, settings),
+            None => self.manifest.requires.clone(),
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::handler::{PackDef, ProbeContext, ProbeError, ProbeHandler, ProbeOutput};
-use crate::manifest::ManifestError;
+use crate::manifest::{ManifestError, Requirements};
 use crate::system::finding;
 use http::{ApiPath, HttpError};
 
@@ -494,7 +494,31 @@ pub fn pack() -> Result<PackDef, ManifestError> {
         ("images.list", Arc::new(images)),
         ("daemon.info", Arc::new(info)),
     ];
-    PackDef::builtin(MANIFEST, handlers, Some(check_settings))
+    Ok(PackDef::builtin(MANIFEST, handlers, Some(check_settings))?
+        .with_requirements_hook(socket_requirement))
+}
+
+/// The pack needs the socket its settings name: when `socket` is set, it
+/// replaces the default in the requirements, with the same hint.
+fn socket_requirement(requires: &Requirements, settings: &Value) -> Requirements {
+    let mut out = requires.clone();
+    let Ok(s) = serde_json::from_value::<Settings>(settings.clone()) else {
+        return out;
+    };
+    let default = default_socket().display().to_string();
+    let chosen = s.socket.display().to_string();
+    if chosen != default {
+        for socket in &mut out.sockets {
+            if *socket == default {
+                socket.clone_from(&chosen);
+            }
+        }
+        if let Some(hint) = out.hints.remove(&default) {
+            out.hints
+                .insert(chosen.clone(), hint.replace(&default, &chosen));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -579,6 +603,18 @@ mod tests {
         let err = check_settings(&json!({"sock": "/x"})).unwrap_err();
         assert!(err.contains("sock"), "{err}");
         assert!(check_settings(&json!({"socket": 5})).is_err());
+    }
+
+    #[test]
+    fn the_required_socket_follows_the_settings() {
+        let def = pack().unwrap();
+        let default = def.requirements(&Value::Null);
+        assert_eq!(default.sockets, vec!["/var/run/docker.sock".to_owned()]);
+        let moved = def.requirements(&json!({"socket": "/run/user/1000/docker.sock"}));
+        assert_eq!(moved.sockets, vec!["/run/user/1000/docker.sock".to_owned()]);
+        assert!(moved.hints["/run/user/1000/docker.sock"].contains("start Docker"));
+        assert!(!moved.hints.contains_key("/var/run/docker.sock"));
+        assert_eq!(moved.groups, default.groups);
     }
 
     #[test]
