@@ -282,30 +282,7 @@ pub async fn verify_report(hub: &crate::hub::Hub) -> Result<AuditVerifyReport, H
         .read(move |c| Ok(store::audit::verify(c, &key)?))
         .await?;
     let duration_ms = started.elapsed().as_millis() as u64;
-    Ok(match result {
-        Ok(r) => AuditVerifyReport {
-            ok: true,
-            entries: r.entries,
-            head: Some(r.head),
-            checkpoints_verified: r.checkpoints_verified,
-            last_checkpoint: r.last_checkpoint,
-            broken: None,
-            duration_ms,
-        },
-        Err(b) => AuditVerifyReport {
-            ok: false,
-            entries: 0,
-            head: None,
-            checkpoints_verified: 0,
-            last_checkpoint: None,
-            broken: Some(ChainBreakInfo {
-                seq: b.seq(),
-                kind: b.kind().into(),
-                message: b.to_string(),
-            }),
-            duration_ms,
-        },
-    })
+    Ok(crate::audit::verify_report(result, duration_ms))
 }
 
 async fn audit_verify(State(hub): State<SharedHub>) -> ApiResult<AuditVerifyReport> {

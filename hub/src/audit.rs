@@ -107,3 +107,35 @@ impl AuditLog {
         })
     }
 }
+
+/// The admin API's answer to "verify the chain", from the store's verdict.
+pub fn verify_report(
+    result: Result<sonde_protocol::audit::ChainReport, sonde_protocol::audit::ChainBreak>,
+    duration_ms: u64,
+) -> sonde_admin::api::AuditVerifyReport {
+    use sonde_admin::api::{AuditVerifyReport, ChainBreakInfo};
+    match result {
+        Ok(r) => AuditVerifyReport {
+            ok: true,
+            entries: r.entries,
+            head: Some(r.head),
+            checkpoints_verified: r.checkpoints_verified,
+            last_checkpoint: r.last_checkpoint,
+            broken: None,
+            duration_ms,
+        },
+        Err(b) => AuditVerifyReport {
+            ok: false,
+            entries: 0,
+            head: None,
+            checkpoints_verified: 0,
+            last_checkpoint: None,
+            broken: Some(ChainBreakInfo {
+                seq: b.seq(),
+                kind: b.kind().into(),
+                message: b.to_string(),
+            }),
+            duration_ms,
+        },
+    }
+}

@@ -412,30 +412,7 @@ fn verify_offline(data: &DataDir) -> anyhow::Result<AuditVerifyReport> {
     let started = std::time::Instant::now();
     let result = store.read_blocking(|c| Ok(store::audit::verify(c, &key)?))?;
     let duration_ms = started.elapsed().as_millis() as u64;
-    Ok(match result {
-        Ok(r) => AuditVerifyReport {
-            ok: true,
-            entries: r.entries,
-            head: Some(r.head),
-            checkpoints_verified: r.checkpoints_verified,
-            last_checkpoint: r.last_checkpoint,
-            broken: None,
-            duration_ms,
-        },
-        Err(b) => AuditVerifyReport {
-            ok: false,
-            entries: 0,
-            head: None,
-            checkpoints_verified: 0,
-            last_checkpoint: None,
-            broken: Some(ChainBreakInfo {
-                seq: b.seq(),
-                kind: b.kind().into(),
-                message: b.to_string(),
-            }),
-            duration_ms,
-        },
-    })
+    Ok(crate::audit::verify_report(result, duration_ms))
 }
 
 fn entry_line(e: &sonde_protocol::audit::AuditEntry) -> Vec<String> {
