@@ -1,0 +1,255 @@
+//! Admin calls off the draw loop: a background thread runs a tokio runtime,
+//! takes [`Request`]s over a channel, runs each one as its own task (a slow
+//! call never holds up the others) and sends a [`Response`] back.
+
+use sonde_admin::AdminClient;
+use sonde_admin::api::*;
+use std::sync::mpsc;
+
+/// One thing to ask the hub.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Status,
+    Agents,
+    Agent(String),
+    Enrollments,
+    Permissions,
+    Drift,
+    /// An audit page; the number is the console's query generation, so
+    /// answers to superseded queries are dropped.
+    Audit(AuditQuery, u64),
+    AuditEntry(u64),
+    AuditVerify,
+    Keys,
+    Tokens,
+    RevokeAgent(String),
+    AcceptBaseline(String),
+    SetTags(String, Vec<String>),
+    /// agent, pack, `approve` | `deny` | `revoke`
+    DecidePack(String, String, String),
+    ApproveEnrollment(String),
+    DenyEnrollment(String),
+    CreateKey(KeyCreate),
+    RevokeKey(String),
+    CreateToken(TokenCreate),
+    RevokeToken(String),
+    Probe(ProbeRun),
+}
+
+impl Request {
+    /// A short stable label (in-flight tracking, messages).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Agents => "agents",
+            Request::Agent(_) => "agent",
+            Request::Enrollments => "enrollments",
+            Request::Permissions => "permissions",
+            Request::Drift => "drift",
+            Request::Audit(..) => "audit",
+            Request::AuditEntry(_) => "audit entry",
+            Request::AuditVerify => "audit verify",
+            Request::Keys => "keys",
+            Request::Tokens => "tokens",
+            Request::RevokeAgent(_) => "revoke agent",
+            Request::AcceptBaseline(_) => "accept baseline",
+            Request::SetTags(..) => "set tags",
+            Request::DecidePack(..) => "pack decision",
+            Request::ApproveEnrollment(_) => "approve enrollment",
+            Request::DenyEnrollment(_) => "deny enrollment",
+            Request::CreateKey(_) => "create key",
+            Request::RevokeKey(_) => "revoke key",
+            Request::CreateToken(_) => "create token",
+            Request::RevokeToken(_) => "revoke token",
+            Request::Probe(_) => "probe",
+        }
+    }
+
+    /// Reads are refreshed periodically; actions change state.
+    pub fn is_action(&self) -> bool {
+        !matches!(
+            self,
+            Request::Status
+                | Request::Agents
+                | Request::Agent(_)
+                | Request::Enrollments
+                | Request::Permissions
+                | Request::Drift
+                | Request::Audit(..)
+                | Request::AuditEntry(_)
+                | Request::Keys
+                | Request::Tokens
+        )
+    }
+}
+
+/// What came back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Status(HubStatus),
+    Agents(Vec<AgentSummary>),
+    Agent(Box<AgentDetail>),
+    Enrollments(Vec<EnrollmentInfo>),
+    Permissions(Vec<PermissionRequest>),
+    Drift(Vec<DriftEvent>),
+    Audit(AuditPage, u64),
+    AuditEntry(Box<AuditEntryDetail>),
+    AuditVerify(AuditVerifyReport),
+    Keys(Vec<KeyInfo>),
+    Tokens(Vec<TokenInfo>),
+    /// An action succeeded; the text says what happened.
+    Done(String),
+    KeyCreated(Box<KeyCreated>),
+    TokenCreated(Box<TokenCreated>),
+    Probe(Box<ProbeRunResult>),
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    /// The hub is not running / not reachable (as opposed to refusing).
+    pub unreachable: bool,
+}
+
+/// The answer to one [`Request`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub request: Request,
+    pub result: Result<Reply, Failure>,
+}
+
+/// Runs one request against the hub.
+pub async fn execute(client: &AdminClient, request: Request) -> Response {
+    let result = run(client, &request).await.map_err(|e| Failure {
+        unreachable: e.is_unreachable(),
+        message: e.to_string(),
+    });
+    Response { request, result }
+}
+
+async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_admin::AdminError> {
+    Ok(match request {
+        Request::Status => Reply::Status(client.status().await?),
+        Request::Agents => Reply::Agents(client.agents().await?),
+        Request::Agent(name) => Reply::Agent(Box::new(client.agent(name).await?)),
+        Request::Enrollments => Reply::Enrollments(client.enrollments(false).await?),
+        Request::Permissions => Reply::Permissions(client.permissions(false).await?),
+        Request::Drift => Reply::Drift(client.drift(false).await?),
+        Request::Audit(query, generation) => Reply::Audit(client.audit(query).await?, *generation),
+        Request::AuditEntry(seq) => Reply::AuditEntry(Box::new(client.audit_entry(*seq).await?)),
+        Request::AuditVerify => Reply::AuditVerify(client.audit_verify().await?),
+        Request::Keys => Reply::Keys(client.keys().await?),
+        Request::Tokens => Reply::Tokens(client.tokens().await?),
+        Request::RevokeAgent(name) => {
+            client.revoke_agent(name).await?;
+            Reply::Done(format!("revoked agent {name}"))
+        }
+        Request::AcceptBaseline(name) => {
+            client.accept_baseline(name).await?;
+            Reply::Done(format!("accepted the new baseline of {name}"))
+        }
+        Request::SetTags(name, tags) => {
+            client.set_tags(name, tags.clone()).await?;
+            Reply::Done(format!("tags of {name} set"))
+        }
+        Request::DecidePack(agent, pack, action) => {
+            let p = client.decide_pack(agent, pack, action).await?;
+            Reply::Done(format!("{action}: pack {} on {}", p.pack, p.agent_name))
+        }
+        Request::ApproveEnrollment(name) => {
+            client.approve_enrollment(name).await?;
+            Reply::Done(format!("approved enrollment of {name}"))
+        }
+        Request::DenyEnrollment(name) => {
+            client.deny_enrollment(name).await?;
+            Reply::Done(format!("denied enrollment of {name}"))
+        }
+        Request::CreateKey(k) => Reply::KeyCreated(Box::new(client.create_key(k).await?)),
+        Request::RevokeKey(id) => {
+            let k = client.revoke_key(id).await?;
+            Reply::Done(format!("revoked key {}", k.name))
+        }
+        Request::CreateToken(t) => Reply::TokenCreated(Box::new(client.create_token(t).await?)),
+        Request::RevokeToken(id) => {
+            let t = client.revoke_token(id).await?;
+            Reply::Done(format!("revoked token {}", t.label))
+        }
+        Request::Probe(run) => Reply::Probe(Box::new(client.probe(run).await?)),
+    })
+}
+
+/// The background thread and its two channels.
+#[derive(Debug)]
+pub struct Worker {
+    requests: tokio::sync::mpsc::UnboundedSender<Request>,
+    responses: mpsc::Receiver<Response>,
+}
+
+/// The worker thread could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the admin worker thread: {0}")]
+pub struct WorkerError(#[from] std::io::Error);
+
+impl Worker {
+    /// Starts the thread. It ends when the [`Worker`] is dropped (calls
+    /// still running are abandoned with the process).
+    pub fn spawn(client: AdminClient) -> Result<Worker, WorkerError> {
+        let (req_tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
+        let (resp_tx, resp_rx) = mpsc::channel::<Response>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("sonde-console-admin".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while let Some(request) = req_rx.recv().await {
+                        let client = client.clone();
+                        let tx = resp_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = tx.send(execute(&client, request).await);
+                        });
+                    }
+                });
+            })?;
+        Ok(Worker {
+            requests: req_tx,
+            responses: resp_rx,
+        })
+    }
+
+    pub fn send(&self, request: Request) {
+        let _ = self.requests.send(request);
+    }
+
+    /// The next answer, if one is ready (never blocks).
+    pub fn try_recv(&self) -> Option<Response> {
+        self.responses.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn unreachable_hub_comes_back_as_a_failure_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = Worker::spawn(AdminClient::for_data_dir(dir.path())).unwrap();
+        worker.send(Request::Status);
+        let start = Instant::now();
+        let response = loop {
+            if let Some(r) = worker.try_recv() {
+                break r;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no answer");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(response.request, Request::Status);
+        let failure = response.result.unwrap_err();
+        assert!(failure.unreachable);
+        assert!(failure.message.contains("admin.sock"), "{}", failure.message);
+    }
+}
