@@ -684,9 +684,12 @@ async fn garbage_and_oversized_frames_do_not_crash_or_bloat_the_hub() {
             .collect();
         let _ = tcp.write_all(&junk).await;
     }
-    // 2. Garbage HTTP over TLS without a client certificate.
+    // 2. Garbage HTTP over TLS without a client certificate. A fresh
+    // connection per request: after a 413 the hub closes the connection
+    // (the body was not read), and a pooled one could race that close.
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(hub.ca_pem().as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     let base = format!("https://localhost:{}", hub.run.agent_listen.port());
