@@ -1329,3 +1329,7 @@ pub fn verify_line(v: &Result<AuditVerifyReport, String>) -> String {
         Err(e) => format!("verify failed: {}", crate::text::clip(e, 300)),
     }
 }
+
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod tests;

@@ -6,6 +6,8 @@
 //! restores the terminal; [`form`] is the schema-driven parameter form.
 
 pub mod app;
+#[cfg(test)]
+mod fixtures;
 pub mod form;
 pub mod terminal;
 pub mod text;

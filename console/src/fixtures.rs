@@ -1,0 +1,279 @@
+//! Test data (unit tests only).
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+use sonde_admin::api::*;
+use sonde_protocol::attestation::{Attestation, AttestationChange};
+use sonde_protocol::audit::{AuditEntry, ChainHead};
+use sonde_protocol::messages::{PackReport, PackState};
+use sonde_protocol::{Capability, Digest};
+
+use crate::app::App;
+use crate::worker::{Reply, Request, Response};
+
+pub const NOW: i64 = 1_714_566_896_000;
+
+pub fn status(enrollments: u64, permissions: u64, quarantined: u64) -> HubStatus {
+    HubStatus {
+        version: "0.1.0".into(),
+        started_at_ms: NOW - 3_600_000,
+        agents_total: 3,
+        agents_online: 2,
+        pending_enrollments: enrollments,
+        pending_permissions: permissions,
+        quarantined,
+        open_drift: quarantined,
+        audit_head: ChainHead {
+            seq: 42,
+            hash: Digest::of(b"head"),
+        },
+        agent_endpoint: "wss://hub.lan:7443".into(),
+        mcp_url: Some("https://127.0.0.1:7444/mcp".into()),
+        ca_sha256: "ab".repeat(32),
+    }
+}
+
+pub fn agent(name: &str, state: AgentState) -> AgentSummary {
+    AgentSummary {
+        id: format!("id-{name}"),
+        name: name.into(),
+        state,
+        connected: state == AgentState::Online,
+        last_seen_ms: Some(NOW - 5_000),
+        hostname: format!("{name}.lan"),
+        os: "Debian GNU/Linux 12".into(),
+        agent_version: "0.1.0".into(),
+        packs_active: 2,
+        packs_pending: 1,
+        packs_unavailable: 0,
+        tags: vec!["prod".into()],
+        quarantine_reason: (state == AgentState::Quarantined).then(|| "binary changed".into()),
+        max_capability: Capability::Observe,
+        enrolled_at_ms: NOW - 86_400_000,
+        cert_expires_ms: NOW + 86_400_000,
+        remote_addr: Some("10.0.0.5:50000".into()),
+    }
+}
+
+pub fn attestation(kernel: &str) -> Attestation {
+    Attestation {
+        os_release: "Debian GNU/Linux 12".into(),
+        kernel: kernel.into(),
+        arch: "x86_64".into(),
+        binary_sha256: Digest::of(kernel.as_bytes()),
+        packs: vec![],
+        config_sha256: Digest::of(b"config"),
+        machine_id: "m1".into(),
+    }
+}
+
+pub fn pack(name: &str, state: PackState, probes: serde_json::Value) -> PackReport {
+    serde_json::from_value(json!({
+        "name": name,
+        "version": "1.0.0",
+        "description": format!("the {name} pack"),
+        "manifest_sha256": Digest::of(name.as_bytes()),
+        "state": state,
+        "capability": "observe",
+        "probes": probes,
+    }))
+    .unwrap()
+}
+
+pub fn probe(name: &str, params: serde_json::Value) -> serde_json::Value {
+    json!({
+        "name": name,
+        "description": format!("does {name}"),
+        "capability": "observe",
+        "timeout_ms": 5000,
+        "params": params,
+        "output": "text",
+        "registered": true,
+    })
+}
+
+pub fn detail(name: &str) -> AgentDetail {
+    AgentDetail {
+        summary: agent(name, AgentState::Online),
+        baseline: attestation("6.1"),
+        baseline_fingerprint: "f".repeat(64),
+        current: None,
+        packs: vec![
+            pack(
+                "e2e",
+                PackState::Active,
+                json!([
+                    probe("e2e.echo", json!([{"name": "text", "type": "string", "max_len": 5, "required": true}])),
+                    probe("e2e.sleep", json!([{"name": "seconds", "type": "integer", "min": 0, "max": 30, "required": true}])),
+                ]),
+            ),
+            pack("docker", PackState::Pending, json!([probe("docker.ps", json!([]))])),
+        ],
+        grants: Default::default(),
+        agent_audit_head: None,
+        cert_sha256: "c".repeat(64),
+        signing_key_fingerprint: "k".repeat(64),
+    }
+}
+
+pub fn enrollment(name: &str) -> EnrollmentInfo {
+    EnrollmentInfo {
+        id: format!("enr-{name}"),
+        name: name.into(),
+        hostname: format!("{name}.lan"),
+        remote_addr: "10.0.0.9:41000".into(),
+        key_fingerprint: "9f86d081884c7d659a2feaa0c55ad015".into(),
+        tls_key_fingerprint: "t".repeat(64),
+        attestation_summary: "Debian 12, 6.1, x86_64, packs: system".into(),
+        attestation: attestation("6.1"),
+        attestation_fingerprint: "a".repeat(64),
+        token_id: "tok1".into(),
+        token_label: "e2e".into(),
+        auto_approved: false,
+        requested_at_ms: NOW - 120_000,
+        status: EnrollmentStatus::Pending,
+        decided_at_ms: None,
+        decided_by: None,
+    }
+}
+
+pub fn permission(agent: &str, pack: &str, state: PackState) -> PermissionRequest {
+    PermissionRequest {
+        agent_id: format!("id-{agent}"),
+        agent_name: agent.into(),
+        pack: pack.into(),
+        version: "1.0.0".into(),
+        description: format!("the {pack} pack"),
+        manifest_sha256: "m".repeat(64),
+        state,
+        decision: None,
+        capability: Capability::Observe,
+        requires: vec!["group docker (read the Docker socket)".into()],
+        missing: vec![],
+        detected: true,
+    }
+}
+
+pub fn drift(agent: &str) -> DriftEvent {
+    let baseline = attestation("6.1.0-18");
+    let current = attestation("6.1.0-21");
+    DriftEvent {
+        id: 1,
+        agent_id: format!("id-{agent}"),
+        agent_name: agent.into(),
+        detected_at_ms: NOW - 60_000,
+        baseline_fingerprint: baseline.fingerprint().to_hex(),
+        current_fingerprint: current.fingerprint().to_hex(),
+        changes: current.changes_from(&baseline),
+        baseline,
+        current,
+        status: DriftStatus::Open,
+        resolved_at_ms: None,
+        resolved_by: None,
+    }
+}
+
+pub fn change(field: &str) -> AttestationChange {
+    AttestationChange {
+        field: field.into(),
+        baseline: "a".into(),
+        current: "b".into(),
+    }
+}
+
+pub fn entry(seq: u64, action: &str) -> AuditEntry {
+    AuditEntry {
+        seq,
+        timestamp_ms: NOW - (1000 - seq as i64),
+        actor: "operator:alice".into(),
+        agent: Some("nas1".into()),
+        action: action.into(),
+        probe: None,
+        params_digest: None,
+        outcome: "ok".into(),
+        result_digest: None,
+        detail: Default::default(),
+        prev_hash: Digest::of(b"prev"),
+        hash: Digest::of(&seq.to_be_bytes()),
+    }
+}
+
+/// A page of entries `from` down to `to` (newest first).
+pub fn page(from: u64, to: u64, next: Option<u64>) -> AuditPage {
+    AuditPage {
+        entries: (to..=from).rev().map(|s| entry(s, "probe")).collect(),
+        next_before_seq: next,
+        head: ChainHead {
+            seq: from,
+            hash: Digest::of(b"h"),
+        },
+    }
+}
+
+pub fn key(name: &str) -> KeyInfo {
+    KeyInfo {
+        id: format!("key-{name}"),
+        name: name.into(),
+        prefix: "sk_3f9a1c2e".into(),
+        agents: vec![],
+        probes: vec!["zfs.*".into()],
+        tools: vec![],
+        max_capability: Capability::Observe,
+        created_at_ms: NOW - 1000,
+        expires_at_ms: None,
+        last_used_at_ms: None,
+        revoked_at_ms: None,
+    }
+}
+
+pub fn token(label: &str) -> TokenInfo {
+    TokenInfo {
+        id: format!("tok-{label}"),
+        label: label.into(),
+        state: TokenState::Active,
+        auto_approve: false,
+        created_at_ms: NOW - 1000,
+        expires_at_ms: NOW + 900_000,
+        used_at_ms: None,
+        revoked_at_ms: None,
+    }
+}
+
+/// Feeds a successful answer to `request`.
+pub fn answer(app: &mut App, request: Request, reply: Reply) -> Vec<Request> {
+    app.on_response(Response {
+        request,
+        result: Ok(reply),
+    })
+}
+
+/// An app with a bit of everything loaded.
+pub fn loaded_app() -> App {
+    let mut app = App::new("/tmp/hub/admin.sock");
+    app.now_ms = NOW;
+    answer(&mut app, Request::Status, Reply::Status(status(1, 1, 1)));
+    answer(
+        &mut app,
+        Request::Agents,
+        Reply::Agents(vec![
+            agent("nas1", AgentState::Online),
+            agent("web2", AgentState::Offline),
+            agent("db3", AgentState::Quarantined),
+        ]),
+    );
+    answer(&mut app, Request::Enrollments, Reply::Enrollments(vec![enrollment("pi4")]));
+    answer(
+        &mut app,
+        Request::Permissions,
+        Reply::Permissions(vec![
+            permission("nas1", "zfs", PackState::Active),
+            permission("nas1", "docker", PackState::Pending),
+        ]),
+    );
+    answer(&mut app, Request::Drift, Reply::Drift(vec![drift("db3")]));
+    answer(&mut app, Request::Keys, Reply::Keys(vec![key("claude")]));
+    answer(&mut app, Request::Tokens, Reply::Tokens(vec![token("nas")]));
+    let q = Request::Audit(Default::default(), app.audit.generation);
+    answer(&mut app, q, Reply::Audit(page(500, 301, Some(301)), 0));
+    app
+}
