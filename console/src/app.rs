@@ -188,6 +188,8 @@ pub struct App {
     pub now_ms: i64,
     pub frame: u64,
     pub in_flight: HashMap<&'static str, usize>,
+    /// Reads sent and not answered yet (the same read is not sent twice).
+    reads_in_flight: Vec<Request>,
     /// Set while the hub is unreachable: the banner.
     pub hub_error: Option<String>,
     pub message: Option<Message>,
@@ -285,6 +287,7 @@ impl App {
             now_ms: 0,
             frame: 0,
             in_flight: HashMap::new(),
+            reads_in_flight: Vec::new(),
             hub_error: None,
             message: None,
             loaded: HashMap::new(),
@@ -335,14 +338,19 @@ impl App {
     /// Tracks what is sent; reads already in flight are not asked again
     /// (a slow hub does not pile up requests).
     fn emit(&mut self, requests: Vec<Request>) -> Vec<Request> {
+        self.emit_inner(requests, false)
+    }
+
+    fn emit_inner(&mut self, requests: Vec<Request>, force: bool) -> Vec<Request> {
         let mut out = Vec::new();
         for r in requests {
-            let label = r.label();
-            let n = self.in_flight.entry(label).or_insert(0);
-            if !r.is_action() && *n > 0 {
-                continue;
+            if !r.is_action() {
+                if !force && self.reads_in_flight.contains(&r) {
+                    continue;
+                }
+                self.reads_in_flight.push(r.clone());
             }
-            *n += 1;
+            *self.in_flight.entry(r.label()).or_insert(0) += 1;
             out.push(r);
         }
         out
@@ -360,10 +368,7 @@ impl App {
             .iter()
             .filter(|a| {
                 let tags = a.tags.join(" ");
-                matches_filter(
-                    f,
-                    &[&a.name, &a.hostname, &a.os, a.state.as_str(), &tags],
-                )
+                matches_filter(f, &[&a.name, &a.hostname, &a.os, a.state.as_str(), &tags])
             })
             .collect()
     }
@@ -372,12 +377,7 @@ impl App {
         let f = self.filter(View::Enrollments);
         self.enrollments
             .iter()
-            .filter(|e| {
-                matches_filter(
-                    f,
-                    &[&e.name, &e.hostname, &e.remote_addr, &e.token_label],
-                )
-            })
+            .filter(|e| matches_filter(f, &[&e.name, &e.hostname, &e.remote_addr, &e.token_label]))
             .collect()
     }
 
@@ -389,7 +389,13 @@ impl App {
             .iter()
             .filter(|p| matches_filter(f, &[&p.agent_name, &p.pack, p.state.as_str()]))
             .collect();
-        rows.sort_by_key(|p| (p.state != PackState::Pending, p.agent_name.clone(), p.pack.clone()));
+        rows.sort_by_key(|p| {
+            (
+                p.state != PackState::Pending,
+                p.agent_name.clone(),
+                p.pack.clone(),
+            )
+        });
         rows
     }
 
@@ -494,6 +500,18 @@ impl App {
 
     /// What the current screen needs from the hub.
     pub fn refresh(&mut self) -> Vec<Request> {
+        let r = self.refresh_requests();
+        self.emit(r)
+    }
+
+    /// After an action: read again even what is already being read (that
+    /// answer may predate the action).
+    fn refresh_after_action(&mut self) -> Vec<Request> {
+        let r = self.refresh_requests();
+        self.emit_inner(r, true)
+    }
+
+    fn refresh_requests(&self) -> Vec<Request> {
         let mut r = vec![Request::Status];
         match self.view {
             View::Fleet => {
@@ -518,7 +536,7 @@ impl App {
             }
             View::TryIt => r.push(Request::Agents),
         }
-        self.emit(r)
+        r
     }
 
     /// Called from the draw loop; refreshes every [`REFRESH_MS`].
@@ -739,7 +757,10 @@ impl App {
                 } else {
                     self.say("cancelled");
                 }
-                Modal::Confirm { prompt, request: Request::Status }
+                Modal::Confirm {
+                    prompt,
+                    request: Request::Status,
+                }
             }
             Modal::Filter { mut input } => {
                 match key.code {
@@ -900,7 +921,10 @@ impl App {
                         ),
                         Request::RevokeAgent(name),
                     ),
-                    't' => self.open(Modal::Tags { agent: name, input: tags }),
+                    't' => self.open(Modal::Tags {
+                        agent: name,
+                        input: tags,
+                    }),
                     _ => {}
                 }
                 Vec::new()
@@ -1015,8 +1039,7 @@ impl App {
                             }
                         }
                         KeysPane::Tokens => {
-                            if let Some(t) = self.visible_tokens().get(self.selection()).copied()
-                            {
+                            if let Some(t) = self.visible_tokens().get(self.selection()).copied() {
                                 let (id, label) = (t.id.clone(), t.label.clone());
                                 self.confirm(
                                     format!(
@@ -1104,6 +1127,13 @@ impl App {
         if let Some(n) = self.in_flight.get_mut(label) {
             *n = n.saturating_sub(1);
         }
+        if let Some(i) = self
+            .reads_in_flight
+            .iter()
+            .position(|r| *r == response.request)
+        {
+            self.reads_in_flight.remove(i);
+        }
         let reply = match response.result {
             Ok(reply) => {
                 self.hub_error = None;
@@ -1171,7 +1201,7 @@ impl App {
             Reply::Tokens(t) => self.tokens = t,
             Reply::Done(text) => {
                 self.say(text);
-                return self.refresh();
+                return self.refresh_after_action();
             }
             Reply::KeyCreated(k) => {
                 let mut lines = vec![
@@ -1185,22 +1215,25 @@ impl App {
                         lines.push("Add it to Claude Code:".into());
                         lines.push(cmd.clone());
                     }
-                    None => lines.push(
-                        "The hub's MCP endpoint is off; enable it to use this key.".into(),
-                    ),
+                    None => lines
+                        .push("The hub's MCP endpoint is off; enable it to use this key.".into()),
                 }
                 self.open(Modal::Secret {
                     title: "New API key — shown once, copy it now".into(),
                     lines,
                 });
                 self.say(format!("created API key {}", k.info.name));
-                return self.refresh();
+                return self.refresh_after_action();
             }
             Reply::TokenCreated(t) => {
                 self.open(Modal::Secret {
                     title: "New enrollment token — shown once, copy it now".into(),
                     lines: vec![
-                        format!("Token {} (expires {})", t.info.label, crate::text::utc(t.info.expires_at_ms)),
+                        format!(
+                            "Token {} (expires {})",
+                            t.info.label,
+                            crate::text::utc(t.info.expires_at_ms)
+                        ),
                         String::new(),
                         t.token.clone(),
                         String::new(),
@@ -1209,7 +1242,7 @@ impl App {
                     ],
                 });
                 self.say("created enrollment token");
-                return self.refresh();
+                return self.refresh_after_action();
             }
             Reply::Probe(r) => {
                 self.tryit.running = false;
@@ -1268,13 +1301,22 @@ fn edit_form(form: &mut Form, key: KeyEvent) -> FormKey {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn key_create(v: &serde_json::Map<String, Value>) -> KeyCreate {
     KeyCreate {
-        name: v.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        name: v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         agents: strings(v.get("agents")),
         probes: strings(v.get("probes")),
         tools: strings(v.get("tools")),
@@ -1296,11 +1338,11 @@ fn token_create(v: &serde_json::Map<String, Value>) -> TokenCreate {
             .get("ttl_minutes")
             .and_then(Value::as_u64)
             .map(|m| m.saturating_mul(60)),
-        label: v
-            .get("label")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        auto_approve: v.get("auto_approve").and_then(Value::as_bool).unwrap_or(false),
+        label: v.get("label").and_then(Value::as_str).map(str::to_owned),
+        auto_approve: v
+            .get("auto_approve")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     }
 }
 

@@ -85,7 +85,14 @@ fn moving_is_clamped_and_harmless_on_empty_lists() {
     assert_eq!(app.selection(), 2);
 
     let mut empty = App::new("sock");
-    for code in [KeyCode::Down, KeyCode::Up, KeyCode::End, KeyCode::Enter, KeyCode::Char('x'), KeyCode::Char('t')] {
+    for code in [
+        KeyCode::Down,
+        KeyCode::Up,
+        KeyCode::End,
+        KeyCode::Enter,
+        KeyCode::Char('x'),
+        KeyCode::Char('t'),
+    ] {
         for v in ['1', '2', '3', '4', '5', '6', '7'] {
             ch(&mut empty, v);
             let r = key(&mut empty, code);
@@ -103,7 +110,10 @@ fn moving_is_clamped_and_harmless_on_empty_lists() {
 fn enrollment_approve_is_direct_and_deny_needs_confirmation() {
     let mut app = loaded_app();
     ch(&mut app, '2');
-    assert_eq!(ch(&mut app, 'a'), [Request::ApproveEnrollment("pi4".into())]);
+    assert_eq!(
+        ch(&mut app, 'a'),
+        [Request::ApproveEnrollment("pi4".into())]
+    );
 
     assert!(ch(&mut app, 'd').is_empty());
     assert!(matches!(app.modal, Some(Modal::Confirm { .. })));
@@ -115,9 +125,16 @@ fn enrollment_approve_is_direct_and_deny_needs_confirmation() {
     assert!(app.modal.is_none());
 
     // The answer refreshes the screen and says what happened.
-    let r = answer(&mut app, Request::DenyEnrollment("pi4".into()), Reply::Done("denied enrollment of pi4".into()));
+    let r = answer(
+        &mut app,
+        Request::DenyEnrollment("pi4".into()),
+        Reply::Done("denied enrollment of pi4".into()),
+    );
     assert!(labels(&r).contains(&"enrollments"));
-    assert_eq!(app.message.as_ref().unwrap().text, "denied enrollment of pi4");
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        "denied enrollment of pi4"
+    );
 }
 
 #[test]
@@ -138,13 +155,22 @@ fn fleet_revoke_confirms_and_tags_edit() {
     key(&mut app, KeyCode::Backspace);
     typed(&mut app, "d, nas");
     let r = key(&mut app, KeyCode::Enter);
-    assert_eq!(r, [Request::SetTags("web2".into(), vec!["pro".into(), "nas".into()])]);
+    assert_eq!(
+        r,
+        [Request::SetTags(
+            "web2".into(),
+            vec!["prod".into(), "nas".into()]
+        )]
+    );
 }
 
 #[test]
 fn enter_opens_the_agent_detail_which_follows_the_selection() {
     let mut app = loaded_app();
-    assert_eq!(key(&mut app, KeyCode::Enter), [Request::Agent("nas1".into())]);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Request::Agent("nas1".into())]
+    );
     assert!(app.detail_open);
     assert_eq!(ch(&mut app, 'j'), [Request::Agent("web2".into())]);
     key(&mut app, KeyCode::Esc);
@@ -157,7 +183,11 @@ fn filter_narrows_the_list_and_esc_clears_it() {
     ch(&mut app, '/');
     typed(&mut app, "WEB");
     key(&mut app, KeyCode::Enter);
-    let names: Vec<_> = app.visible_agents().iter().map(|a| a.name.clone()).collect();
+    let names: Vec<_> = app
+        .visible_agents()
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
     assert_eq!(names, ["web2"]);
     // The filter is per screen.
     ch(&mut app, '2');
@@ -181,18 +211,30 @@ fn permissions_pending_first_approve_deny_revoke() {
     assert_eq!(rows[0].state, PackState::Pending);
     assert_eq!(
         ch(&mut app, 'a'),
-        [Request::DecidePack("nas1".into(), "docker".into(), "approve".into())]
+        [Request::DecidePack(
+            "nas1".into(),
+            "docker".into(),
+            "approve".into()
+        )]
     );
     ch(&mut app, 'j');
     ch(&mut app, 'x');
     assert_eq!(
         ch(&mut app, 'y'),
-        [Request::DecidePack("nas1".into(), "zfs".into(), "revoke".into())]
+        [Request::DecidePack(
+            "nas1".into(),
+            "zfs".into(),
+            "revoke".into()
+        )]
     );
     ch(&mut app, 'd');
     assert_eq!(
         ch(&mut app, 'Y'),
-        [Request::DecidePack("nas1".into(), "zfs".into(), "deny".into())]
+        [Request::DecidePack(
+            "nas1".into(),
+            "zfs".into(),
+            "deny".into()
+        )]
     );
 }
 
@@ -203,7 +245,13 @@ fn attestation_accept_keep_revoke() {
     ch(&mut app, 'a');
     assert_eq!(ch(&mut app, 'y'), [Request::AcceptBaseline("db3".into())]);
     assert!(ch(&mut app, 'n').is_empty());
-    assert!(app.message.as_ref().unwrap().text.contains("stays quarantined"));
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("stays quarantined")
+    );
     ch(&mut app, 'x');
     assert_eq!(ch(&mut app, 'y'), [Request::RevokeAgent("db3".into())]);
 }
@@ -216,34 +264,59 @@ fn audit_pages_through_the_chain_without_loading_it_all() {
     key(&mut app, KeyCode::End);
     // Past the last row: the next (older) page, by cursor.
     let r = key(&mut app, KeyCode::Down);
-    let Request::Audit(q, generation) = &r[0] else { panic!("{r:?}") };
+    let Request::Audit(q, generation) = &r[0] else {
+        panic!("{r:?}")
+    };
     assert_eq!(q.before_seq, Some(301));
     assert_eq!(q.limit, Some(AUDIT_PAGE));
     assert_eq!(*generation, 1);
     // A stale answer (generation 0) is ignored.
-    answer(&mut app, Request::Audit(AuditQuery::default(), 0), Reply::Audit(page(999, 990, None), 0));
+    answer(
+        &mut app,
+        Request::Audit(AuditQuery::default(), 0),
+        Reply::Audit(page(999, 990, None), 0),
+    );
     assert_eq!(app.audit.entries[0].seq, 500);
-    answer(&mut app, r[0].clone(), Reply::Audit(page(300, 101, Some(101)), 1));
+    answer(
+        &mut app,
+        r[0].clone(),
+        Reply::Audit(page(300, 101, Some(101)), 1),
+    );
     assert_eq!(app.audit.page(), 1);
     assert_eq!(app.audit.entries[0].seq, 300);
     assert_eq!(app.selection(), 0);
     // Above the first row: back to the newer page, selecting its last row.
     let r = key(&mut app, KeyCode::Up);
-    let Request::Audit(q, 2) = &r[0] else { panic!("{r:?}") };
+    let Request::Audit(q, 2) = &r[0] else {
+        panic!("{r:?}")
+    };
     assert_eq!(q.before_seq, None);
-    answer(&mut app, r[0].clone(), Reply::Audit(page(500, 301, Some(301)), 2));
+    answer(
+        &mut app,
+        r[0].clone(),
+        Reply::Audit(page(500, 301, Some(301)), 2),
+    );
     assert_eq!(app.selection(), 199);
     assert_eq!(app.audit.entries[199].seq, 301);
     // `]` and `[` page too; g goes back to the newest.
     let r = ch(&mut app, ']');
-    answer(&mut app, r[0].clone(), Reply::Audit(page(300, 101, Some(101)), 3));
+    answer(
+        &mut app,
+        r[0].clone(),
+        Reply::Audit(page(300, 101, Some(101)), 3),
+    );
     let r = ch(&mut app, ']');
     answer(&mut app, r[0].clone(), Reply::Audit(page(100, 1, None), 4));
     assert_eq!(app.audit.page(), 2);
     key(&mut app, KeyCode::End);
-    assert!(key(&mut app, KeyCode::Down).is_empty(), "oldest page: nothing further");
+    assert!(
+        key(&mut app, KeyCode::Down).is_empty(),
+        "oldest page: nothing further"
+    );
     let r = ch(&mut app, 'g');
-    let Request::Audit(q, _) = &r[0] else { panic!("{r:?}") };
+    let Request::Audit(q, _) = &r[0] else {
+        panic!("{r:?}")
+    };
     assert_eq!(q.before_seq, None);
     assert_eq!(app.audit.page(), 0);
 }
@@ -255,13 +328,21 @@ fn live_refresh_keeps_the_selected_entry() {
     ch(&mut app, 'j');
     assert_eq!(app.audit.entries[app.selection()].seq, 499);
     let generation = app.audit.generation;
-    answer(&mut app, Request::Audit(AuditQuery::default(), generation), Reply::Audit(page(503, 304, Some(304)), generation));
+    answer(
+        &mut app,
+        Request::Audit(AuditQuery::default(), generation),
+        Reply::Audit(page(503, 304, Some(304)), generation),
+    );
     assert_eq!(app.audit.entries[app.selection()].seq, 499);
 }
 
 #[test]
 fn audit_filter_is_parsed_into_the_query() {
-    let q = parse_audit_filter("agent:nas1 actor:key:sk_1 probe:zfs.list outcome:error since:1h until:1000", NOW).unwrap();
+    let q = parse_audit_filter(
+        "agent:nas1 actor:key:sk_1 probe:zfs.list outcome:error since:1h until:1000",
+        NOW,
+    )
+    .unwrap();
     assert_eq!(q.agent.as_deref(), Some("nas1"));
     assert_eq!(q.actor.as_deref(), Some("key:sk_1"));
     assert_eq!(q.probe.as_deref(), Some("zfs.list"));
@@ -279,7 +360,9 @@ fn audit_filter_is_parsed_into_the_query() {
     ch(&mut app, '/');
     typed(&mut app, "outcome:denied");
     let r = key(&mut app, KeyCode::Enter);
-    let Request::Audit(q, _) = &r[0] else { panic!("{r:?}") };
+    let Request::Audit(q, _) = &r[0] else {
+        panic!("{r:?}")
+    };
     assert_eq!(q.outcome.as_deref(), Some("denied"));
     assert_eq!(q.before_seq, None);
     ch(&mut app, '/');
@@ -294,9 +377,22 @@ fn audit_entry_detail_and_verify() {
     ch(&mut app, '5');
     ch(&mut app, 'j');
     assert_eq!(key(&mut app, KeyCode::Enter), [Request::AuditEntry(499)]);
-    let d = AuditEntryDetail { entry: entry(499, "probe"), checkpoint: None };
-    answer(&mut app, Request::AuditEntry(499), Reply::AuditEntry(Box::new(d)));
-    assert!(matches!(&app.modal, Some(Modal::AuditEntry { detail: Some(_), .. })));
+    let d = AuditEntryDetail {
+        entry: entry(499, "probe"),
+        checkpoint: None,
+    };
+    answer(
+        &mut app,
+        Request::AuditEntry(499),
+        Reply::AuditEntry(Box::new(d)),
+    );
+    assert!(matches!(
+        &app.modal,
+        Some(Modal::AuditEntry {
+            detail: Some(_),
+            ..
+        })
+    ));
     key(&mut app, KeyCode::Esc);
 
     assert_eq!(ch(&mut app, 'v'), [Request::AuditVerify]);
@@ -310,15 +406,26 @@ fn audit_entry_detail_and_verify() {
         broken: None,
         duration_ms: 12,
     };
-    answer(&mut app, Request::AuditVerify, Reply::AuditVerify(report.clone()));
+    answer(
+        &mut app,
+        Request::AuditVerify,
+        Reply::AuditVerify(report.clone()),
+    );
     assert!(matches!(&app.modal, Some(Modal::Verify(Some(Ok(_))))));
     assert!(verify_line(&Ok(report.clone())).starts_with("Audit chain OK: 500 entries"));
     let broken = AuditVerifyReport {
         ok: false,
-        broken: Some(ChainBreakInfo { seq: 77, kind: "hash".into(), message: "hash does not match".into() }),
+        broken: Some(ChainBreakInfo {
+            seq: 77,
+            kind: "hash".into(),
+            message: "hash does not match".into(),
+        }),
         ..report
     };
-    assert_eq!(verify_line(&Ok(broken)), "Audit chain BROKEN at entry #77: hash — hash does not match");
+    assert_eq!(
+        verify_line(&Ok(broken)),
+        "Audit chain BROKEN at entry #77: hash — hash does not match"
+    );
 }
 
 #[test]
@@ -335,7 +442,9 @@ fn creating_a_key_shows_the_secret_once() {
     key(&mut app, KeyCode::Tab);
     typed(&mut app, "zfs.*, system.*");
     let r = key(&mut app, KeyCode::Enter);
-    let [Request::CreateKey(k)] = r.as_slice() else { panic!("{r:?}") };
+    let [Request::CreateKey(k)] = r.as_slice() else {
+        panic!("{r:?}")
+    };
     assert_eq!(k.name, "laptop");
     assert_eq!(k.probes, ["zfs.*", "system.*"]);
     assert_eq!(k.expires_in_s, None);
@@ -345,8 +454,14 @@ fn creating_a_key_shows_the_secret_once() {
         mcp_url: None,
         claude_command: Some("claude mcp add sonde --transport http https://hub/mcp --header \"Authorization: Bearer sk_secret\"".into()),
     };
-    answer(&mut app, Request::CreateKey(k.clone()), Reply::KeyCreated(Box::new(created)));
-    let Some(Modal::Secret { lines, .. }) = &app.modal else { panic!() };
+    answer(
+        &mut app,
+        Request::CreateKey(k.clone()),
+        Reply::KeyCreated(Box::new(created)),
+    );
+    let Some(Modal::Secret { lines, .. }) = &app.modal else {
+        panic!()
+    };
     assert!(lines.iter().any(|l| l.starts_with("claude mcp add")));
     key(&mut app, KeyCode::Esc);
     assert!(app.modal.is_none());
@@ -366,7 +481,11 @@ fn creating_and_revoking_tokens() {
     let r = key(&mut app, KeyCode::Enter);
     assert_eq!(
         r,
-        [Request::CreateToken(TokenCreate { ttl_s: Some(900), label: Some("nas".into()), auto_approve: true })]
+        [Request::CreateToken(TokenCreate {
+            ttl_s: Some(900),
+            label: Some("nas".into()),
+            auto_approve: true
+        })]
     );
     ch(&mut app, 'x');
     assert_eq!(ch(&mut app, 'y'), [Request::RevokeToken("tok-nas".into())]);
@@ -380,16 +499,26 @@ fn try_it_picks_agent_probe_validates_and_runs() {
     let mut app = loaded_app();
     ch(&mut app, '7');
     assert_eq!(app.tryit_agents().len(), 1, "online agents only");
-    assert_eq!(key(&mut app, KeyCode::Enter), [Request::Agent("nas1".into())]);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Request::Agent("nas1".into())]
+    );
     assert_eq!(app.tryit.focus, TryFocus::Probes);
     assert!(app.tryit_probes().is_empty(), "until the detail arrives");
-    answer(&mut app, Request::Agent("nas1".into()), Reply::Agent(Box::new(detail("nas1"))));
+    answer(
+        &mut app,
+        Request::Agent("nas1".into()),
+        Reply::Agent(Box::new(detail("nas1"))),
+    );
     let names: Vec<_> = app.tryit_probes().iter().map(|p| p.name.clone()).collect();
     assert_eq!(names, ["e2e.echo", "e2e.sleep"], "active packs only");
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.tryit.focus, TryFocus::Form);
     // In the form, letters are typed, not commands.
-    assert!(key(&mut app, KeyCode::Enter).is_empty(), "required field empty");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "required field empty"
+    );
     assert!(app.message.as_ref().unwrap().error);
     typed(&mut app, "qhello!");
     assert!(!app.quit);
@@ -406,7 +535,10 @@ fn try_it_picks_agent_probe_validates_and_runs() {
         })]
     );
     assert!(app.tryit.running);
-    assert!(key(&mut app, KeyCode::Enter).is_empty(), "one run at a time");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "one run at a time"
+    );
     let result = ProbeRunResult {
         agent: "nas1".into(),
         probe: "e2e.echo".into(),
@@ -434,16 +566,26 @@ fn try_it_failure_is_shown() {
     let mut app = loaded_app();
     ch(&mut app, '7');
     key(&mut app, KeyCode::Enter);
-    answer(&mut app, Request::Agent("nas1".into()), Reply::Agent(Box::new(detail("nas1"))));
+    answer(
+        &mut app,
+        Request::Agent("nas1".into()),
+        Reply::Agent(Box::new(detail("nas1"))),
+    );
     key(&mut app, KeyCode::Enter);
     typed(&mut app, "hi");
     let r = key(&mut app, KeyCode::Enter);
     app.on_response(Response {
         request: r[0].clone(),
-        result: Err(Failure { message: "agent nas1 is not connected".into(), unreachable: false }),
+        result: Err(Failure {
+            message: "agent nas1 is not connected".into(),
+            unreachable: false,
+        }),
     });
     assert!(!app.tryit.running);
-    assert_eq!(app.tryit.result, Some(Err("agent nas1 is not connected".into())));
+    assert_eq!(
+        app.tryit.result,
+        Some(Err("agent nas1 is not connected".into()))
+    );
 }
 
 #[test]
@@ -454,11 +596,17 @@ fn unreachable_hub_sets_the_banner_until_it_answers() {
     for req in r {
         app.on_response(Response {
             request: req,
-            result: Err(Failure { message: "connection refused".into(), unreachable: true }),
+            result: Err(Failure {
+                message: "connection refused".into(),
+                unreachable: true,
+            }),
         });
     }
     assert_eq!(app.hub_error.as_deref(), Some("connection refused"));
-    assert!(app.message.is_none(), "reads failing while unreachable only show the banner");
+    assert!(
+        app.message.is_none(),
+        "reads failing while unreachable only show the banner"
+    );
     assert!(app.tick(NOW + 500).is_empty(), "not yet");
     let r = app.tick(NOW + REFRESH_MS);
     assert_eq!(labels(&r), ["status", "agents"], "keeps retrying");
@@ -486,7 +634,10 @@ fn action_failures_are_reported() {
     let mut app = loaded_app();
     app.on_response(Response {
         request: Request::RevokeAgent("nas1".into()),
-        result: Err(Failure { message: "no such agent".into(), unreachable: false }),
+        result: Err(Failure {
+            message: "no such agent".into(),
+            unreachable: false,
+        }),
     });
     let m = app.message.clone().unwrap();
     assert!(m.error);

@@ -103,11 +103,21 @@ pub fn detail(name: &str) -> AgentDetail {
                 "e2e",
                 PackState::Active,
                 json!([
-                    probe("e2e.echo", json!([{"name": "text", "type": "string", "max_len": 5, "required": true}])),
-                    probe("e2e.sleep", json!([{"name": "seconds", "type": "integer", "min": 0, "max": 30, "required": true}])),
+                    probe(
+                        "e2e.echo",
+                        json!([{"name": "text", "type": "string", "max_len": 5, "required": true}])
+                    ),
+                    probe(
+                        "e2e.sleep",
+                        json!([{"name": "seconds", "type": "integer", "min": 0, "max": 30, "required": true}])
+                    ),
                 ]),
             ),
-            pack("docker", PackState::Pending, json!([probe("docker.ps", json!([]))])),
+            pack(
+                "docker",
+                PackState::Pending,
+                json!([probe("docker.ps", json!([]))]),
+            ),
         ],
         grants: Default::default(),
         agent_audit_head: None,
@@ -261,7 +271,11 @@ pub fn loaded_app() -> App {
             agent("db3", AgentState::Quarantined),
         ]),
     );
-    answer(&mut app, Request::Enrollments, Reply::Enrollments(vec![enrollment("pi4")]));
+    answer(
+        &mut app,
+        Request::Enrollments,
+        Reply::Enrollments(vec![enrollment("pi4")]),
+    );
     answer(
         &mut app,
         Request::Permissions,

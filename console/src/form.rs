@@ -128,9 +128,7 @@ impl Form {
         for f in &mut self.fields {
             f.error = match parse(&f.spec, &f.input) {
                 Err(e) => Some(e),
-                Ok(None) if f.spec.required && f.spec.default.is_none() => {
-                    Some("required".into())
-                }
+                Ok(None) if f.spec.required && f.spec.default.is_none() => Some("required".into()),
                 Ok(None) => None,
                 Ok(Some(v)) => f.spec.check(&v).err().map(|e| e.message),
             };
@@ -228,11 +226,19 @@ pub fn key_form() -> Form {
         },
         RawParamSpec {
             max_len: Some(128),
-            ..field("agents", "string_list", "Agent patterns (`*` wildcard); empty = all")
+            ..field(
+                "agents",
+                "string_list",
+                "Agent patterns (`*` wildcard); empty = all",
+            )
         },
         RawParamSpec {
             max_len: Some(128),
-            ..field("probes", "string_list", "Probe patterns (zfs.*); empty = all")
+            ..field(
+                "probes",
+                "string_list",
+                "Probe patterns (zfs.*); empty = all",
+            )
         },
         RawParamSpec {
             max_len: Some(128),
@@ -241,12 +247,20 @@ pub fn key_form() -> Form {
         RawParamSpec {
             values: Some(vec!["observe".into(), "interact".into(), "manage".into()]),
             default: Some(Value::String("observe".into())),
-            ..field("max_capability", "string", "Highest capability the key may use")
+            ..field(
+                "max_capability",
+                "string",
+                "Highest capability the key may use",
+            )
         },
         RawParamSpec {
             min: Some(1),
             max: Some(3650),
-            ..field("expires_in_days", "integer", "Days until it expires; empty = never")
+            ..field(
+                "expires_in_days",
+                "integer",
+                "Days until it expires; empty = never",
+            )
         },
     ])
 }
@@ -266,7 +280,11 @@ pub fn token_form() -> Form {
         },
         RawParamSpec {
             default: Some(Value::Bool(false)),
-            ..field("auto_approve", "boolean", "Agents using it join without approval")
+            ..field(
+                "auto_approve",
+                "boolean",
+                "Agents using it join without approval",
+            )
         },
     ])
 }
@@ -312,7 +330,13 @@ mod tests {
         assert_eq!(f.fields[0].error, None);
         f.next();
         f.type_char('9');
-        assert!(f.fields[1].error.as_deref().unwrap().contains("between 1 and 3"));
+        assert!(
+            f.fields[1]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("between 1 and 3")
+        );
         f.backspace();
         f.type_char('x');
         assert_eq!(f.fields[1].error.as_deref(), Some("must be an integer"));

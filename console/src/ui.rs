@@ -30,8 +30,14 @@ pub fn draw(f: &mut Frame, app: &App) {
         f.render_widget(
             Paragraph::new(vec![
                 Line::styled(
-                    format!(" HUB NOT REACHABLE at {} — retrying every 2 s", clip(&app.socket, 100)),
-                    Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
+                    format!(
+                        " HUB NOT REACHABLE at {} — retrying every 2 s",
+                        clip(&app.socket, 100)
+                    ),
+                    Style::default()
+                        .fg(Color::White)
+                        .bg(Color::Red)
+                        .add_modifier(Modifier::BOLD),
                 ),
                 Line::styled(format!(" {}", clip(e, 300)), styles::bad()),
             ]),
@@ -54,12 +60,19 @@ pub fn draw(f: &mut Frame, app: &App) {
 }
 
 fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
-    let mut spans = vec![Span::styled(" sonde ", Style::default().add_modifier(Modifier::BOLD))];
+    let mut spans = vec![Span::styled(
+        " sonde ",
+        Style::default().add_modifier(Modifier::BOLD),
+    )];
     let s = app.status.as_ref();
     for (i, v) in View::ALL.iter().enumerate() {
         let count = match (v, s) {
-            (View::Enrollments, Some(s)) if s.pending_enrollments > 0 => format!(" ({})", s.pending_enrollments),
-            (View::Permissions, Some(s)) if s.pending_permissions > 0 => format!(" ({})", s.pending_permissions),
+            (View::Enrollments, Some(s)) if s.pending_enrollments > 0 => {
+                format!(" ({})", s.pending_enrollments)
+            }
+            (View::Permissions, Some(s)) if s.pending_permissions > 0 => {
+                format!(" ({})", s.pending_permissions)
+            }
             (View::Attestation, Some(s)) if s.open_drift > 0 => format!(" ({})", s.open_drift),
             _ => String::new(),
         };
@@ -88,15 +101,28 @@ fn draw_status(f: &mut Frame, area: Rect, app: &App) {
             spans.push(count("enrollments", s.pending_enrollments));
             spans.push(count("permissions", s.pending_permissions));
             spans.push(count("quarantined", s.quarantined));
-            spans.push(Span::raw(format!("agents {}/{} online  ", s.agents_online, s.agents_total)));
+            spans.push(Span::raw(format!(
+                "agents {}/{} online  ",
+                s.agents_online, s.agents_total
+            )));
         }
         None => spans.push(Span::styled("connecting…  ", styles::dim())),
     }
     if app.busy() {
-        spans.push(Span::styled(format!("{} ", views::spinner(app.frame)), styles::key()));
+        spans.push(Span::styled(
+            format!("{} ", views::spinner(app.frame)),
+            styles::key(),
+        ));
     }
     if let Some(m) = &app.message {
-        spans.push(Span::styled(clip(&m.text, 200), if m.error { styles::bad() } else { Style::default() }));
+        spans.push(Span::styled(
+            clip(&m.text, 200),
+            if m.error {
+                styles::bad()
+            } else {
+                Style::default()
+            },
+        ));
     }
     spans.push(Span::styled("  ? help  q quit", styles::dim()));
     f.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -128,20 +154,38 @@ fn draw_modal(f: &mut Frame, area: Rect, app: &App, modal: &Modal) {
             } else {
                 "text to look for (case-insensitive); empty shows everything"
             };
-            let inner = overlay(f, area, 90, 6, &format!("Filter {} — Enter applies, Esc cancels", app.view.title()));
+            let inner = overlay(
+                f,
+                area,
+                90,
+                6,
+                &format!("Filter {} — Enter applies, Esc cancels", app.view.title()),
+            );
             f.render_widget(
                 Paragraph::new(vec![
-                    Line::from(vec![Span::raw(format!("/{}", clip(input, 200))), Span::styled("_", styles::key())]),
+                    Line::from(vec![
+                        Span::raw(format!("/{}", clip(input, 200))),
+                        Span::styled("_", styles::key()),
+                    ]),
                     Line::styled(hint, styles::dim()),
                 ]),
                 inner,
             );
         }
         Modal::Tags { agent, input } => {
-            let inner = overlay(f, area, 80, 6, &format!("Tags of {} — Enter saves, Esc cancels", clip(agent, 40)));
+            let inner = overlay(
+                f,
+                area,
+                80,
+                6,
+                &format!("Tags of {} — Enter saves, Esc cancels", clip(agent, 40)),
+            );
             f.render_widget(
                 Paragraph::new(vec![
-                    Line::from(vec![Span::raw(clip(input, 200)), Span::styled("_", styles::key())]),
+                    Line::from(vec![
+                        Span::raw(clip(input, 200)),
+                        Span::styled("_", styles::key()),
+                    ]),
                     Line::styled("comma- or space-separated", styles::dim()),
                 ]),
                 inner,
@@ -163,7 +207,13 @@ fn draw_modal(f: &mut Frame, area: Rect, app: &App, modal: &Modal) {
             f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
         }
         Modal::Secret { title, lines } => {
-            let inner = overlay(f, area, area.width.saturating_sub(4), 14, &format!("{title} — Esc closes"));
+            let inner = overlay(
+                f,
+                area,
+                area.width.saturating_sub(4),
+                14,
+                &format!("{title} — Esc closes"),
+            );
             let text: Vec<Line> = lines.iter().map(|l| Line::raw(clip(l, 1000))).collect();
             f.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
         }

@@ -250,6 +250,10 @@ mod tests {
         assert_eq!(response.request, Request::Status);
         let failure = response.result.unwrap_err();
         assert!(failure.unreachable);
-        assert!(failure.message.contains("admin.sock"), "{}", failure.message);
+        assert!(
+            failure.message.contains("admin.sock"),
+            "{}",
+            failure.message
+        );
     }
 }

@@ -40,7 +40,15 @@ impl Tmux {
             err_log.display()
         );
         let out = tmux.cmd(&[
-            "new-session", "-d", "-x", "160", "-y", "45", "-s", "console", &command,
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "45",
+            "-s",
+            "console",
+            &command,
         ]);
         assert!(
             out.status.success(),
@@ -73,7 +81,11 @@ impl Tmux {
     /// Polls the screen until `pred` holds (bounded), or fails with the screen.
     fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) {
         let ok = wait_until(Duration::from_secs(30), || pred(&self.capture()));
-        assert!(ok, "the console never showed {what}; screen:\n{}", self.last.borrow());
+        assert!(
+            ok,
+            "the console never showed {what}; screen:\n{}",
+            self.last.borrow()
+        );
     }
 
     fn wait_text(&self, text: &str) {
@@ -155,7 +167,8 @@ async fn console_approves_an_enrollment_and_verifies_the_audit_chain() {
     agent.run();
     tmux.keys(&["1"]);
     tmux.wait_screen("nas1 online in Fleet", |s| {
-        s.lines().any(|l| l.contains("nas1") && l.contains("online"))
+        s.lines()
+            .any(|l| l.contains("nas1") && l.contains("online"))
     });
 
     // Audit: the approval, by the operator; verify says OK.
@@ -206,7 +219,11 @@ async fn console_approves_an_enrollment_and_verifies_the_audit_chain() {
     tmux.wait_text("▶ Probes");
     tmux.keys(&["q"]);
     let exited = wait_until(Duration::from_secs(10), || !tmux.alive());
-    assert!(exited, "the console did not quit; screen:\n{}", tmux.capture());
+    assert!(
+        exited,
+        "the console did not quit; screen:\n{}",
+        tmux.capture()
+    );
     let stderr = std::fs::read_to_string(&err_log).unwrap_or_default();
     assert!(!stderr.contains("panicked"), "console stderr:\n{stderr}");
     hub.assert_audit_ok();

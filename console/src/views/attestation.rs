@@ -41,13 +41,28 @@ fn side(title: &str, mine: &[(String, String)], other: &[(String, String)]) -> V
         }
     }
     for name in names {
-        let value = mine.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let theirs = other.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let value = mine
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        let theirs = other
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
         let changed = value != theirs;
-        let shown = value.map(|v| clip(v, 200)).unwrap_or_else(|| "(absent)".into());
-        let style = if changed { styles::changed() } else { Default::default() };
+        let shown = value
+            .map(|v| clip(v, 200))
+            .unwrap_or_else(|| "(absent)".into());
+        let style = if changed {
+            styles::changed()
+        } else {
+            Default::default()
+        };
         lines.push(Line::from(vec![
-            Span::styled(format!("{} {:<16}", if changed { "*" } else { " " }, clip(name, 16)), styles::dim()),
+            Span::styled(
+                format!("{} {:<16}", if changed { "*" } else { " " }, clip(name, 16)),
+                styles::dim(),
+            ),
             Span::styled(shown, style),
         ]));
     }
@@ -56,8 +71,7 @@ fn side(title: &str, mine: &[(String, String)], other: &[(String, String)]) -> V
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let events = app.visible_drift();
-    let [list, detail] =
-        Layout::vertical([Constraint::Length(8), Constraint::Min(6)]).areas(area);
+    let [list, detail] = Layout::vertical([Constraint::Length(8), Constraint::Min(6)]).areas(area);
     let rows: Vec<Row> = events
         .iter()
         .map(|d| {
@@ -67,7 +81,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(clip(&d.baseline_fingerprint, 16)),
                 Cell::from(clip(&d.current_fingerprint, 16)),
                 Cell::from(clip(
-                    &d.changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>().join(", "),
+                    &d.changes
+                        .iter()
+                        .map(|c| c.field.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     80,
                 )),
             ])
@@ -99,18 +117,26 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     };
     let base = fields(&d.baseline);
     let cur = fields(&d.current);
-    let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-        .areas(detail);
+    let [l, r] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(detail);
     f.render_widget(
-        Paragraph::new(side(&format!("fingerprint {}", clip(&d.baseline_fingerprint, 64)), &base, &cur))
-            .block(block("Baseline (approved)"))
-            .wrap(Wrap { trim: false }),
+        Paragraph::new(side(
+            &format!("fingerprint {}", clip(&d.baseline_fingerprint, 64)),
+            &base,
+            &cur,
+        ))
+        .block(block("Baseline (approved)"))
+        .wrap(Wrap { trim: false }),
         l,
     );
     f.render_widget(
-        Paragraph::new(side(&format!("fingerprint {}", clip(&d.current_fingerprint, 64)), &cur, &base))
-            .block(block("Current (now)"))
-            .wrap(Wrap { trim: false }),
+        Paragraph::new(side(
+            &format!("fingerprint {}", clip(&d.current_fingerprint, 64)),
+            &cur,
+            &base,
+        ))
+        .block(block("Current (now)"))
+        .wrap(Wrap { trim: false }),
         r,
     );
 }

@@ -30,19 +30,34 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .as_ref()
         .map(|h| format!("head #{} {}", h.seq, h.hash.short()))
         .unwrap_or_default();
-    let more = if a.next_before.is_some() { "older: ] or ↓ past the end" } else { "oldest page" };
+    let more = if a.next_before.is_some() {
+        "older: ] or ↓ past the end"
+    } else {
+        "oldest page"
+    };
     let mut lines = vec![Line::from(vec![
         Span::raw(format!("page {}  ", a.page() + 1)),
         Span::styled(head, styles::dim()),
         Span::raw(format!("  {more}  ")),
         Span::styled(
-            if filter.is_empty() { "no filter (/ to filter)".to_owned() } else { format!("filter: {}", clip(filter, 80)) },
-            if filter.is_empty() { styles::dim() } else { styles::warn() },
+            if filter.is_empty() {
+                "no filter (/ to filter)".to_owned()
+            } else {
+                format!("filter: {}", clip(filter, 80))
+            },
+            if filter.is_empty() {
+                styles::dim()
+            } else {
+                styles::warn()
+            },
         ),
     ])];
     if let Some(v) = &a.last_verify {
         let ok = matches!(v, Ok(r) if r.ok);
-        lines.push(Line::styled(verify_line(v), if ok { styles::good() } else { styles::bad() }));
+        lines.push(Line::styled(
+            verify_line(v),
+            if ok { styles::good() } else { styles::bad() },
+        ));
     } else {
         lines.push(Line::styled("v verifies the chain", styles::dim()));
     }
@@ -71,7 +86,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         f,
         list,
         "Audit (newest first) — Enter detail, v verify",
-        &["SEQ", "TIME (UTC)", "ACTOR", "ACTION", "AGENT", "PROBE", "OUTCOME"],
+        &[
+            "SEQ",
+            "TIME (UTC)",
+            "ACTOR",
+            "ACTION",
+            "AGENT",
+            "PROBE",
+            "OUTCOME",
+        ],
         &[
             Constraint::Length(8),
             Constraint::Length(20),
@@ -96,8 +119,18 @@ fn entry_lines(e: &AuditEntry) -> Vec<Line<'static>> {
         kv("agent", e.agent.clone().unwrap_or_else(|| "-".into())),
         kv("probe", e.probe.clone().unwrap_or_else(|| "-".into())),
         kv("outcome", e.outcome.clone()),
-        kv("params digest", e.params_digest.map(|d| d.to_hex()).unwrap_or_else(|| "-".into())),
-        kv("result digest", e.result_digest.map(|d| d.to_hex()).unwrap_or_else(|| "-".into())),
+        kv(
+            "params digest",
+            e.params_digest
+                .map(|d| d.to_hex())
+                .unwrap_or_else(|| "-".into()),
+        ),
+        kv(
+            "result digest",
+            e.result_digest
+                .map(|d| d.to_hex())
+                .unwrap_or_else(|| "-".into()),
+        ),
         kv("prev hash", e.prev_hash.to_hex()),
         kv("hash", e.hash.to_hex()),
     ];
@@ -123,36 +156,75 @@ fn entry_lines(e: &AuditEntry) -> Vec<Line<'static>> {
     lines
 }
 
-pub fn render_entry(f: &mut Frame, area: Rect, seq: u64, detail: Option<&AuditEntryDetail>, scroll: u16) {
-    let inner = overlay(f, area, 120, 30, &format!("Audit entry #{seq} — Esc closes"));
+pub fn render_entry(
+    f: &mut Frame,
+    area: Rect,
+    seq: u64,
+    detail: Option<&AuditEntryDetail>,
+    scroll: u16,
+) {
+    let inner = overlay(
+        f,
+        area,
+        120,
+        30,
+        &format!("Audit entry #{seq} — Esc closes"),
+    );
     let lines = match detail {
         None => vec![Line::styled("loading…", styles::dim())],
         Some(d) => {
             let mut l = entry_lines(&d.entry);
             l.push(Line::raw(""));
             l.push(match &d.checkpoint {
-                Some(c) => kv("checkpoint", format!("#{} signed {} {}", c.seq, utc(c.timestamp_ms), c.hash.short())),
+                Some(c) => kv(
+                    "checkpoint",
+                    format!(
+                        "#{} signed {} {}",
+                        c.seq,
+                        utc(c.timestamp_ms),
+                        c.hash.short()
+                    ),
+                ),
                 None => kv("checkpoint", "none yet after this entry"),
             });
             l
         }
     };
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((scroll, 0)), inner);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        inner,
+    );
 }
 
-pub fn render_verify(f: &mut Frame, area: Rect, v: Option<&Result<AuditVerifyReport, String>>, frame: u64) {
+pub fn render_verify(
+    f: &mut Frame,
+    area: Rect,
+    v: Option<&Result<AuditVerifyReport, String>>,
+    frame: u64,
+) {
     let inner = overlay(f, area, 100, 12, "Verify the audit chain — Esc closes");
     let lines = match v {
-        None => vec![Line::raw(format!("{} verifying every entry and checkpoint…", super::spinner(frame)))],
+        None => vec![Line::raw(format!(
+            "{} verifying every entry and checkpoint…",
+            super::spinner(frame)
+        ))],
         Some(r) => {
             let ok = matches!(r, Ok(rep) if rep.ok);
-            let mut l = vec![Line::styled(verify_line(r), if ok { styles::good() } else { styles::bad() })];
+            let mut l = vec![Line::styled(
+                verify_line(r),
+                if ok { styles::good() } else { styles::bad() },
+            )];
             if let Ok(rep) = r {
                 if let Some(h) = &rep.head {
                     l.push(kv("head", format!("#{} {}", h.seq, h.hash.to_hex())));
                 }
                 if let Some(c) = &rep.last_checkpoint {
-                    l.push(kv("last checkpoint", format!("#{} {} {}", c.seq, utc(c.timestamp_ms), c.hash.to_hex())));
+                    l.push(kv(
+                        "last checkpoint",
+                        format!("#{} {} {}", c.seq, utc(c.timestamp_ms), c.hash.to_hex()),
+                    ));
                 }
                 if let Some(b) = &rep.broken {
                     l.push(kv("first broken", format!("#{}", b.seq)));

@@ -10,9 +10,11 @@ use crate::text::{ago, clip, utc};
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let rows_data = app.visible_enrollments();
-    let [list, detail] =
-        Layout::vertical([Constraint::Min(5), Constraint::Length(if app.detail_open { 12 } else { 0 })])
-            .areas(area);
+    let [list, detail] = Layout::vertical([
+        Constraint::Min(5),
+        Constraint::Length(if app.detail_open { 12 } else { 0 }),
+    ])
+    .areas(area);
     let rows: Vec<Row> = rows_data
         .iter()
         .map(|e| {
@@ -60,7 +62,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             kv("kernel / arch", format!("{} / {}", a.kernel, a.arch)),
             kv("binary sha256", a.binary_sha256.to_hex()),
             kv("machine id", a.machine_id.clone()),
-            kv("packs", a.packs.iter().map(|p| format!("{} {}", p.name, p.version)).collect::<Vec<_>>().join(", ")),
+            kv(
+                "packs",
+                a.packs
+                    .iter()
+                    .map(|p| format!("{} {}", p.name, p.version))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
             kv("requested", utc(e.requested_at_ms)),
             kv("token", format!("{} ({})", e.token_label, e.token_id)),
         ];

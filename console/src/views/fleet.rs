@@ -34,10 +34,17 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             Row::new(vec![
                 Cell::from(clip(&a.name, 40)),
                 Cell::from(state_cell(a)),
-                Cell::from(a.last_seen_ms.map(|t| ago(app.now_ms, t)).unwrap_or_else(|| "never".into())),
+                Cell::from(
+                    a.last_seen_ms
+                        .map(|t| ago(app.now_ms, t))
+                        .unwrap_or_else(|| "never".into()),
+                ),
                 Cell::from(clip(&a.os, 40)),
                 Cell::from(clip(&a.agent_version, 16)),
-                Cell::from(format!("{}/{}/{}", a.packs_active, a.packs_pending, a.packs_unavailable)),
+                Cell::from(format!(
+                    "{}/{}/{}",
+                    a.packs_active, a.packs_pending, a.packs_unavailable
+                )),
                 Cell::from(clip(&a.tags.join(","), 60)),
             ])
         })
@@ -51,7 +58,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         f,
         list_area,
         "Fleet",
-        &["NAME", "STATUS", "LAST SEEN", "OS", "VERSION", "PACKS a/p/u", "TAGS"],
+        &[
+            "NAME",
+            "STATUS",
+            "LAST SEEN",
+            "OS",
+            "VERSION",
+            "PACKS a/p/u",
+            "TAGS",
+        ],
         &[
             Constraint::Min(12),
             Constraint::Length(12),
@@ -72,17 +87,26 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 
 fn render_detail(f: &mut Frame, area: Rect, app: &App) {
     let Some(a) = app.selected_agent() else {
-        f.render_widget(Paragraph::new("No agent selected").block(block("Agent")), area);
+        f.render_widget(
+            Paragraph::new("No agent selected").block(block("Agent")),
+            area,
+        );
         return;
     };
     let mut lines = vec![
         kv("name", a.name.clone()),
-        Line::from(vec![Span::styled(format!("{:<18}", "status"), styles::dim()), state_cell(a)]),
+        Line::from(vec![
+            Span::styled(format!("{:<18}", "status"), styles::dim()),
+            state_cell(a),
+        ]),
         kv("connected", if a.connected { "yes" } else { "no" }),
         kv("hostname", a.hostname.clone()),
         kv("os", a.os.clone()),
         kv("agent version", a.agent_version.clone()),
-        kv("address", a.remote_addr.clone().unwrap_or_else(|| "-".into())),
+        kv(
+            "address",
+            a.remote_addr.clone().unwrap_or_else(|| "-".into()),
+        ),
         kv("max capability", a.max_capability.as_str()),
         kv("enrolled", utc(a.enrolled_at_ms)),
         kv("cert expires", utc(a.cert_expires_ms)),
@@ -100,7 +124,10 @@ fn render_detail(f: &mut Frame, area: Rect, app: &App) {
             lines.push(kv("cert sha256", d.cert_sha256.clone()));
             lines.push(kv("signing key", d.signing_key_fingerprint.clone()));
             if let Some(h) = &d.agent_audit_head {
-                lines.push(kv("agent audit head", format!("#{} {}", h.seq, h.hash.short())));
+                lines.push(kv(
+                    "agent audit head",
+                    format!("#{} {}", h.seq, h.hash.short()),
+                ));
             }
             lines.push(Line::raw(""));
             lines.push(Line::styled("Packs", styles::header()));
@@ -116,7 +143,10 @@ fn render_detail(f: &mut Frame, area: Rect, app: &App) {
                     p.capability
                 )));
                 for m in &p.missing {
-                    lines.push(Line::styled(format!("      missing: {}", clip(m, 200)), styles::warn()));
+                    lines.push(Line::styled(
+                        format!("      missing: {}", clip(m, 200)),
+                        styles::warn(),
+                    ));
                 }
             }
         }

@@ -14,21 +14,36 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
         "Everywhere",
         &[
             ("Tab / Shift-Tab", "next / previous screen"),
-            ("1 … 7", "Fleet, Enrollments, Permissions, Attestation, Audit, Keys & tokens, Try it"),
+            (
+                "1 … 7",
+                "Fleet, Enrollments, Permissions, Attestation, Audit, Keys & tokens, Try it",
+            ),
             ("↑ ↓  j k", "move"),
             ("PgUp PgDn", "move 20 rows"),
-            ("g / Home, G / End", "first / last row (g on Audit: back to newest)"),
+            (
+                "g / Home, G / End",
+                "first / last row (g on Audit: back to newest)",
+            ),
             ("mouse wheel", "scroll"),
             ("Enter", "open / close the detail"),
-            ("/", "filter this screen (Enter applies, Esc cancels, empty clears)"),
-            ("Esc", "close the detail, clear the filter, dismiss the message"),
+            (
+                "/",
+                "filter this screen (Enter applies, Esc cancels, empty clears)",
+            ),
+            (
+                "Esc",
+                "close the detail, clear the filter, dismiss the message",
+            ),
             ("r", "refresh now (data also refreshes every 2 s)"),
             ("?  F1", "this help (Esc closes, j/k scroll)"),
             ("q  Ctrl-C", "quit"),
             ("y", "confirm a destructive action (any other key cancels)"),
         ],
     ),
-    ("Fleet", &[("x", "revoke the agent (confirm)"), ("t", "edit its tags")]),
+    (
+        "Fleet",
+        &[("x", "revoke the agent (confirm)"), ("t", "edit its tags")],
+    ),
     (
         "Enrollments",
         &[("a", "approve the request"), ("d", "deny it (confirm)")],
@@ -54,8 +69,14 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("Enter", "entry detail (with the agent-side chain head)"),
             ("v", "verify the whole chain"),
-            ("] / n, [ / p", "next (older) / previous (newer) page; moving past a page edge does the same"),
-            ("/", "agent:NAME actor:KEY probe:NAME outcome:ok action:ACTION since:1h until:10m"),
+            (
+                "] / n, [ / p",
+                "next (older) / previous (newer) page; moving past a page edge does the same",
+            ),
+            (
+                "/",
+                "agent:NAME actor:KEY probe:NAME outcome:ok action:ACTION since:1h until:10m",
+            ),
         ],
     ),
     (
@@ -71,11 +92,17 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("Enter  l", "pick the agent, then the probe"),
             ("h  Esc", "back"),
-            ("in the form: type", "edit the field (validated as you type)"),
+            (
+                "in the form: type",
+                "edit the field (validated as you type)",
+            ),
             ("in the form: ↑ ↓ Tab", "previous / next field"),
             ("in the form: Space", "toggle a true/false field"),
             ("in the form: Ctrl-U", "clear the field"),
-            ("in the form: Enter", "run the probe through the hub (audited)"),
+            (
+                "in the form: Enter",
+                "run the probe through the hub (audited)",
+            ),
         ],
     ),
     (

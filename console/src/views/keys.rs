@@ -11,7 +11,11 @@ use crate::app::{App, KeysPane, View};
 use crate::text::{ago, clip, utc};
 
 fn list_or_all(v: &[String]) -> String {
-    if v.is_empty() { "*".into() } else { clip(&v.join(","), 40) }
+    if v.is_empty() {
+        "*".into()
+    } else {
+        clip(&v.join(","), 40)
+    }
 }
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
@@ -37,7 +41,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(list_or_all(&k.probes)),
                 Cell::from(list_or_all(&k.tools)),
                 Cell::from(k.expires_at_ms.map(utc).unwrap_or_else(|| "never".into())),
-                Cell::from(k.last_used_at_ms.map(|t| ago(app.now_ms, t)).unwrap_or_else(|| "never".into())),
+                Cell::from(
+                    k.last_used_at_ms
+                        .map(|t| ago(app.now_ms, t))
+                        .unwrap_or_else(|| "never".into()),
+                ),
             ])
         })
         .collect();
@@ -45,8 +53,21 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     table(
         f,
         top,
-        &format!("{}API keys — c create, x revoke, → tokens", focus(KeysPane::Keys)),
-        &["NAME", "PREFIX", "STATE", "MAX CAP", "AGENTS", "PROBES", "TOOLS", "EXPIRES", "LAST USED"],
+        &format!(
+            "{}API keys — c create, x revoke, → tokens",
+            focus(KeysPane::Keys)
+        ),
+        &[
+            "NAME",
+            "PREFIX",
+            "STATE",
+            "MAX CAP",
+            "AGENTS",
+            "PROBES",
+            "TOOLS",
+            "EXPIRES",
+            "LAST USED",
+        ],
         &[
             Constraint::Min(10),
             Constraint::Length(12),
@@ -60,7 +81,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         ],
         rows,
         (app.keys_pane == KeysPane::Keys).then(|| app.selected_in(View::Keys)),
-        if app.is_loaded("keys") { "No API keys. c creates one." } else { "Loading…" },
+        if app.is_loaded("keys") {
+            "No API keys. c creates one."
+        } else {
+            "Loading…"
+        },
     );
     let tokens = app.visible_tokens();
     let rows: Vec<Row> = tokens
@@ -85,7 +110,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     table(
         f,
         bottom,
-        &format!("{}Enrollment tokens — c create, x revoke, ← keys", focus(KeysPane::Tokens)),
+        &format!(
+            "{}Enrollment tokens — c create, x revoke, ← keys",
+            focus(KeysPane::Tokens)
+        ),
         &["LABEL", "ID", "STATE", "AUTO-APPROVE", "CREATED", "EXPIRES"],
         &[
             Constraint::Min(10),
@@ -97,6 +125,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         ],
         rows,
         (app.keys_pane == KeysPane::Tokens).then(|| app.selected[7]),
-        if app.is_loaded("tokens") { "No enrollment tokens. → then c creates one." } else { "Loading…" },
+        if app.is_loaded("tokens") {
+            "No enrollment tokens. → then c creates one."
+        } else {
+            "Loading…"
+        },
     );
 }

@@ -30,13 +30,17 @@ pub mod styles {
         Style::default().add_modifier(Modifier::REVERSED)
     }
     pub fn key() -> Style {
-        Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        Style::default()
+            .fg(Color::Cyan)
+            .add_modifier(Modifier::BOLD)
     }
     pub fn good() -> Style {
         Style::default().fg(Color::Green)
     }
     pub fn warn() -> Style {
-        Style::default().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+        Style::default()
+            .fg(Color::Yellow)
+            .add_modifier(Modifier::BOLD)
     }
     pub fn bad() -> Style {
         Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
@@ -120,3 +124,6 @@ pub fn kv(key: &str, value: impl Into<String>) -> Line<'static> {
 pub fn spinner(frame: u64) -> char {
     ['|', '/', '-', '\\'][(frame % 4) as usize]
 }
+
+#[cfg(test)]
+mod tests;

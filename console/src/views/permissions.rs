@@ -24,8 +24,7 @@ fn state_span(p: &PermissionRequest) -> Span<'static> {
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let perms = app.visible_permissions();
-    let [list, detail] =
-        Layout::vertical([Constraint::Min(5), Constraint::Length(10)]).areas(area);
+    let [list, detail] = Layout::vertical([Constraint::Min(5), Constraint::Length(10)]).areas(area);
     let rows: Vec<Row> = perms
         .iter()
         .map(|p| {
@@ -53,7 +52,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         f,
         list,
         "Pack permissions — a approve, d deny, x revoke",
-        &["AGENT", "PACK", "VERSION", "STATE", "DECISION", "CAPABILITY", "NEEDS"],
+        &[
+            "AGENT",
+            "PACK",
+            "VERSION",
+            "STATE",
+            "DECISION",
+            "CAPABILITY",
+            "NEEDS",
+        ],
         &[
             Constraint::Min(10),
             Constraint::Length(12),
@@ -71,20 +78,36 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let mut lines = vec![Line::raw(clip(&p.description, 300))];
-    lines.push(Line::styled("Approving grants (OS level):", styles::header()));
+    lines.push(Line::styled(
+        "Approving grants (OS level):",
+        styles::header(),
+    ));
     if p.requires.is_empty() {
-        lines.push(Line::styled("  nothing beyond the agent's own user", styles::dim()));
+        lines.push(Line::styled(
+            "  nothing beyond the agent's own user",
+            styles::dim(),
+        ));
     }
     for r in &p.requires {
         lines.push(Line::raw(format!("  • {}", clip(r, 300))));
     }
     for m in &p.missing {
-        lines.push(Line::styled(format!("  missing: {}", clip(m, 300)), styles::warn()));
+        lines.push(Line::styled(
+            format!("  missing: {}", clip(m, 300)),
+            styles::warn(),
+        ));
     }
-    lines.push(Line::styled(format!("manifest sha256 {}", clip(&p.manifest_sha256, 64)), styles::dim()));
+    lines.push(Line::styled(
+        format!("manifest sha256 {}", clip(&p.manifest_sha256, 64)),
+        styles::dim(),
+    ));
     f.render_widget(
         Paragraph::new(lines)
-            .block(block(&format!("{} on {}", clip(&p.pack, 30), clip(&p.agent_name, 40))))
+            .block(block(&format!(
+                "{} on {}",
+                clip(&p.pack, 30),
+                clip(&p.agent_name, 40)
+            )))
             .wrap(Wrap { trim: false }),
         detail,
     );

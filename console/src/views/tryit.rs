@@ -16,14 +16,24 @@ use crate::text::{clean, clip};
 pub fn form_lines(form: &Form, editing: bool) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     if form.is_empty() {
-        lines.push(Line::styled("This probe takes no parameters.", styles::dim()));
+        lines.push(Line::styled(
+            "This probe takes no parameters.",
+            styles::dim(),
+        ));
     }
     for (i, field) in form.fields.iter().enumerate() {
         let focused = i == form.focus;
         let marker = if focused && editing { "▶ " } else { "  " };
         let required = if field.spec.required { "*" } else { "" };
         let mut spans = vec![
-            Span::styled(format!("{marker}{}{required}", field.spec.name), if focused { styles::key() } else { Default::default() }),
+            Span::styled(
+                format!("{marker}{}{required}", field.spec.name),
+                if focused {
+                    styles::key()
+                } else {
+                    Default::default()
+                },
+            ),
             Span::raw(": "),
         ];
         if field.input.is_empty() {
@@ -42,13 +52,22 @@ pub fn form_lines(form: &Form, editing: bool) -> Vec<Line<'static>> {
             spans.push(Span::styled("_", styles::key()));
         }
         lines.push(Line::from(spans));
-        let mut hint = vec![Span::styled(format!("    {}", field.kind_hint()), styles::dim())];
+        let mut hint = vec![Span::styled(
+            format!("    {}", field.kind_hint()),
+            styles::dim(),
+        )];
         if !field.spec.description.is_empty() {
-            hint.push(Span::styled(format!(" — {}", clip(&field.spec.description, 100)), styles::dim()));
+            hint.push(Span::styled(
+                format!(" — {}", clip(&field.spec.description, 100)),
+                styles::dim(),
+            ));
         }
         lines.push(Line::from(hint));
         if let Some(e) = &field.error {
-            lines.push(Line::styled(format!("    ✗ {}", clip(e, 200)), styles::bad()));
+            lines.push(Line::styled(
+                format!("    ✗ {}", clip(e, 200)),
+                styles::bad(),
+            ));
         }
     }
     lines
@@ -64,7 +83,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let rows: Vec<Row> = agents
         .iter()
         .map(|a| {
-            let mark = if t.agent.as_ref() == Some(&a.name) { "●" } else { " " };
+            let mark = if t.agent.as_ref() == Some(&a.name) {
+                "●"
+            } else {
+                " "
+            };
             Row::new(vec![
                 Cell::from(format!("{mark} {}", clip(&a.name, 30))),
                 Cell::from(clip(&a.os, 30)),
@@ -74,12 +97,23 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     table(
         f,
         agents_area,
-        &format!("{}Online agents — Enter picks", if t.focus == TryFocus::Agents { "▶ " } else { "" }),
+        &format!(
+            "{}Online agents — Enter picks",
+            if t.focus == TryFocus::Agents {
+                "▶ "
+            } else {
+                ""
+            }
+        ),
         &["AGENT", "OS"],
         &[Constraint::Min(10), Constraint::Min(10)],
         rows,
         (t.focus == TryFocus::Agents).then(|| app.selected_in(View::TryIt)),
-        if app.is_loaded("agents") { "No agent is online." } else { "Loading…" },
+        if app.is_loaded("agents") {
+            "No agent is online."
+        } else {
+            "Loading…"
+        },
     );
     let probes = app.tryit_probes();
     let rows: Vec<Row> = probes
@@ -93,7 +127,12 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .collect();
     let empty = match &t.agent {
         None => "Pick an agent first.",
-        Some(name) if app.agent_detail.as_ref().is_some_and(|d| &d.summary.name == name) => {
+        Some(name)
+            if app
+                .agent_detail
+                .as_ref()
+                .is_some_and(|d| &d.summary.name == name) =>
+        {
             "No runnable probes (no active pack)."
         }
         Some(_) => "Loading probes…",
@@ -101,7 +140,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     table(
         f,
         probes_area,
-        &format!("{}Probes (active packs) — Enter fills", if t.focus == TryFocus::Probes { "▶ " } else { "" }),
+        &format!(
+            "{}Probes (active packs) — Enter fills",
+            if t.focus == TryFocus::Probes {
+                "▶ "
+            } else {
+                ""
+            }
+        ),
         &["PROBE", "DESCRIPTION"],
         &[Constraint::Length(24), Constraint::Min(10)],
         rows,
@@ -115,7 +161,12 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         (Some(p), Some(form)) => {
             lines.push(Line::raw(clip(&p.description, 300)));
             lines.push(Line::styled(
-                format!("capability {} · timeout {} ms · returns: {}", p.capability, p.timeout_ms, clip(&p.output, 120)),
+                format!(
+                    "capability {} · timeout {} ms · returns: {}",
+                    p.capability,
+                    p.timeout_ms,
+                    clip(&p.output, 120)
+                ),
                 styles::dim(),
             ));
             lines.push(Line::raw(""));
@@ -123,17 +174,36 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             lines.push(Line::raw(""));
             lines.push(match form.values() {
                 Ok(_) if t.running => Line::styled("running…", styles::warn()),
-                Ok(_) => Line::styled("Enter runs it through the hub (audited as you).", styles::good()),
+                Ok(_) => Line::styled(
+                    "Enter runs it through the hub (audited as you).",
+                    styles::good(),
+                ),
                 Err(e) => Line::styled(format!("cannot run yet: {}", clip(&e, 200)), styles::bad()),
             });
         }
-        _ => lines.push(Line::styled("Pick a probe to fill its parameters.", styles::dim())),
+        _ => lines.push(Line::styled(
+            "Pick a probe to fill its parameters.",
+            styles::dim(),
+        )),
     }
     let title = match &t.probe {
-        Some(p) => format!("{}{}", if t.focus == TryFocus::Form { "▶ " } else { "" }, clip(&p.name, 60)),
+        Some(p) => format!(
+            "{}{}",
+            if t.focus == TryFocus::Form {
+                "▶ "
+            } else {
+                ""
+            },
+            clip(&p.name, 60)
+        ),
         None => "Parameters".into(),
     };
-    f.render_widget(Paragraph::new(lines).block(block(&title)).wrap(Wrap { trim: false }), form_area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block(&title))
+            .wrap(Wrap { trim: false }),
+        form_area,
+    );
 
     let mut lines = Vec::new();
     match &t.result {
@@ -146,7 +216,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         Some(Ok(r)) => {
             lines.push(Line::from(vec![
                 Span::styled(format!("{:<18}", "outcome"), styles::dim()),
-                if r.ok { Span::styled("ok", styles::good()) } else { Span::styled("failed", styles::bad()) },
+                if r.ok {
+                    Span::styled("ok", styles::good())
+                } else {
+                    Span::styled("failed", styles::bad())
+                },
             ]));
             lines.push(kv("duration", format!("{} ms", r.duration_ms)));
             lines.push(kv("truncated", if r.truncated { "yes" } else { "no" }));
@@ -159,11 +233,18 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 .join(", ");
             lines.push(kv(
                 "redactions",
-                if redactions == 0 { "0".into() } else { format!("{redactions} ({by_rule})") },
+                if redactions == 0 {
+                    "0".into()
+                } else {
+                    format!("{redactions} ({by_rule})")
+                },
             ));
             lines.push(kv("audit entry", format!("#{}", r.audit_seq)));
             if let Some(code) = &r.error_code {
-                lines.push(kv("error", format!("{code}: {}", r.error.as_deref().unwrap_or(""))));
+                lines.push(kv(
+                    "error",
+                    format!("{code}: {}", r.error.as_deref().unwrap_or("")),
+                ));
             }
             if let Some(data) = &r.data {
                 lines.push(Line::styled("data", styles::header()));
