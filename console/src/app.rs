@@ -152,6 +152,8 @@ pub struct TryIt {
     pub form: Option<Form>,
     pub result: Option<Result<ProbeRunResult, String>>,
     pub running: bool,
+    /// Lines of the result scrolled away (PgUp/PgDn, wheel).
+    pub result_scroll: u16,
 }
 
 impl Default for TryIt {
@@ -164,6 +166,7 @@ impl Default for TryIt {
             form: None,
             result: None,
             running: false,
+            result_scroll: 0,
         }
     }
 }
@@ -632,6 +635,14 @@ impl App {
             };
             return Vec::new();
         }
+        if self.view == View::TryIt && self.tryit.focus == TryFocus::Form {
+            self.tryit.result_scroll = if down {
+                self.tryit.result_scroll.saturating_add(3)
+            } else {
+                self.tryit.result_scroll.saturating_sub(3)
+            };
+            return Vec::new();
+        }
         let mut out = Vec::new();
         for _ in 0..3 {
             out.extend(self.move_by(if down { 1 } else { -1 }));
@@ -859,6 +870,17 @@ impl App {
             self.tryit.focus = TryFocus::Probes;
             return Vec::new();
         };
+        match key.code {
+            KeyCode::PageDown => {
+                self.tryit.result_scroll = self.tryit.result_scroll.saturating_add(10);
+                return Vec::new();
+            }
+            KeyCode::PageUp => {
+                self.tryit.result_scroll = self.tryit.result_scroll.saturating_sub(10);
+                return Vec::new();
+            }
+            _ => {}
+        }
         match edit_form(form, key) {
             FormKey::Cancel => {
                 self.tryit.focus = TryFocus::Probes;
@@ -888,6 +910,7 @@ impl App {
                 };
                 self.tryit.running = true;
                 self.tryit.result = None;
+                self.tryit.result_scroll = 0;
                 self.say(format!("running {} on {}…", run.probe, run.agent));
                 self.emit(vec![Request::Probe(run)])
             }

@@ -643,3 +643,27 @@ fn action_failures_are_reported() {
     assert!(m.error);
     assert_eq!(m.text, "revoke agent: no such agent");
 }
+
+#[test]
+fn try_it_result_scrolls_in_the_form() {
+    let mut app = loaded_app();
+    ch(&mut app, '7');
+    key(&mut app, KeyCode::Enter);
+    answer(
+        &mut app,
+        Request::Agent("nas1".into()),
+        Reply::Agent(Box::new(detail("nas1"))),
+    );
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::PageDown);
+    assert_eq!(app.tryit.result_scroll, 10);
+    app.on_scroll(false);
+    assert_eq!(app.tryit.result_scroll, 7);
+    key(&mut app, KeyCode::PageUp);
+    assert_eq!(app.tryit.result_scroll, 0);
+    assert_eq!(
+        app.tryit.form.as_ref().unwrap().fields[0].input,
+        "",
+        "not typed"
+    );
+}

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use sonde_admin::api::*;
-use sonde_protocol::attestation::{Attestation, AttestationChange};
+use sonde_protocol::attestation::Attestation;
 use sonde_protocol::audit::{AuditEntry, ChainHead};
 use sonde_protocol::messages::{PackReport, PackState};
 use sonde_protocol::{Capability, Digest};
@@ -180,14 +180,6 @@ pub fn drift(agent: &str) -> DriftEvent {
         status: DriftStatus::Open,
         resolved_at_ms: None,
         resolved_by: None,
-    }
-}
-
-pub fn change(field: &str) -> AttestationChange {
-    AttestationChange {
-        field: field.into(),
-        baseline: "a".into(),
-        current: "b".into(),
     }
 }
 

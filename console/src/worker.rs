@@ -134,7 +134,9 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
         Request::Agents => Reply::Agents(client.agents().await?),
         Request::Agent(name) => Reply::Agent(Box::new(client.agent(name).await?)),
         Request::Enrollments => Reply::Enrollments(client.enrollments(false).await?),
-        Request::Permissions => Reply::Permissions(client.permissions(false).await?),
+        // Every pack (approved ones too, so they can be revoked); the
+        // screen puts pending ones first.
+        Request::Permissions => Reply::Permissions(client.permissions(true).await?),
         Request::Drift => Reply::Drift(client.drift(false).await?),
         Request::Audit(query, generation) => Reply::Audit(client.audit(query).await?, *generation),
         Request::AuditEntry(seq) => Reply::AuditEntry(Box::new(client.audit_entry(*seq).await?)),

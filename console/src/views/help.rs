@@ -103,6 +103,7 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
                 "in the form: Enter",
                 "run the probe through the hub (audited)",
             ),
+            ("in the form: PgUp PgDn, wheel", "scroll the result"),
         ],
     ),
     (

@@ -259,7 +259,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(lines)
             .block(block("Result"))
             .wrap(Wrap { trim: false })
-            .scroll((app.modal_scroll, 0)),
+            .scroll((t.result_scroll, 0)),
         result_area,
     );
 }
