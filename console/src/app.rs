@@ -52,6 +52,19 @@ impl View {
         }
     }
 
+    /// Tab label for narrow terminals.
+    pub fn short(self) -> &'static str {
+        match self {
+            View::Fleet => "Fleet",
+            View::Enrollments => "Enroll",
+            View::Permissions => "Perms",
+            View::Attestation => "Attest",
+            View::Audit => "Audit",
+            View::Keys => "Keys",
+            View::TryIt => "Try it",
+        }
+    }
+
     pub fn index(self) -> usize {
         View::ALL.iter().position(|v| *v == self).unwrap_or(0)
     }

@@ -60,10 +60,14 @@ pub fn draw(f: &mut Frame, app: &App) {
 }
 
 fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
-    let mut spans = vec![Span::styled(
-        " sonde ",
-        Style::default().add_modifier(Modifier::BOLD),
-    )];
+    let narrow = area.width < 120;
+    let mut spans = Vec::new();
+    if !narrow {
+        spans.push(Span::styled(
+            " sonde ",
+            Style::default().add_modifier(Modifier::BOLD),
+        ));
+    }
     let s = app.status.as_ref();
     for (i, v) in View::ALL.iter().enumerate() {
         let count = match (v, s) {
@@ -76,7 +80,8 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
             (View::Attestation, Some(s)) if s.open_drift > 0 => format!(" ({})", s.open_drift),
             _ => String::new(),
         };
-        let text = format!(" {} {}{} ", i + 1, v.title(), count);
+        let title = if narrow { v.short() } else { v.title() };
+        let text = format!(" {} {title}{count} ", i + 1);
         let style = if *v == app.view {
             Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         } else if !count.is_empty() {
@@ -91,7 +96,7 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
 }
 
 fn draw_status(f: &mut Frame, area: Rect, app: &App) {
-    let mut spans = Vec::new();
+    let mut spans = vec![Span::styled("? help  ", styles::key())];
     let count = |label: &str, n: u64| {
         let style = if n > 0 { styles::warn() } else { styles::dim() };
         Span::styled(format!("{label} {n}  "), style)
@@ -124,7 +129,6 @@ fn draw_status(f: &mut Frame, area: Rect, app: &App) {
             },
         ));
     }
-    spans.push(Span::styled("  ? help  q quit", styles::dim()));
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 

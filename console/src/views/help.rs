@@ -131,7 +131,7 @@ pub fn render(f: &mut Frame, area: Rect, scroll: u16) {
         }
         lines.push(Line::raw(""));
     }
-    let area = overlay(f, area, 90, 40, "Keys — Esc closes");
+    let area = overlay(f, area, 90, 40, "Help: every key — Esc closes, j/k scroll");
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })

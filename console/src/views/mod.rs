@@ -80,7 +80,8 @@ pub fn table<'a>(
         let inner = block.inner(area);
         f.render_widget(block, area);
         f.render_widget(
-            ratatui::widgets::Paragraph::new(Line::styled(empty.to_owned(), styles::dim())),
+            ratatui::widgets::Paragraph::new(Line::styled(empty.to_owned(), styles::dim()))
+                .wrap(ratatui::widgets::Wrap { trim: false }),
             inner,
         );
         return;
