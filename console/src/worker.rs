@@ -181,6 +181,9 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
     })
 }
 
+/// Longest wait for a read (status, lists, audit pages).
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The background thread and its two channels.
 #[derive(Debug)]
 pub struct Worker {
@@ -194,7 +197,8 @@ pub struct Worker {
 pub struct WorkerError(#[from] std::io::Error);
 
 impl Worker {
-    /// Starts the thread. It ends when the [`Worker`] is dropped (calls
+    /// Starts the thread (`client`'s timeout applies to actions; reads use
+    /// [`READ_TIMEOUT`]). It ends when the [`Worker`] is dropped (calls
     /// still running are abandoned with the process).
     pub fn spawn(client: AdminClient) -> Result<Worker, WorkerError> {
         let (req_tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
@@ -207,7 +211,14 @@ impl Worker {
             .spawn(move || {
                 runtime.block_on(async move {
                     while let Some(request) = req_rx.recv().await {
-                        let client = client.clone();
+                        // A hub that accepts but does not answer must not
+                        // hold up the periodic reads for long; actions
+                        // (verify, probes) may legitimately take a while.
+                        let client = if request.is_action() {
+                            client.clone()
+                        } else {
+                            client.clone().with_timeout(READ_TIMEOUT)
+                        };
                         let tx = resp_tx.clone();
                         tokio::spawn(async move {
                             let _ = tx.send(execute(&client, request).await);
