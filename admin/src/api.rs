@@ -189,6 +189,8 @@ pub enum DriftStatus {
     Open,
     Accepted,
     Revoked,
+    /// The operator looked and kept the agent quarantined.
+    Kept,
 }
 
 /// `GET /v1/audit` query: newest first, paged by `before_seq`.

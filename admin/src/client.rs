@@ -192,6 +192,16 @@ impl AdminClient {
         .await
     }
 
+    /// Closes an agent's open drift events as "kept": the operator looked
+    /// and the agent stays quarantined.
+    pub async fn keep_quarantined(&self, name: &str) -> Result<AgentSummary, AdminError> {
+        self.post(
+            &format!("/v1/agents/{}/keep-quarantined", path_segment(name)),
+            &(),
+        )
+        .await
+    }
+
     pub async fn set_tags(
         &self,
         name: &str,

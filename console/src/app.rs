@@ -1032,7 +1032,7 @@ impl App {
                         format!("Revoke agent {shown}? Its certificate stops working for good."),
                         Request::RevokeAgent(name),
                     ),
-                    'n' => self.say(format!("{shown} stays quarantined")),
+                    'n' => return self.emit(vec![Request::KeepQuarantined(name)]),
                     _ => {}
                 }
                 Vec::new()

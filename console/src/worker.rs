@@ -24,6 +24,7 @@ pub enum Request {
     Tokens,
     RevokeAgent(String),
     AcceptBaseline(String),
+    KeepQuarantined(String),
     SetTags(String, Vec<String>),
     /// agent, pack, `approve` | `deny` | `revoke`
     DecidePack(String, String, String),
@@ -53,6 +54,7 @@ impl Request {
             Request::Tokens => "tokens",
             Request::RevokeAgent(_) => "revoke agent",
             Request::AcceptBaseline(_) => "accept baseline",
+            Request::KeepQuarantined(_) => "keep quarantined",
             Request::SetTags(..) => "set tags",
             Request::DecidePack(..) => "pack decision",
             Request::ApproveEnrollment(_) => "approve enrollment",
@@ -150,6 +152,10 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
         Request::AcceptBaseline(name) => {
             client.accept_baseline(name).await?;
             Reply::Done(format!("accepted the new baseline of {name}"))
+        }
+        Request::KeepQuarantined(name) => {
+            client.keep_quarantined(name).await?;
+            Reply::Done(format!("{name} stays quarantined (drift closed as kept)"))
         }
         Request::SetTags(name, tags) => {
             client.set_tags(name, tags.clone()).await?;

@@ -87,6 +87,7 @@ pub fn router(hub: SharedHub) -> Router {
         .route("/v1/agents/{name}", get(agent))
         .route("/v1/agents/{name}/revoke", post(revoke_agent))
         .route("/v1/agents/{name}/accept-baseline", post(accept_baseline))
+        .route("/v1/agents/{name}/keep-quarantined", post(keep_quarantined))
         .route("/v1/agents/{name}/tags", post(set_tags))
         .route("/v1/agents/{name}/packs/{pack}/{action}", post(decide_pack))
         .route("/v1/enrollments", get(enrollments))
@@ -164,6 +165,14 @@ async fn accept_baseline(
     Path(name): Path<String>,
 ) -> ApiResult<AgentSummary> {
     Ok(Json(fleet::accept_baseline(&hub, &name, &op.0).await?))
+}
+
+async fn keep_quarantined(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+) -> ApiResult<AgentSummary> {
+    Ok(Json(fleet::keep_quarantined(&hub, &name, &op.0).await?))
 }
 
 async fn set_tags(

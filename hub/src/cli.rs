@@ -116,6 +116,10 @@ pub enum AgentCommand {
     Accept {
         name: String,
     },
+    /// Close an agent's attestation drift as reviewed and keep it quarantined.
+    KeepQuarantined {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

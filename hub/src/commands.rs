@@ -365,6 +365,15 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
                 )
             })
         }
+        AgentCommand::KeepQuarantined { name } => {
+            let a = require_hub(data, async |c| c.keep_quarantined(&name).await).await?;
+            out.print(&a, |a| {
+                format!(
+                    "{} stays quarantined; accept its baseline or revoke it later\n",
+                    a.name
+                )
+            })
+        }
     }
 }
 

@@ -167,6 +167,41 @@ pub async fn accept_baseline(hub: &Hub, name: &str, by: &str) -> Result<AgentSum
     Ok(summary(hub, &row))
 }
 
+/// Closes an agent's open drift events as "kept": the operator looked at
+/// the change and keeps the agent quarantined (until its baseline is
+/// accepted or it is revoked). Refused when there is no open drift.
+pub async fn keep_quarantined(hub: &Hub, name: &str, by: &str) -> Result<AgentSummary, HubError> {
+    let a = find_agent(hub, name).await?;
+    if a.revoked_at_ms.is_some() {
+        return Err(HubError::Conflict(format!("agent {} is revoked", a.name)));
+    }
+    let (id, agent_name, by_owned) = (a.id.clone(), a.name.clone(), by.to_owned());
+    let row = hub
+        .store
+        .write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now_ms();
+            let closed = store::drift::resolve_open(&tx, &id, DriftStatus::Kept, &by_owned, now)?;
+            if closed == 0 {
+                return Err(store::StoreError::Conflict(format!(
+                    "agent {agent_name} has no open attestation drift to decide on"
+                )));
+            }
+            store::audit::append(
+                &tx,
+                NewEntry::new(by_owned.clone(), "attestation.kept_quarantined", "ok")
+                    .agent(id.clone())
+                    .detail("drift_events_closed", closed as u64),
+                now,
+            )?;
+            tx.commit()?;
+            store::agents::get(c, &id)?.ok_or_else(|| store::StoreError::NotFound(id.clone()))
+        })
+        .await?;
+    hub.audit.appended(1).await;
+    Ok(summary(hub, &row))
+}
+
 pub async fn set_tags(
     hub: &Hub,
     name: &str,

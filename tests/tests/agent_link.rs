@@ -389,6 +389,32 @@ async fn attestation_drift_quarantines_until_accepted() {
         .unwrap_err()
         .to_string();
     assert!(refused.contains("quarantined"), "{refused}");
+    // The operator looks and keeps it quarantined: the drift is closed as
+    // kept, audited, and the agent still answers nothing.
+    hub.cli_ok(&["agents", "keep-quarantined", "drifty"]);
+    assert!(hub.admin().drift(false).await.unwrap().is_empty());
+    let all = hub.admin().drift(true).await.unwrap();
+    assert_eq!(all[0].status, sonde_admin::api::DriftStatus::Kept);
+    assert!(
+        all[0]
+            .resolved_by
+            .as_deref()
+            .unwrap()
+            .starts_with("operator:")
+    );
+    assert_eq!(hub.audit_actions("attestation.kept_quarantined").len(), 1);
+    assert!(
+        admin_probe(&hub, "drifty", "e2e.echo", json!({"text": "x"}))
+            .await
+            .is_err()
+    );
+    let again = hub.cli(&["agents", "keep-quarantined", "drifty"]);
+    assert!(
+        !again.status.success()
+            && String::from_utf8_lossy(&again.stderr).contains("no open attestation drift"),
+        "{again:?}"
+    );
+    // Later the operator accepts the new baseline after all.
     hub.cli_ok(&["agents", "accept", "drifty"]);
     assert!(agent.wait_state(&hub, "online", T).await);
     assert!(

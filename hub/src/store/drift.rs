@@ -23,6 +23,7 @@ fn status_str(s: DriftStatus) -> &'static str {
         DriftStatus::Open => "open",
         DriftStatus::Accepted => "accepted",
         DriftStatus::Revoked => "revoked",
+        DriftStatus::Kept => "kept",
     }
 }
 
@@ -116,6 +117,7 @@ pub fn list(conn: &Connection, all: bool) -> Result<Vec<DriftRow>> {
                         "open" => DriftStatus::Open,
                         "accepted" => DriftStatus::Accepted,
                         "revoked" => DriftStatus::Revoked,
+                        "kept" => DriftStatus::Kept,
                         other => {
                             return Err(StoreError::Corrupt(format!(
                                 "drift_events.status {other:?}"

@@ -18,8 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Numbered migrations, in order.
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../migrations/0001_init.sql")),
+    (
+        "0002_drift_kept",
+        include_str!("../../migrations/0002_drift_kept.sql"),
+    ),
+];
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -319,6 +324,52 @@ mod tests {
         let err = Store::open(&path).unwrap_err();
         assert!(err.to_string().contains("upgrade sonde-hub"), "{err}");
         assert!(Store::open_read_only(&path).is_err());
+    }
+
+    #[test]
+    fn an_old_database_is_upgraded_without_losing_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        {
+            // A version-1 database, as the first release left it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0].1).unwrap();
+            conn.execute_batch(sonde_auditlog::SCHEMA).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            // Only the rows this migration touches (and the agent its
+            // drift row points at); the rest of the graph is not needed.
+            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            conn.execute(
+                "INSERT INTO agents (id, name, hostname, signing_key, cert_pem, cert_sha256, cert_expires_ms, enrolled_at_ms, enrollment_id, baseline, baseline_sha256) VALUES ('a1', 'nas', 'nas', 'k', 'c', 's', 1, 1, 'e1', '{}', 'b')",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO drift_events (agent_id, detected_at_ms, baseline, current, baseline_sha256, current_sha256, status) VALUES ('a1', 5, '{}', '{}', 'b', 'c', 'open')",
+                [],
+            )
+            .unwrap();
+            let err = conn.execute("UPDATE drift_events SET status = 'kept'", []);
+            assert!(err.is_err(), "version 1 does not know 'kept'");
+        }
+        let store = Store::open(&path).unwrap();
+        store
+            .write_blocking(|c| {
+                let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                assert_eq!(v, MIGRATIONS.len() as i64);
+                let (id, agent, status): (i64, String, String) =
+                    c.query_row("SELECT id, agent_id, status FROM drift_events", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?;
+                assert_eq!((id, agent.as_str(), status.as_str()), (1, "a1", "open"));
+                c.execute("UPDATE drift_events SET status = 'kept'", [])?;
+                assert!(
+                    c.execute("UPDATE drift_events SET status = 'maybe'", [])
+                        .is_err()
+                );
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
