@@ -17,6 +17,10 @@ CREATE INDEX IF NOT EXISTS audit_by_agent ON audit_entries(agent, seq);
 CREATE INDEX IF NOT EXISTS audit_by_actor ON audit_entries(actor, seq);
 CREATE INDEX IF NOT EXISTS audit_by_probe ON audit_entries(probe, seq);
 CREATE INDEX IF NOT EXISTS audit_by_time ON audit_entries(timestamp_ms);
+-- Rare outcomes (denied, refused) and actions (enrollments, revocations)
+-- are what operators filter for; without these a page scans the chain.
+CREATE INDEX IF NOT EXISTS audit_by_outcome ON audit_entries(outcome, seq);
+CREATE INDEX IF NOT EXISTS audit_by_action ON audit_entries(action, seq);
 
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     seq          INTEGER PRIMARY KEY,

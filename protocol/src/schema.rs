@@ -22,7 +22,8 @@
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use crate::path::{PathBytes, RelativePath};
 
@@ -79,13 +80,34 @@ pub struct Pattern {
     regex: Regex,
 }
 
+/// Compiled patterns, shared: schemas are parsed again and again (the hub
+/// reads each agent's probe catalog from its store on every call), and
+/// compiling a regex costs far more than matching one. Bounded, so that
+/// peers sending ever-new patterns cannot grow it without limit; past the
+/// bound patterns are simply compiled each time.
+const PATTERN_CACHE_MAX: usize = 1024;
+
+fn compile_cached(source: &str) -> Result<Regex, String> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(re) = cache.lock().ok().and_then(|c| c.get(source).cloned()) {
+        return Ok(re);
+    }
+    let regex = Regex::new(&format!("^(?:{source})$"))
+        .map_err(|e| format!("invalid pattern {source:?}: {e}"))?;
+    if let Ok(mut c) = cache.lock()
+        && c.len() < PATTERN_CACHE_MAX
+    {
+        c.insert(source.to_owned(), regex.clone());
+    }
+    Ok(regex)
+}
+
 impl Pattern {
     pub fn new(source: &str) -> Result<Self, String> {
-        let regex = Regex::new(&format!("^(?:{source})$"))
-            .map_err(|e| format!("invalid pattern {source:?}: {e}"))?;
         Ok(Pattern {
             source: source.to_owned(),
-            regex,
+            regex: compile_cached(source)?,
         })
     }
 

@@ -24,6 +24,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_drift_kept",
         include_str!("../../migrations/0002_drift_kept.sql"),
     ),
+    (
+        "0003_audit_indexes",
+        include_str!("../../migrations/0003_audit_indexes.sql"),
+    ),
 ];
 
 /// Why a store operation failed.
