@@ -194,6 +194,34 @@ impl CertificateAuthority {
     }
 }
 
+/// The DNS names and IP addresses a certificate is valid for, without the
+/// loopback names every hub certificate carries anyway.
+pub fn subject_alt_names(der: &[u8]) -> Option<(Vec<String>, Vec<IpAddr>)> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut names = Vec::new();
+    let mut ips = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(n) if *n != "localhost" => names.push((*n).to_owned()),
+                GeneralName::IPAddress(b) => {
+                    let ip = match b.len() {
+                        4 => IpAddr::from(<[u8; 4]>::try_from(*b).ok()?),
+                        16 => IpAddr::from(<[u8; 16]>::try_from(*b).ok()?),
+                        _ => continue,
+                    };
+                    if !ip.is_loopback() {
+                        ips.push(ip);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Some((names, ips))
+}
+
 /// The common name of a certificate (the agent id for agent certificates).
 pub fn common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;

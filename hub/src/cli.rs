@@ -37,6 +37,9 @@ pub enum Command {
         #[arg(long = "ip")]
         ips: Vec<IpAddr>,
     },
+    /// The hub's TLS server certificate.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Run the hub (agent endpoint, MCP endpoint, admin socket).
     Serve {
         /// Agent endpoint address (default from hub.toml, else 0.0.0.0:7443).
@@ -206,4 +209,20 @@ pub struct DemoArgs {
     /// Agent endpoint port on 127.0.0.1.
     #[arg(long, default_value_t = 7443)]
     pub agent_port: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a new server certificate from the hub CA (new key, 825 days),
+    /// for the given names or, without any, for the current certificate's.
+    /// Agents and MCP clients keep working (same CA); restart the hub to
+    /// serve it.
+    Reissue {
+        /// A DNS name agents and clients use to reach the hub (repeatable).
+        #[arg(long = "hostname")]
+        hostnames: Vec<String>,
+        /// An IP address agents and clients use to reach the hub (repeatable).
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+    },
 }

@@ -1,7 +1,7 @@
 //! `sonde-hub`: parses the command line and hands over to the library.
 
 use clap::Parser;
-use sonde_hub::cli::{Cli, Command};
+use sonde_hub::cli::{CertCommand, Cli, Command};
 use sonde_hub::commands::{self, Out};
 use sonde_hub::datadir::DataDir;
 use std::process::ExitCode;
@@ -39,6 +39,22 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!(
                 "Start it with: sonde-hub serve --data {}",
                 cli.data.display()
+            );
+        }
+        Command::Cert(CertCommand::Reissue { hostnames, ips }) => {
+            let done = sonde_hub::init::reissue_server_cert(&cli.data, &hostnames, &ips)?;
+            let mut names: Vec<String> = done.hostnames.clone();
+            names.extend(done.ips.iter().map(|i| i.to_string()));
+            println!(
+                "Issued a new server certificate for {} (plus localhost, 127.0.0.1, ::1); the old pair is kept as server.crt.old / server.key.old.",
+                if names.is_empty() {
+                    "localhost only".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            );
+            println!(
+                "Restart the hub to serve it (systemctl restart sonde-hub). Agents and MCP clients trust the same CA, so nothing else changes."
             );
         }
         Command::Serve {

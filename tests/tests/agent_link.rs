@@ -837,3 +837,30 @@ async fn the_agent_renews_its_certificate_over_the_link() {
         "the old certificate is removed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reissued_server_certificate_keeps_agents_and_clients_connected() {
+    let scratch = Scratch::new();
+    let mut hub = Hub::start(&scratch);
+    let agent = online_agent(&scratch, &hub, "steady", "").await;
+    let before = std::fs::read(hub.data.join("server.crt")).unwrap();
+    hub.stop();
+    let out = hub.cli_ok(&["cert", "reissue", "--hostname", "hub.example"]);
+    assert!(out.contains("hub.example"), "{out}");
+    assert_ne!(std::fs::read(hub.data.join("server.crt")).unwrap(), before);
+    hub.restart();
+    assert!(
+        agent
+            .wait_state(&hub, "online", Duration::from_secs(90))
+            .await,
+        "the agent trusts the same CA; agent log:\n{}",
+        agent.log_text()
+    );
+    let key = hub.api_key(&["--name", "after-reissue"]);
+    let client = mcp_client(&hub, &key).await.unwrap();
+    let (err, v) = call_tool(&client, "list_agents", json!({})).await;
+    assert!(!err, "{v}");
+    assert_eq!(hub.audit_actions("hub.server_cert_reissued").len(), 1);
+    hub.assert_audit_ok();
+    client.cancel().await.unwrap();
+}

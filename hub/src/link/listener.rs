@@ -47,14 +47,22 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The hub's TLS server certificate chain and its key, from the data dir.
+pub fn server_identity(
+    data: &crate::datadir::DataDir,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(data.server_cert())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", data.server_cert().display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", data.server_cert().display()))?;
+    let key = PrivateKeyDer::from_pem_file(data.server_key())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", data.server_key().display()))?;
+    Ok((chain, key))
+}
+
 /// TLS config of the agent port.
 pub fn tls_config(hub: &SharedHub) -> anyhow::Result<rustls::ServerConfig> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(hub.data.server_cert())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", hub.data.server_cert().display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", hub.data.server_cert().display()))?;
-    let key = PrivateKeyDer::from_pem_file(hub.data.server_key())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", hub.data.server_key().display()))?;
+    let (chain, key) = server_identity(&hub.data)?;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(hub.ca.cert_der().clone())?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
@@ -70,9 +78,12 @@ pub fn tls_config(hub: &SharedHub) -> anyhow::Result<rustls::ServerConfig> {
 
 /// TLS config of the MCP port (server certificate only).
 pub fn server_only_tls_config(hub: &SharedHub) -> anyhow::Result<rustls::ServerConfig> {
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(hub.data.server_cert())?.collect::<Result<_, _>>()?;
-    let key = PrivateKeyDer::from_pem_file(hub.data.server_key())?;
+    server_only_config(&hub.data)
+}
+
+/// A server-only TLS config from the data dir's certificate and key.
+pub fn server_only_config(data: &crate::datadir::DataDir) -> anyhow::Result<rustls::ServerConfig> {
+    let (chain, key) = server_identity(data)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
