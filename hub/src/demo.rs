@@ -130,6 +130,12 @@ fn agent_binary() -> anyhow::Result<PathBuf> {
         if release {
             c.arg("--release");
         }
+        // The workspace this binary was built from, wherever `cargo run`
+        // was started (e.g. with --manifest-path from another directory).
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        if workspace.exists() {
+            c.arg("--manifest-path").arg(workspace);
+        }
         say!("Building sonde-agent and sonde-console…");
         let status = c.status().context("running cargo build")?;
         if !status.success() {
