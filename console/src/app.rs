@@ -216,6 +216,8 @@ pub struct App {
     pub enrollments: Vec<EnrollmentInfo>,
     pub permissions: Vec<PermissionRequest>,
     pub drift: Vec<DriftEvent>,
+    /// Attestation shows closed drift events too (with the decision).
+    pub drift_history: bool,
     pub keys: Vec<KeyInfo>,
     pub tokens: Vec<TokenInfo>,
     pub audit: AuditView,
@@ -313,6 +315,7 @@ impl App {
             enrollments: Vec::new(),
             permissions: Vec::new(),
             drift: Vec::new(),
+            drift_history: false,
             keys: Vec::new(),
             tokens: Vec::new(),
             audit: AuditView {
@@ -540,7 +543,7 @@ impl App {
             }
             View::Enrollments => r.push(Request::Enrollments),
             View::Permissions => r.push(Request::Permissions),
-            View::Attestation => r.push(Request::Drift),
+            View::Attestation => r.push(Request::Drift(self.drift_history)),
             View::Audit => {
                 if self.audit.page() == 0 || !self.is_loaded("audit") {
                     r.push(self.audit.request());
@@ -1018,9 +1021,29 @@ impl App {
                 }
             }
             View::Attestation => {
+                if c == 'H' {
+                    self.drift_history = !self.drift_history;
+                    self.drift.clear();
+                    self.set_selection(0);
+                    self.say(if self.drift_history {
+                        "showing every drift event, with its decision (H hides closed ones)"
+                    } else {
+                        "showing open drift events only"
+                    });
+                    return self.emit_inner(vec![Request::Drift(self.drift_history)], true);
+                }
                 let Some(d) = self.visible_drift().get(self.selection()).copied() else {
                     return Vec::new();
                 };
+                if d.status != DriftStatus::Open && matches!(c, 'a' | 'n' | 'x') {
+                    let by = d.resolved_by.clone().unwrap_or_default();
+                    self.say(format!(
+                        "this drift event is already closed ({:?} by {})",
+                        d.status,
+                        crate::text::clip(&by, 48)
+                    ));
+                    return Vec::new();
+                }
                 let name = d.agent_name.clone();
                 let shown = crate::text::clip(&name, 64);
                 match c {

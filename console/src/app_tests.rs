@@ -664,3 +664,34 @@ fn try_it_result_scrolls_in_the_form() {
         "not typed"
     );
 }
+
+#[test]
+fn attestation_history_shows_decisions_and_closed_events_are_not_decided_again() {
+    let mut app = loaded_app();
+    ch(&mut app, '4');
+    assert_eq!(
+        ch(&mut app, 'H'),
+        [Request::Drift(true)],
+        "H asks the hub for every drift event"
+    );
+    assert!(app.drift_history);
+    let mut kept = drift("db3");
+    kept.status = DriftStatus::Kept;
+    kept.resolved_by = Some("operator:alice".into());
+    answer(&mut app, Request::Drift(true), Reply::Drift(vec![kept]));
+    for key in ['a', 'n', 'x'] {
+        assert!(ch(&mut app, key).is_empty(), "{key} on a closed event");
+        assert!(app.modal.is_none(), "no confirmation for a closed event");
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("already closed"),
+            "{:?}",
+            app.message
+        );
+    }
+    assert_eq!(ch(&mut app, 'H'), [Request::Drift(false)]);
+    assert!(!app.drift_history);
+}

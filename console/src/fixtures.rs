@@ -276,7 +276,11 @@ pub fn loaded_app() -> App {
             permission("nas1", "docker", PackState::Pending),
         ]),
     );
-    answer(&mut app, Request::Drift, Reply::Drift(vec![drift("db3")]));
+    answer(
+        &mut app,
+        Request::Drift(false),
+        Reply::Drift(vec![drift("db3")]),
+    );
     answer(&mut app, Request::Keys, Reply::Keys(vec![key("claude")]));
     answer(&mut app, Request::Tokens, Reply::Tokens(vec![token("nas")]));
     let q = Request::Audit(Default::default(), app.audit.generation);

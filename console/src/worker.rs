@@ -14,7 +14,8 @@ pub enum Request {
     Agent(String),
     Enrollments,
     Permissions,
-    Drift,
+    /// Drift events: open ones, or (true) all with their decisions.
+    Drift(bool),
     /// An audit page; the number is the console's query generation, so
     /// answers to superseded queries are dropped.
     Audit(AuditQuery, u64),
@@ -46,7 +47,7 @@ impl Request {
             Request::Agent(_) => "agent",
             Request::Enrollments => "enrollments",
             Request::Permissions => "permissions",
-            Request::Drift => "drift",
+            Request::Drift(_) => "drift",
             Request::Audit(..) => "audit",
             Request::AuditEntry(_) => "audit entry",
             Request::AuditVerify => "audit verify",
@@ -76,7 +77,7 @@ impl Request {
                 | Request::Agent(_)
                 | Request::Enrollments
                 | Request::Permissions
-                | Request::Drift
+                | Request::Drift(_)
                 | Request::Audit(..)
                 | Request::AuditEntry(_)
                 | Request::Keys
@@ -139,7 +140,7 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
         // Every pack (approved ones too, so they can be revoked); the
         // screen puts pending ones first.
         Request::Permissions => Reply::Permissions(client.permissions(true).await?),
-        Request::Drift => Reply::Drift(client.drift(false).await?),
+        Request::Drift(all) => Reply::Drift(client.drift(*all).await?),
         Request::Audit(query, generation) => Reply::Audit(client.audit(query).await?, *generation),
         Request::AuditEntry(seq) => Reply::AuditEntry(Box::new(client.audit_entry(*seq).await?)),
         Request::AuditVerify => Reply::AuditVerify(client.audit_verify().await?),

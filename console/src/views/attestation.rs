@@ -6,6 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use sonde_admin::api::{DriftEvent, DriftStatus};
 use sonde_protocol::attestation::Attestation;
 
 use super::{block, styles, table};
@@ -77,6 +78,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .map(|d| {
             Row::new(vec![
                 Cell::from(clip(&d.agent_name, 32)),
+                Cell::from(status_text(d)),
                 Cell::from(ago(app.now_ms, d.detected_at_ms)),
                 Cell::from(clip(&d.baseline_fingerprint, 16)),
                 Cell::from(clip(&d.current_fingerprint, 16)),
@@ -91,18 +93,26 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             ])
         })
         .collect();
-    let empty = if app.is_loaded("drift") {
-        "No open drift: every agent matches its baseline."
+    let empty = match (app.is_loaded("drift"), app.drift_history) {
+        (false, _) => "Loading…",
+        (true, false) => "No open drift: every agent matches its baseline. (H: history)",
+        (true, true) => "No drift was ever detected.",
+    };
+    let title = if app.drift_history {
+        "Attestation drift, all events — a accept baseline, n keep quarantined, x revoke, H open only"
     } else {
-        "Loading…"
+        "Attestation drift — a accept baseline, n keep quarantined, x revoke, H history"
     };
     table(
         f,
         list,
-        "Attestation drift — a accept baseline, n keep quarantined, x revoke",
-        &["AGENT", "DETECTED", "BASELINE", "CURRENT", "CHANGED"],
+        title,
+        &[
+            "AGENT", "STATUS", "DETECTED", "BASELINE", "CURRENT", "CHANGED",
+        ],
         &[
             Constraint::Min(10),
+            Constraint::Length(22),
             Constraint::Length(10),
             Constraint::Length(17),
             Constraint::Length(17),
@@ -139,4 +149,18 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .wrap(Wrap { trim: false }),
         r,
     );
+}
+
+/// `open`, or the decision and who made it (`kept by operator:alice`).
+fn status_text(d: &DriftEvent) -> String {
+    let decision = match d.status {
+        DriftStatus::Open => return "open".into(),
+        DriftStatus::Accepted => "accepted",
+        DriftStatus::Revoked => "revoked",
+        DriftStatus::Kept => "kept",
+    };
+    match &d.resolved_by {
+        Some(by) => format!("{decision} by {}", clip(by, 24)),
+        None => decision.into(),
+    }
 }

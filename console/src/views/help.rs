@@ -62,6 +62,7 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
             ("a", "accept the new baseline, end the quarantine (confirm)"),
             ("n", "keep the agent quarantined"),
             ("x", "revoke the agent (confirm)"),
+            ("H", "show closed drift events too, with their decision"),
         ],
     ),
     (

@@ -347,7 +347,7 @@ fn empty_lists_say_so() {
         (Request::Agents, Reply::Agents(vec![])),
         (Request::Enrollments, Reply::Enrollments(vec![])),
         (Request::Permissions, Reply::Permissions(vec![])),
-        (Request::Drift, Reply::Drift(vec![])),
+        (Request::Drift(false), Reply::Drift(vec![])),
         (Request::Keys, Reply::Keys(vec![])),
     ] {
         crate::fixtures::answer(&mut app, request, reply);
@@ -448,4 +448,21 @@ fn permission_states_render() {
         s.contains("unavailable") && s.contains("revoked") && s.contains("REFUSED"),
         "{s}"
     );
+}
+
+#[test]
+fn attestation_history_shows_who_decided() {
+    let mut app = on(View::Attestation);
+    app.drift_history = true;
+    let mut kept = drift("db3");
+    kept.status = DriftStatus::Kept;
+    kept.resolved_by = Some("operator:alice".into());
+    app.drift = vec![kept, drift("web1")];
+    let s = screen(&app);
+    assert!(s.contains("all events"), "{s}");
+    assert!(
+        line_with(&s, "db3").contains("kept by operator:alice"),
+        "{s}"
+    );
+    assert!(line_with(&s, "web1").contains("open"), "{s}");
 }
