@@ -12,7 +12,8 @@ use std::fmt::Write as _;
 use crate::cli::*;
 use crate::datadir::DataDir;
 use crate::store::{self, Store};
-use crate::util::{format_time_ms, human_duration_ms, parse_duration};
+use crate::util::{human_duration_ms, parse_duration};
+use sonde_protocol::time::format_utc_ms;
 
 /// Output mode.
 #[derive(Debug, Clone, Copy)]
@@ -148,8 +149,8 @@ pub async fn token(data: &DataDir, out: Out, cmd: TokenCommand) -> anyhow::Resul
                                 } else {
                                     "no".into()
                                 },
-                                format_time_ms(t.created_at_ms),
-                                format_time_ms(t.expires_at_ms),
+                                format_utc_ms(t.created_at_ms),
+                                format_utc_ms(t.expires_at_ms),
                             ]
                         })
                         .collect(),
@@ -322,7 +323,7 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
                     o,
                     "  certificate:  {} (expires {})",
                     &d.cert_sha256[..16.min(d.cert_sha256.len())],
-                    format_time_ms(s.cert_expires_ms)
+                    format_utc_ms(s.cert_expires_ms)
                 );
                 let _ = writeln!(o, "  baseline:     {}", d.baseline_fingerprint);
                 if let Some(r) = &s.quarantine_reason {
@@ -427,7 +428,7 @@ fn verify_offline(data: &DataDir) -> anyhow::Result<AuditVerifyReport> {
 fn entry_line(e: &sonde_protocol::audit::AuditEntry) -> Vec<String> {
     vec![
         e.seq.to_string(),
-        format_time_ms(e.timestamp_ms),
+        format_utc_ms(e.timestamp_ms),
         e.actor.clone(),
         e.agent.clone().unwrap_or_default(),
         e.action.clone(),

@@ -87,34 +87,6 @@ pub fn user_name(uid: u32) -> Option<String> {
     })
 }
 
-/// `2026-11-23 14:05:09Z` for a Unix-ms time (UTC), for tables.
-pub fn format_time_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,12 +104,10 @@ mod tests {
         assert!(parse_duration("15x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("0s").is_err());
-        assert_eq!(format_time_ms(0), "1970-01-01 00:00:00Z");
         let b = AuditBudget::per_minute(2);
         assert_eq!(b.take(), Some(0));
         assert_eq!(b.take(), Some(0));
         assert_eq!(b.take(), None);
         assert_eq!(b.take(), None);
-        assert_eq!(format_time_ms(1_795_000_000_000), "2026-11-18 11:06:40Z");
     }
 }
