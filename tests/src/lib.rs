@@ -344,6 +344,38 @@ impl Hub {
         )
     }
 
+    /// Waits (20 s at most) until exactly `n` enrollments are pending.
+    pub async fn wait_pending_enrollments(&self, n: usize) -> bool {
+        let admin = self.admin();
+        wait_for(Duration::from_secs(20), || async {
+            admin
+                .enrollments(false)
+                .await
+                .map(|e| e.len() == n)
+                .unwrap_or(false)
+        })
+        .await
+    }
+
+    /// Approves `pack` on `agent` (CLI) and waits until the hub sees it active.
+    pub async fn approve_pack(&self, agent: &str, pack: &str) {
+        self.cli_ok(&["packs", "approve", agent, pack]);
+        let admin = self.admin();
+        let ok = wait_for(Duration::from_secs(30), || async {
+            admin
+                .agent(agent)
+                .await
+                .map(|d| {
+                    d.packs.iter().any(|p| {
+                        p.name == pack && p.state == sonde_protocol::messages::PackState::Active
+                    })
+                })
+                .unwrap_or(false)
+        })
+        .await;
+        assert!(ok, "pack {pack} did not become active on {agent}");
+    }
+
     /// `127.0.0.1:PORT` of the agent endpoint.
     pub fn agent_addr(&self) -> String {
         self.run.agent_listen.to_string()
@@ -621,6 +653,39 @@ impl Agent {
         .await
     }
 
+    /// `sonde-agent probe --stdio [--local]`: writes `requests` (one per
+    /// line, from another thread), returns the exit status and the replies.
+    pub fn probe_stdio(
+        &self,
+        local: bool,
+        requests: Vec<String>,
+    ) -> (std::process::ExitStatus, Vec<Value>) {
+        let mut args = vec!["probe", "--stdio"];
+        if local {
+            args.push("--local");
+        }
+        let mut child = self
+            .command(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            for line in requests {
+                writeln!(stdin, "{line}").unwrap();
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        let replies = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (out.status, replies)
+    }
+
     /// Agent id from the data dir.
     pub fn agent_id(&self) -> String {
         let v: Value =
@@ -650,6 +715,18 @@ pub async fn online_agent(scratch: &Scratch, hub: &Hub, name: &str, extra: &str)
         hub.log_text()
     );
     agent
+}
+
+/// The zfs pack's standard fixture dataset in `scratch/zfs`, and the agent
+/// config line that puts its fake `zfs`/`zpool` first on the command path.
+pub fn zfs_fixture(scratch: &Scratch) -> (sonde_pack_zfs::fixture::Fixture, String) {
+    let fixture = sonde_pack_zfs::fixture::Fixture::standard(
+        &scratch.path().join("zfs"),
+        &bin("sonde-zfs-fixture"),
+    )
+    .unwrap();
+    let config = format!("command_path = {:?}\n", fixture.search_path());
+    (fixture, config)
 }
 
 /// A declarative test pack with harmless probes (echo, sleep) and one

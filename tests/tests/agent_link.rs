@@ -21,26 +21,8 @@ async fn agent_with_test_pack(scratch: &Scratch, hub: &Hub, name: &str, extra: &
         "agent log:\n{}",
         agent.log_text()
     );
-    approve_pack(hub, name, "e2e").await;
+    hub.approve_pack(name, "e2e").await;
     agent
-}
-
-async fn approve_pack(hub: &Hub, agent: &str, pack: &str) {
-    hub.cli_ok(&["packs", "approve", agent, pack]);
-    let admin = hub.admin();
-    let ok = wait_for(T, || async {
-        admin
-            .agent(agent)
-            .await
-            .map(|d| {
-                d.packs.iter().any(|p| {
-                    p.name == pack && p.state == sonde_protocol::messages::PackState::Active
-                })
-            })
-            .unwrap_or(false)
-    })
-    .await;
-    assert!(ok, "pack {pack} did not become active on {agent}");
 }
 
 fn agent_audit(agent: &Agent) -> String {
@@ -100,7 +82,7 @@ async fn pack_permission_pending_approved_active_revoked() {
     assert_eq!(p.state, sonde_protocol::messages::PackState::Pending);
     let before = admin_probe(&hub, "box", "e2e.echo", json!({"text": "x"})).await;
     assert!(before.unwrap_err().to_string().contains("unknown probe"));
-    approve_pack(&hub, "box", "e2e").await;
+    hub.approve_pack("box", "e2e").await;
     assert!(
         admin_probe(&hub, "box", "e2e.echo", json!({"text": "x"}))
             .await
@@ -218,7 +200,7 @@ async fn proxied_agent(scratch: &Scratch, hub: &Hub) -> (Agent, Proxy) {
         "agent log:\n{}",
         agent.log_text()
     );
-    approve_pack(hub, "mitm", "e2e").await;
+    hub.approve_pack("mitm", "e2e").await;
     (agent, proxy)
 }
 

@@ -7,12 +7,9 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Map, Value, json};
-use sonde_pack_zfs::fixture::Fixture;
 use sonde_packs::handler::PackDef;
 use sonde_tests::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// Probes that must succeed on any Linux machine (or, for zfs, on the fixture).
@@ -117,10 +114,8 @@ fn cases(defs: &[PackDef]) -> Vec<Case> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_probe_of_every_pack_answers_valid_and_invalid_params() {
     let scratch = Scratch::new();
-    let fixture =
-        Fixture::standard(&scratch.path().join("zfs"), &bin("sonde-zfs-fixture")).unwrap();
+    let (_fixture, extra) = zfs_fixture(&scratch);
     let hub = Hub::start(&scratch);
-    let extra = format!("command_path = {:?}\n", fixture.search_path());
     let mut agent = online_agent(&scratch, &hub, "box", &extra).await;
     let admin = hub.admin();
     for pack in ["systemd", "docker", "zfs"] {
@@ -167,14 +162,6 @@ async fn every_probe_of_every_pack_answers_valid_and_invalid_params() {
 
     // Every case through `--stdio`, one process, replies in order.
     let cases = cases(&defs);
-    let mut child = agent
-        .command(&["probe", "--stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
     let requests: Vec<String> = cases
         .iter()
         .enumerate()
@@ -183,18 +170,8 @@ async fn every_probe_of_every_pack_answers_valid_and_invalid_params() {
                 .to_string()
         })
         .collect();
-    let writer = std::thread::spawn(move || {
-        for line in requests {
-            writeln!(stdin, "{line}").unwrap();
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success());
-    let replies: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (status, replies) = agent.probe_stdio(false, requests);
+    assert!(status.success());
     assert_eq!(replies.len(), cases.len());
 
     let mut succeeded = 0;

@@ -121,16 +121,8 @@ async fn console_approves_an_enrollment_and_verifies_the_audit_chain() {
     let mut agent = Agent::new(&scratch, "nas1", "");
     let (token, ca) = hub.token(false);
     let mut enroll = agent.spawn_enroll(&hub, &token, &ca);
-    let admin = hub.admin();
     assert!(
-        wait_for(Duration::from_secs(20), || async {
-            admin
-                .enrollments(false)
-                .await
-                .map(|e| e.len() == 1)
-                .unwrap_or(false)
-        })
-        .await,
+        hub.wait_pending_enrollments(1).await,
         "no pending enrollment; enroll log:\n{}",
         agent.enroll_log()
     );

@@ -13,14 +13,7 @@ async fn enrollment_happy_path_with_operator_approval() {
     let mut enroll = agent.spawn_enroll(&hub, &token, &ca);
     let admin = hub.admin();
     assert!(
-        wait_for(Duration::from_secs(20), || async {
-            admin
-                .enrollments(false)
-                .await
-                .map(|e| e.len() == 1)
-                .unwrap_or(false)
-        })
-        .await,
+        hub.wait_pending_enrollments(1).await,
         "no pending enrollment; enroll log:\n{}",
         agent.enroll_log()
     );
@@ -226,16 +219,7 @@ async fn denied_enrollment_burns_the_token_and_tells_the_agent() {
     let (token, ca) = hub.token(false);
     let mut enroll = agent.spawn_enroll(&hub, &token, &ca);
     let admin = hub.admin();
-    assert!(
-        wait_for(Duration::from_secs(20), || async {
-            admin
-                .enrollments(false)
-                .await
-                .map(|e| e.len() == 1)
-                .unwrap_or(false)
-        })
-        .await
-    );
+    assert!(hub.wait_pending_enrollments(1).await);
     hub.cli_ok(&["enrollments", "deny", "nope"]);
     let status = tokio::task::spawn_blocking(move || enroll.wait().unwrap())
         .await

@@ -3,8 +3,6 @@
 
 use serde_json::{Value, json};
 use sonde_tests::*;
-use std::io::Write;
-use std::process::Stdio;
 
 fn local_agent(scratch: &Scratch) -> Agent {
     let agent = Agent::new(scratch, "local", "allow_unsigned_packs = true");
@@ -85,32 +83,16 @@ fn list_shows_registered_probes_with_schemas() {
 fn stdio_round_trips_a_thousand_requests_in_order() {
     let scratch = Scratch::new();
     let agent = local_agent(&scratch);
-    let mut child = agent
-        .command(&["probe", "--local", "--stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        for i in 0..1000 {
-            let line = match i % 10 {
-                7 => json!({"id": i, "probe": "loc.echo", "params": {"text": 5}}).to_string(),
-                9 => "this is not json".to_owned(),
-                _ => json!({"id": i, "probe": "loc.echo", "params": {"text": format!("n{i}")}})
-                    .to_string(),
-            };
-            writeln!(stdin, "{line}").unwrap();
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success());
-    let replies: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+    let requests = (0..1000)
+        .map(|i| match i % 10 {
+            7 => json!({"id": i, "probe": "loc.echo", "params": {"text": 5}}).to_string(),
+            9 => "this is not json".to_owned(),
+            _ => json!({"id": i, "probe": "loc.echo", "params": {"text": format!("n{i}")}})
+                .to_string(),
+        })
         .collect();
+    let (status, replies) = agent.probe_stdio(true, requests);
+    assert!(status.success());
     assert_eq!(replies.len(), 1000);
     for (i, r) in replies.iter().enumerate() {
         match i % 10 {

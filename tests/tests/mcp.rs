@@ -18,22 +18,7 @@ async fn setup(scratch: &Scratch, hub_toml: &str) -> (Hub, Agent) {
         "{}",
         agent.log_text()
     );
-    hub.cli_ok(&["packs", "approve", "nas", "e2e"]);
-    let admin = hub.admin();
-    assert!(
-        wait_for(T, || async {
-            admin
-                .agent("nas")
-                .await
-                .map(|d| {
-                    d.packs.iter().any(|p| {
-                        p.name == "e2e" && p.state == sonde_protocol::messages::PackState::Active
-                    })
-                })
-                .unwrap_or(false)
-        })
-        .await
-    );
+    hub.approve_pack("nas", "e2e").await;
     (hub, agent)
 }
 

@@ -6,12 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
-use sonde_pack_zfs::fixture::Fixture;
-use sonde_protocol::messages::PackState;
 use sonde_tests::*;
-use std::time::Duration;
-
-const T: Duration = Duration::from_secs(30);
 
 fn snap(n: u32) -> String {
     format!("autosnap_2024-01-0{n}_daily")
@@ -20,28 +15,10 @@ fn snap(n: u32) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zfs_questions_through_mcp() {
     let scratch = Scratch::new();
-    let fixture =
-        Fixture::standard(&scratch.path().join("zfs"), &bin("sonde-zfs-fixture")).unwrap();
+    let (_fixture, extra) = zfs_fixture(&scratch);
     let hub = Hub::start(&scratch);
-    let extra = format!("command_path = {:?}\n", fixture.search_path());
     let _agent = online_agent(&scratch, &hub, "nas", &extra).await;
-    hub.cli_ok(&["packs", "approve", "nas", "zfs"]);
-    let admin = hub.admin();
-    assert!(
-        wait_for(T, || async {
-            admin
-                .agent("nas")
-                .await
-                .map(|d| {
-                    d.packs
-                        .iter()
-                        .any(|p| p.name == "zfs" && p.state == PackState::Active)
-                })
-                .unwrap_or(false)
-        })
-        .await,
-        "the zfs pack did not become active"
-    );
+    hub.approve_pack("nas", "zfs").await;
     let key = hub.api_key(&["--name", "claude", "--probes", "zfs.*"]);
     let client = mcp_client(&hub, &key).await.unwrap();
     let probe = |probe: &str, params: Value| {
