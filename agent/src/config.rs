@@ -46,9 +46,20 @@ pub struct AgentConfig {
     pub renew_cert_days_before_expiry: u32,
     #[serde(default)]
     pub scrub: ScrubConfig,
+    /// Refuse to start unless the kernel enforces the whole probe sandbox
+    /// (Landlock ABI 6 or newer).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_sandbox: bool,
+    /// More paths no probe may ever read (besides the agent's data dir and
+    /// config file), e.g. `["/etc/ssl/private"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hide_paths: Vec<PathBuf>,
     /// Per-pack settings, e.g. `[packs.zfs] datasets = ["tank/home"]`.
     #[serde(default)]
     pub packs: BTreeMap<String, toml::Value>,
+    /// The file this was read from (hidden from every probe).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -90,7 +101,8 @@ pub struct RegexText(pub String);
 impl<'de> Deserialize<'de> for RegexText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        regex::Regex::new(&text)
+        // Compiled exactly as the scrubber will (bytes, Unicode off).
+        sonde_packs::scrub::compile_rule("", &text)
             .map_err(|e| serde::de::Error::custom(format!("invalid regex: {e}")))?;
         Ok(RegexText(text))
     }
@@ -122,7 +134,10 @@ impl Default for AgentConfig {
             max_concurrent_probes: default_concurrency(),
             renew_cert_days_before_expiry: default_renew_days(),
             scrub: ScrubConfig::default(),
+            require_sandbox: false,
+            hide_paths: Vec::new(),
             packs: BTreeMap::new(),
+            source: None,
         }
     }
 }
@@ -150,7 +165,9 @@ impl AgentConfig {
             }
             Err(e) => return Err(err(format!("cannot read it: {e}"))),
         };
-        Self::parse(&text).map_err(err)
+        let mut config = Self::parse(&text).map_err(err)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and checks a config text.
@@ -160,6 +177,13 @@ impl AgentConfig {
             return Err(format!(
                 "max_concurrent_probes must be 1..=256 (line {})",
                 line_of(text, "max_concurrent_probes")
+            ));
+        }
+        if let Some(p) = config.hide_paths.iter().find(|p| !p.is_absolute()) {
+            return Err(format!(
+                "hide_paths: {} is not an absolute path (line {})",
+                p.display(),
+                line_of(text, "hide_paths")
             ));
         }
         let mut names = std::collections::BTreeSet::new();

@@ -64,6 +64,7 @@ pub fn attestation(kernel: &str) -> Attestation {
         packs: vec![],
         config_sha256: Digest::of(b"config"),
         machine_id: "m1".into(),
+        sandbox: "landlock-v7".into(),
     }
 }
 
