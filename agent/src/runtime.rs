@@ -109,6 +109,8 @@ pub struct Runtime {
     grants: Mutex<Vec<PackGrant>>,
     slots: Arc<Semaphore>,
     quarantined: AtomicBool,
+    /// Refused packs already recorded in the audit chain (name, identity).
+    refusals_recorded: Mutex<std::collections::HashSet<(String, Digest)>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -184,6 +186,7 @@ impl Runtime {
             loaded: RwLock::new(Arc::new(Loaded::default())),
             grants: Mutex::new(grants),
             quarantined: AtomicBool::new(false),
+            refusals_recorded: Mutex::new(Default::default()),
         };
         runtime.reload();
         Ok(runtime)
@@ -213,6 +216,7 @@ impl Runtime {
             runner: self.runner.as_ref(),
             identity: &self.identity,
         });
+        self.record_refusals(&packs);
         let mut table = HashMap::new();
         for p in packs.iter().filter(|p| p.state == PackState::Active) {
             let Some(def) = &p.def else { continue };
@@ -256,6 +260,29 @@ impl Runtime {
         );
         if let Ok(mut l) = self.loaded.write() {
             *l = Arc::new(Loaded { packs, table });
+        }
+    }
+
+    /// Records each refused pack (a shell as its program, a bad signature,
+    /// a broken manifest) in the audit chain, once per pack identity.
+    fn record_refusals(&self, packs: &[LoadedPack]) {
+        for p in packs.iter().filter(|p| p.state == PackState::Refused) {
+            let key = (p.name.clone(), p.manifest_sha256);
+            let new = self
+                .refusals_recorded
+                .lock()
+                .map(|mut seen| seen.insert(key))
+                .unwrap_or(false);
+            if new {
+                tracing::warn!(pack = %p.name, reason = %p.missing.join("; "), "refused a pack");
+                self.record(
+                    NewEntry::new("agent", "pack.refused", "refused")
+                        .agent(self.agent_id())
+                        .detail("pack", p.name.clone())
+                        .detail("manifest_sha256", p.manifest_sha256.to_hex())
+                        .detail("reason", p.missing.join("; ")),
+                );
+            }
         }
     }
 
@@ -304,8 +331,16 @@ impl Runtime {
         )
     }
 
-    pub fn hello(&self) -> anyhow::Result<AgentHello> {
+    /// The hello that answers the hub's `challenge` with this agent's
+    /// fresh `nonce`.
+    pub fn hello(
+        &self,
+        challenge: &sonde_protocol::envelope::Nonce,
+        nonce: &sonde_protocol::envelope::Nonce,
+    ) -> anyhow::Result<AgentHello> {
         Ok(AgentHello {
+            challenge: challenge.to_hex(),
+            nonce: nonce.to_hex(),
             agent_id: self.agent_id(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             hostname: crate::attest::hostname(),

@@ -52,6 +52,7 @@ pub fn agent(name: &str, state: AgentState) -> AgentSummary {
         enrolled_at_ms: NOW - 86_400_000,
         cert_expires_ms: NOW + 86_400_000,
         remote_addr: Some("10.0.0.5:50000".into()),
+        sandbox: "landlock-v7".into(),
     }
 }
 

@@ -373,9 +373,10 @@ pub fn check_program(asked: &str, path: &Path) -> Result<(PathBuf, Option<PathBu
 }
 
 /// Refuses arguments that name a program that would run something else: any
-/// absolute path inside an argument (`/bin/sh`, `--rsh=/bin/bash`,
-/// `-oProxyCommand=/usr/bin/nc …`) that is a shell, interpreter, wrapper or
-/// loader by name or by what it resolves to, or an executable script.
+/// path inside an argument (`/bin/sh`, `--rsh=/bin/bash`,
+/// `-oProxyCommand=/usr/bin/nc …`, `../../usr/bin/dash`) that is a shell,
+/// interpreter, wrapper or loader by name or by what it resolves to, or an
+/// executable script.
 /// (Bare names are left to the kernel's sandbox: `ssh` may well be a unit
 /// name, and a wrapper that runs `sh` by name is refused execution.)
 pub fn check_arguments(argv: &Argv) -> Result<(), ExecError> {
@@ -388,12 +389,12 @@ pub fn check_arguments(argv: &Argv) -> Result<(), ExecError> {
                 b'=' | b',' | b':' | b';' | b' ' | b'\t' | b'\n' | b'\'' | b'"' | b'(' | b'`'
             )
         });
-        for token in tokens.filter(|t| t.starts_with(b"/")) {
+        for token in tokens.filter(|t| t.contains(&b'/')) {
             let path = Path::new(OsStr::from_bytes(token));
             let refused = |why: &str| ExecError::Forbidden {
                 program: format!("{} (its argument {} {why})", argv.program, path.display()),
             };
-            if is_forbidden_program(&path.to_string_lossy()) {
+            if path.is_absolute() && is_forbidden_program(&path.to_string_lossy()) {
                 return Err(refused("names a shell, interpreter, wrapper or loader"));
             }
             let Ok(real) = std::fs::canonicalize(path) else {

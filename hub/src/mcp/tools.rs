@@ -285,6 +285,7 @@ impl SondeMcp {
                     "quarantined": a.quarantined,
                     "quarantine_reason": a.quarantine_reason,
                     "max_capability": a.max_capability,
+                    "sandbox": a.current.as_ref().unwrap_or(&a.baseline).sandbox,
                     "packs": a.packs.iter().map(|p| json!({"name": p.name, "version": p.version, "state": p.state})).collect::<Vec<_>>(),
                 })
             })
@@ -307,6 +308,7 @@ impl SondeMcp {
             "name": a.name,
             "status": self.state(&a),
             "hostname": a.hostname,
+            "sandbox": current.sandbox,
             "os": current.os_release,
             "kernel": current.kernel,
             "arch": current.arch,
