@@ -104,6 +104,9 @@ pub struct LoadedPack {
     pub missing: Vec<String>,
     pub requires: Vec<String>,
     pub detected: bool,
+    /// What this pack serves instead of the machine's data, when the
+    /// config's `sample_data` names it.
+    pub sample_data: Option<String>,
 }
 
 impl LoadedPack {
@@ -135,6 +138,7 @@ impl LoadedPack {
             capability,
             probes,
             runbooks,
+            sample_data: self.sample_data.clone(),
         }
     }
 }
@@ -233,6 +237,7 @@ fn broken(name: &str, error: String) -> LoadedPack {
         missing: vec![error],
         requires: Vec::new(),
         detected: false,
+        sample_data: None,
     }
 }
 
@@ -273,6 +278,7 @@ fn decide(def: PackDef, trust: Trust, inputs: &PackInputs<'_>) -> LoadedPack {
         missing,
         requires: check.grants,
         detected,
+        sample_data: inputs.config.sample_data.get(&m.name).cloned(),
         def: Some(def),
     }
 }
