@@ -359,6 +359,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let old_sample = agent_root.join("sample-zfs");
+    if sample.is_none() && old_sample.join("bin/fixture.json").is_file() {
+        // A sample from an earlier run is no longer served: remove it.
+        if let Err(e) = std::fs::remove_dir_all(&old_sample) {
+            tracing::warn!(error = %e, "could not remove {}", old_sample.display());
+        }
+    }
     let config = agent_root.join("agent.toml");
     let config_text = agent_config(&agent_root, sample.as_ref());
     if std::fs::read_to_string(&config).ok().as_deref() != Some(config_text.as_str()) {

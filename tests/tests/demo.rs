@@ -79,7 +79,7 @@ fn start(mut command: Command, limit: Duration) -> Demo {
             .iter()
             .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
     };
-    let url = find("MCP URL").unwrap_or_else(|| {
+    let Some(url) = find("MCP URL") else {
         let _ = child.kill();
         let _ = child.wait();
         panic!(
@@ -87,7 +87,7 @@ fn start(mut command: Command, limit: Duration) -> Demo {
             output.join("\n"),
             stderr.join().unwrap_or_default()
         )
-    });
+    };
     let key = find("API key").unwrap();
     Demo {
         child,
@@ -275,8 +275,14 @@ async fn the_demo_answers_zfs_questions_from_the_sample_pool_and_restarts_cleanl
     );
     // "What was deleted?" — the old website directory.
     let d = probe("zfs.find_deleted", json!({"dataset": "sample/home"})).await;
+    let deleted: Vec<&str> = d["data"]["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
     assert!(
-        d.to_string().contains("alice/projects/website"),
+        deleted.contains(&"alice/projects/website"),
         "the deleted directory: {d}"
     );
     // The large log is bigger than one read: the answer says it is truncated.
