@@ -9,8 +9,17 @@
 //! it approves the packs whose requirements are met and, on a rerun after a
 //! rebuild, accepts the agent's new attestation. It then prints the MCP URL,
 //! an API key (kept in `sonde-demo/mcp-key`, 0600, and reused), the
-//! `claude mcp add` line, a `curl` that calls a tool, and how to open the
-//! console. Ctrl-C stops the hub and the agent.
+//! `claude mcp add` line with the line that starts Claude Code trusting the
+//! hub CA, a `curl` that calls a tool (absolute, shell-quoted paths: they
+//! work from any directory), and how to open the console. Ctrl-C stops the
+//! hub and the agent.
+//!
+//! Before anything starts, the two ports are checked ([`ports`]): a busy
+//! one fails at once, naming its holder. Under `cargo run`, the agent, the
+//! console and the fake `zfs` are built in the user's environment
+//! ([`build`]) so that a re-run compiles nothing. On a machine without a
+//! ZFS pool the zfs pack reads a sample pool, labelled as sample data
+//! ([`zfs_sample`]).
 
 use anyhow::{Context, bail};
 use sonde_admin::AdminClient;
@@ -290,6 +299,12 @@ fn agent_config(agent_root: &Path, sample: Option<&zfs_sample::Sample>) -> Strin
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    // Caught from the start: a Ctrl-C or SIGTERM that arrives while the
+    // demo starts up stops it cleanly once it is up, instead of killing it
+    // and leaving its hub and agent behind.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
     let (agent_port, mcp_port) = args.ports();
     // A busy port fails now, not after a build and a 30 s wait.
     check_ports(agent_port, mcp_port)?;
@@ -638,13 +653,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
 
-    // Until Ctrl-C / SIGTERM, or a child dies.
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
+    // Until Ctrl-C / SIGTERM (caught since the start), or a child dies.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let reason = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break "stopping".to_owned(),
+            _ = int.recv() => break "stopping".to_owned(),
             _ = term.recv() => break "stopping".to_owned(),
             _ = tick.tick() => {
                 let dead = children.0.iter_mut().find_map(|(name, c)| matches!(c.try_wait(), Ok(Some(_))).then_some(*name));

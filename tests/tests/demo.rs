@@ -393,8 +393,9 @@ fn a_busy_port_fails_at_once_naming_its_holder() {
     let base = free_port_pair();
     // This test process holds the MCP port.
     let _held = std::net::TcpListener::bind(("127.0.0.1", base + 1)).unwrap();
+    let mut command = demo_command(&dir, base, &[]);
     let started = Instant::now();
-    let out = demo_command(&dir, base, &[]).output().unwrap();
+    let out = command.output().unwrap();
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
