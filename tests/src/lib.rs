@@ -109,8 +109,9 @@ pub fn cargo_command() -> Command {
             .unwrap_or_default();
         let kept: Vec<PathBuf> = std::env::split_paths(&value)
             .filter(|p| {
-                !p.starts_with(&target)
-                    && !(toolchain.components().count() > 1 && p.starts_with(&toolchain))
+                let cargos = p.starts_with(&target)
+                    || (toolchain.components().count() > 1 && p.starts_with(&toolchain));
+                !cargos
             })
             .collect();
         if kept.is_empty() {

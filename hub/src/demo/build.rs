@@ -71,9 +71,9 @@ pub fn set_by_cargo_run(name: &str) -> bool {
 pub fn user_library_path(value: &OsString, target: &Path, toolchain: &Path) -> Option<OsString> {
     let kept: Vec<PathBuf> = std::env::split_paths(value)
         .filter(|p| {
-            !p.as_os_str().is_empty()
-                && !p.starts_with(target)
-                && !(toolchain.as_os_str().len() > 1 && p.starts_with(toolchain))
+            let cargos = p.starts_with(target)
+                || (toolchain.as_os_str().len() > 1 && p.starts_with(toolchain));
+            !p.as_os_str().is_empty() && !cargos
         })
         .collect();
     if kept.is_empty() {
