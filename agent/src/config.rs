@@ -57,6 +57,12 @@ pub struct AgentConfig {
     /// Per-pack settings, e.g. `[packs.zfs] datasets = ["tank/home"]`.
     #[serde(default)]
     pub packs: BTreeMap<String, toml::Value>,
+    /// Packs that serve sample data rather than this machine's, with what
+    /// that data is (`[sample_data] zfs = "…"`; `sonde-hub demo` sets it
+    /// for its generated ZFS pool). Reported with the pack, so the hub,
+    /// its MCP clients and the console label it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sample_data: BTreeMap<String, String>,
     /// The file this was read from (hidden from every probe).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -137,6 +143,7 @@ impl Default for AgentConfig {
             require_sandbox: false,
             hide_paths: Vec::new(),
             packs: BTreeMap::new(),
+            sample_data: BTreeMap::new(),
             source: None,
         }
     }
@@ -210,6 +217,21 @@ impl AgentConfig {
                 check(&json).map_err(|e| format!("[packs.{name}] (line {line}): {e}"))?;
             }
         }
+        for (name, what) in &config.sample_data {
+            let line = line_of(text, "[sample_data]");
+            if !packs.iter().any(|p| &p.manifest.name == name) {
+                let known: Vec<&str> = packs.iter().map(|p| p.manifest.name.as_str()).collect();
+                return Err(format!(
+                    "[sample_data] (line {line}): no built-in pack is called {name:?} (packs: {})",
+                    known.join(", ")
+                ));
+            }
+            if what.trim().is_empty() || what.len() > 200 || what.chars().any(char::is_control) {
+                return Err(format!(
+                    "[sample_data] {name} (line {line}): say in one line of 1 to 200 characters what the sample is"
+                ));
+            }
+        }
         Ok(config)
     }
 
@@ -261,6 +283,22 @@ mod tests {
         assert!(e.contains("line 1"), "{e}");
         let e = AgentConfig::parse("\n[packs.nosuch]\nx = 1\n").unwrap_err();
         assert!(e.contains("line 2") && e.contains("nosuch"), "{e}");
+    }
+
+    #[test]
+    fn sample_data_names_a_pack_and_says_what_it_is() {
+        let c = AgentConfig::parse("[sample_data]\nzfs = \"generated sample pool\"\n").unwrap();
+        assert_eq!(c.sample_data["zfs"], "generated sample pool");
+        let e = AgentConfig::parse("\n[sample_data]\nnosuch = \"x\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("nosuch"), "{e}");
+        let e = AgentConfig::parse("[sample_data]\nzfs = \" \"\n").unwrap_err();
+        assert!(e.contains("1 to 200"), "{e}");
+        let e = AgentConfig::parse("[sample_data]\nzfs = \"a\\nb\"\n").unwrap_err();
+        assert!(e.contains("one line"), "{e}");
+        // Without it, the canonical form (and so the attestation) is unchanged.
+        let plain = AgentConfig::parse("").unwrap();
+        let v = serde_json::to_value(&plain).unwrap();
+        assert!(v.get("sample_data").is_none(), "{v}");
     }
 
     #[test]

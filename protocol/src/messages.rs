@@ -66,6 +66,11 @@ pub struct PackReport {
     pub probes: Vec<ProbeSummary>,
     #[serde(default)]
     pub runbooks: Vec<RunbookSummary>,
+    /// Set when the agent's config says this pack serves sample data, not
+    /// the machine's (`sample_data` in agent.toml, e.g. the demo's
+    /// generated ZFS pool): what the data is. Absent on the wire otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_data: Option<String>,
 }
 
 /// A probe as described to the hub (and from there to MCP clients).
