@@ -23,7 +23,7 @@ fn clean_log() -> String {
             1000 + i % 5000,
             i % 1000
         ));
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             s.push_str("Dec  1 12:00:00 nas systemd[1]: Started Session 42 of user alice; token cache refreshed, key rotation ok\n");
         }
     }
@@ -35,7 +35,7 @@ fn with_secrets(clean: &str) -> String {
     for (n, line) in clean.lines().enumerate() {
         s.push_str(line);
         s.push('\n');
-        if n % 5000 == 0 {
+        if n.is_multiple_of(5000) {
             s.push_str("app: DB_PASSWORD=hunter2 connecting to postgres://app:Pa55w0rd@db/x\n");
         }
     }

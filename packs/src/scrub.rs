@@ -233,8 +233,8 @@ impl Scrubber {
             |r: &Range<usize>| markers.iter().any(|m| m.start <= r.start && r.end <= m.end);
         let mut spans: Vec<(Range<usize>, usize)> = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            let windows = match &rule.keywords {
-                None => vec![0..text.len()],
+            let windows: Vec<Range<usize>> = match &rule.keywords {
+                None => std::iter::once(0..text.len()).collect(),
                 Some(ac) => keyword_windows(ac, text),
             };
             for window in windows {
