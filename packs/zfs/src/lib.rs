@@ -28,6 +28,7 @@
 //!    allowlist, and `live = false` for snapshots only ([`settings`]).
 
 pub mod content;
+#[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod model;
 pub mod parse;

@@ -15,10 +15,13 @@ use sonde_protocol::path::{PathBytes, RelativePath};
 use sonde_protocol::schema::ValidatedParams;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use super::files::{READ_CAP, READ_DEFAULT};
 use super::{Ctx, path_param, selected_json, snapshot_json};
-use crate::content::{encode, file_contains, hash_file, is_binary, read_at, unified_diff};
+use crate::content::{
+    DIFF_TIME, encode, file_contains, hash_file, is_binary, read_at, unified_diff_until,
+};
 use crate::model::{self, Dataset, Snapshot};
 use crate::select::{Selected, format_time};
 use crate::tree::{Kind, Meta, Opened, Root};
@@ -372,15 +375,18 @@ pub fn file_diff(
                 data["note"] = json!("binary content: compare sizes and hashes");
             } else {
                 data["binary"] = json!(false);
-                match unified_diff(&a, &b, DIFF_MAX_LINES) {
-                    Ok((d, cut)) => {
-                        truncated |= cut;
-                        data["diff"] = json!(d);
-                    }
-                    Err(why) => {
-                        data["diff"] = Value::Null;
-                        data["note"] = json!(why);
-                    }
+                let d = unified_diff_until(
+                    &a,
+                    &b,
+                    DIFF_MAX_LINES,
+                    probe.deadline.min(Instant::now() + DIFF_TIME),
+                );
+                truncated |= d.cut;
+                data["diff"] = json!(d.text);
+                if d.approximate {
+                    data["note"] = json!(
+                        "the versions differ in many places and the comparison ran out of time: the diff is correct but not the shortest"
+                    );
                 }
             }
         }
