@@ -7,19 +7,160 @@ use sha2::{Digest as _, Sha256};
 use sonde_packs::handler::ProbeError;
 use sonde_protocol::Digest;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 /// Reads at most `max` bytes from `offset`: (bytes, whether more remain).
+/// Costs time in proportion to what is read, wherever the window is (a
+/// positioned read; nothing before `offset` is touched).
 pub fn read_at(
     file: &mut std::fs::File,
     offset: u64,
     max: usize,
 ) -> Result<(Vec<u8>, bool), ProbeError> {
-    file.seek(SeekFrom::Start(offset))
-        .map_err(|e| ProbeError::Failed(format!("seeking in the file: {e}")))?;
-    let r = sonde_packs::bounded::read_bounded(file, max)
-        .map_err(|e| ProbeError::Failed(format!("reading the file: {e}")))?;
-    Ok((r.bytes, r.truncated))
+    let size = file
+        .metadata()
+        .map_err(|e| ProbeError::Failed(format!("reading the file's size: {e}")))?
+        .len();
+    let left = size.saturating_sub(offset);
+    // One byte more than asked tells whether more remain (the file may
+    // have grown since its size was read: the live file system).
+    let want = usize::try_from(left.min(max as u64))
+        .unwrap_or(max)
+        .saturating_add(1)
+        .min(max.saturating_add(1));
+    let mut bytes = vec![0u8; want];
+    let mut got = 0;
+    while got < want {
+        match file.read_at(&mut bytes[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ProbeError::Failed(format!("reading the file: {e}"))),
+        }
+    }
+    bytes.truncate(got);
+    let more = bytes.len() > max;
+    bytes.truncate(max);
+    Ok((bytes, more))
+}
+
+/// What hashing may still cost in one call: bytes and time.
+#[derive(Debug, Clone, Copy)]
+pub struct HashBudget {
+    pub bytes_left: u64,
+    pub deadline: Instant,
+    /// Bytes hashed so far (whole files and samples).
+    pub bytes_hashed: u64,
+    /// A file was left unhashed because the bytes ran out.
+    pub bytes_ran_out: bool,
+    /// A file was left unhashed because time ran out.
+    pub time_ran_out: bool,
+}
+
+impl HashBudget {
+    pub fn new(bytes: u64, deadline: Instant) -> HashBudget {
+        HashBudget {
+            bytes_left: bytes,
+            deadline,
+            bytes_hashed: 0,
+            bytes_ran_out: false,
+            time_ran_out: false,
+        }
+    }
+
+    /// Whether anything was left undone.
+    pub fn ran_out(&self) -> bool {
+        self.bytes_ran_out || self.time_ran_out
+    }
+
+    /// Why something was left undone, for people.
+    pub fn why(&self, param: &str) -> String {
+        match (self.bytes_ran_out, self.time_ran_out) {
+            (true, true) => format!("both the bytes to hash ({param}) and the time ran out"),
+            (true, false) => format!("the bytes to hash ran out ({param})"),
+            (false, true) => "the time to hash ran out".to_owned(),
+            (false, false) => "nothing ran out".to_owned(),
+        }
+    }
+}
+
+/// SHA-256 of a whole file of `size` bytes, streamed, if the budget allows
+/// (a file larger than what is left is not started); `None` otherwise.
+pub fn hash_within(
+    file: &std::fs::File,
+    size: u64,
+    budget: &mut HashBudget,
+) -> Result<Option<Digest>, ProbeError> {
+    if size > budget.bytes_left {
+        budget.bytes_ran_out = true;
+        return Ok(None);
+    }
+    if Instant::now() >= budget.deadline {
+        budget.time_ran_out = true;
+        return Ok(None);
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    loop {
+        if Instant::now() >= budget.deadline {
+            budget.time_ran_out = true;
+            budget.bytes_hashed += at;
+            return Ok(None);
+        }
+        let n = match file.read_at(&mut buf, at) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ProbeError::Failed(format!("reading the file: {e}"))),
+        };
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    budget.bytes_left = budget.bytes_left.saturating_sub(at);
+    budget.bytes_hashed += at;
+    Ok(Some(Digest(hasher.finalize().into())))
+}
+
+/// Files at least this large are told apart by [`sample_fingerprint`]
+/// before any whole-file hash.
+pub const SAMPLE_FROM: u64 = 4 << 20;
+/// Blocks a sample fingerprint reads, and their size (1 MiB in all).
+pub const SAMPLE_BLOCKS: u64 = 16;
+pub const SAMPLE_BLOCK: u64 = 64 << 10;
+
+/// A digest of a file's size and [`SAMPLE_BLOCKS`] blocks spread evenly
+/// over it (the first and the last included). Two files whose samples
+/// differ differ; equal samples say nothing, and a whole-file hash decides.
+pub fn sample_fingerprint(
+    file: &std::fs::File,
+    size: u64,
+    budget: &mut HashBudget,
+) -> Result<Digest, ProbeError> {
+    let mut hasher = Sha256::new();
+    hasher.update(size.to_le_bytes());
+    let mut buf = vec![0u8; SAMPLE_BLOCK as usize];
+    let last = size.saturating_sub(SAMPLE_BLOCK);
+    for k in 0..SAMPLE_BLOCKS {
+        let at = last / (SAMPLE_BLOCKS - 1) * k;
+        let at = if k == SAMPLE_BLOCKS - 1 { last } else { at };
+        let mut got = 0;
+        while got < buf.len() {
+            match file.read_at(&mut buf[got..], at + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ProbeError::Failed(format!("reading the file: {e}"))),
+            }
+        }
+        hasher.update(at.to_le_bytes());
+        hasher.update(&buf[..got]);
+        budget.bytes_hashed += got as u64;
+    }
+    Ok(Digest(hasher.finalize().into()))
 }
 
 /// True if `bytes` look binary: a NUL, or not UTF-8 (an incomplete

@@ -124,6 +124,16 @@ impl Meta {
             && self.mtime_nsec == other.mtime_nsec
     }
 
+    /// Certainly the same content: the same object (inode), size, mtime
+    /// and ctime. Nothing can set a ctime back, and ZFS updates it with
+    /// every write, so equal facts mean no write happened between the two
+    /// looks — no need to read either. (Different facts do not mean
+    /// different content: a `touch`, a `chmod`, or a rewrite with the same
+    /// bytes; only reading tells.)
+    pub fn unchanged(&self, other: &Meta) -> bool {
+        self.same_version(other) && self.ctime == other.ctime && self.ctime_nsec == other.ctime_nsec
+    }
+
     pub fn dir_key(&self) -> DirKey {
         DirKey {
             ino: self.ino,

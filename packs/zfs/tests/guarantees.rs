@@ -225,6 +225,12 @@ fn sweep() -> &'static Vec<Argv> {
         for behave in behaviours {
             let mut env = Env::standard_in_process();
             env.change_state_in_process(behave);
+            // No model kept between calls: every call builds every command
+            // it needs from its own parameters.
+            env.pack = sonde_pack_zfs::pack_with_cache(std::sync::Arc::new(
+                sonde_pack_zfs::cache::ModelCache::new(Duration::ZERO),
+            ))
+            .unwrap();
             for probe in &env.pack.manifest.probes {
                 for params in sweep_params(probe) {
                     // Errors are fine (most hostile values are refused);

@@ -4,7 +4,7 @@
 //! have and the present no longer has).
 
 use serde_json::{Value, json};
-use sonde_packs::handler::{ProbeContext, ProbeError, ProbeOutput};
+use sonde_packs::handler::{ProbeError, ProbeOutput};
 use sonde_protocol::path::{PathBytes, RelativePath};
 use sonde_protocol::schema::ValidatedParams;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -238,11 +238,7 @@ fn zfs_diff(
     Ok(Ok((list, cut)))
 }
 
-pub fn diff_snapshots(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn diff_snapshots(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let to = ctx.select(&ds, &snaps, params, "to", ctx.live_or_latest())?;
@@ -452,11 +448,7 @@ pub fn find_deleted_in(
     Ok((found, stats))
 }
 
-pub fn find_deleted(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn find_deleted(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let start = path_param(params, "path");
@@ -483,7 +475,7 @@ pub fn find_deleted(
     let present = ctx.root(&ds, &snaps, present_sel)?;
     let roots: Vec<Root> = snaps[oldest..considered_end]
         .iter()
-        .map(|s| Root::open(&model::snapshot_root(&snapdir, s)?, false))
+        .map(|s| ctx.snapshot_root(&snapdir, &ds, s))
         .collect::<Result<_, _>>()?;
     let (found, stats) = find_deleted_in(
         &roots,
@@ -492,7 +484,7 @@ pub fn find_deleted(
         Meta::dir_key,
         limit.value,
         budget.value,
-        probe
+        ctx.probe
             .deadline
             .min(Instant::now() + std::time::Duration::from_secs(120)),
     )?;

@@ -3,7 +3,7 @@
 //! ([`crate::tree`]) and bounded.
 
 use serde_json::{Value, json};
-use sonde_packs::handler::{ProbeContext, ProbeError, ProbeOutput};
+use sonde_packs::handler::{ProbeError, ProbeOutput};
 use sonde_protocol::path::{PathBytes, RelativePath};
 use sonde_protocol::schema::ValidatedParams;
 use std::ffi::OsStr;
@@ -30,11 +30,7 @@ pub fn meta_json(m: &Meta) -> Value {
     })
 }
 
-pub fn list_dir(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn list_dir(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;
@@ -68,11 +64,7 @@ pub fn list_dir(
     )
 }
 
-pub fn read_file(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn read_file(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;
@@ -163,11 +155,7 @@ fn walk_bounds(ctx: &Ctx<'_>, params: &ValidatedParams) -> WalkBounds {
     }
 }
 
-pub fn find_files(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn find_files(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;
@@ -207,11 +195,7 @@ pub fn find_files(
 /// Bytes of a matching line shown, at most.
 const LINE_SHOWN: usize = 1000;
 
-pub fn content_grep(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn content_grep(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;

@@ -4,7 +4,7 @@
 //! counted once.
 
 use serde_json::{Value, json};
-use sonde_packs::handler::{ProbeContext, ProbeError, ProbeOutput};
+use sonde_packs::handler::{ProbeError, ProbeOutput};
 use sonde_protocol::path::PathBytes;
 use sonde_protocol::schema::ValidatedParams;
 use std::cmp::Reverse;
@@ -23,11 +23,7 @@ struct Totals {
     kind: Option<Kind>,
 }
 
-pub fn size_breakdown(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn size_breakdown(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;
@@ -111,11 +107,7 @@ pub fn size_breakdown(
 /// A file in `top_consumers`: allocated bytes, size, path, mtime.
 type Ranked = (u64, u64, Vec<u8>, i64);
 
-pub fn top_consumers(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn top_consumers(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;
