@@ -441,6 +441,23 @@ impl Root {
         }
     }
 
+    /// When `rel` was created (its birth time, from `statx`), where the
+    /// file system reports it (OpenZFS does; FUSE and older kernels may
+    /// not). An object number can be reused after its file is deleted; the
+    /// same number with the same birth time is the same object.
+    pub fn birth_time(&self, rel: &RelativePath) -> Option<(i64, u32)> {
+        let (parent, name) = self.parent_of(rel).ok()?;
+        let st = rustix::fs::statx(
+            &parent,
+            cstr(&name),
+            AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+            rustix::fs::StatxFlags::BTIME,
+        )
+        .ok()?;
+        (st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0)
+            .then_some((st.stx_btime.tv_sec, st.stx_btime.tv_nsec))
+    }
+
     /// The directory at `rel` (a directory, not a link to one).
     pub fn open_dir(&self, rel: &RelativePath) -> Result<OwnedFd, ProbeError> {
         match self.open_path(rel)? {

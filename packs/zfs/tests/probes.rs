@@ -731,11 +731,17 @@ fn deleted_files_with_when() {
     assert_eq!(notes["last_seen"]["name"], snap(2));
     assert_eq!(notes["gone_by"]["name"], snap(3));
     assert_eq!(notes["size"], 29);
-    assert_eq!(find("bob/with space.txt")["gone_by"]["name"], snap(3));
+    // Renamed, not deleted: the object lives on under its new name.
+    assert!(deleted.iter().all(|e| e["path"] != "bob/with space.txt"));
+    let renamed = &list(&d, "renamed")[0];
+    assert_eq!(renamed["path"], "bob/with space.txt");
+    assert_eq!(renamed["new_path"], "bob/renamed.txt");
+    assert_eq!(renamed["gone_by"]["name"], snap(3));
+    assert_eq!(d["renamed_count"], 1);
     let deep = find("deep");
     assert_eq!(deep["type"], "dir");
     assert_eq!(deep["gone_by"]["name"], snap(6));
-    assert_eq!(d["count"], 3, "{deleted:?}");
+    assert_eq!(d["count"], 2, "{deleted:?}");
     assert_eq!(deleted[0]["path"], "deep", "most recently deleted first");
     assert_eq!(d["snapshots_examined"], 6);
     let narrow = env.ok("find_deleted", home(json!({"path": "alice"})));
