@@ -82,6 +82,7 @@ pub fn pack_with_cache(cache: Arc<ModelCache>) -> Result<PackDef, ManifestError>
         ("content_grep", files::content_grep),
         ("size_breakdown", space::size_breakdown),
         ("top_consumers", space::top_consumers),
+        ("space_report", space::space_report),
         ("file_history", history::file_history),
         ("versions_of", history::versions_of),
         ("file_diff", history::file_diff),
@@ -119,7 +120,7 @@ mod tests {
     fn the_manifest_loads_with_a_handler_for_every_probe() {
         let pack = super::pack().unwrap();
         assert_eq!(pack.manifest.name, "zfs");
-        assert_eq!(pack.handlers.len(), 24);
+        assert_eq!(pack.handlers.len(), 25);
         assert!(pack.settings_check.is_some());
     }
 }

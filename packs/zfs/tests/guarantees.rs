@@ -1064,7 +1064,7 @@ fn live_reading_can_be_turned_off() {
 fn every_probe_is_observe_and_needs_operator_approval() {
     let pack = sonde_pack_zfs::pack().unwrap();
     assert_eq!(pack.manifest.approval, Approval::Operator);
-    assert_eq!(pack.manifest.probes.len(), 24);
+    assert_eq!(pack.manifest.probes.len(), 25);
     for p in &pack.manifest.probes {
         assert_eq!(p.capability, Capability::Observe, "{}", p.name);
         assert!(
