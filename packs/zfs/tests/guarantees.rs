@@ -1081,7 +1081,15 @@ fn every_probe_is_observe_and_needs_operator_approval() {
         .find(|r| r.category == "zfs")
         .unwrap();
     let steps: Vec<&str> = runbook.steps.iter().map(|s| s.probe.as_str()).collect();
-    assert_eq!(steps, ["pool_status", "list_pools", "snapshot_cadence"]);
+    assert_eq!(
+        steps,
+        [
+            "pool_status",
+            "list_pools",
+            "snapshot_cadence",
+            "space_report"
+        ]
+    );
     assert_eq!(pack.manifest.requires.commands, ["zfs", "zpool"]);
     assert!(pack.manifest.requires.hints["zfs"].contains("zfs allow -u sonde diff"));
 }
