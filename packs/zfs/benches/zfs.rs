@@ -10,7 +10,9 @@
 //! and `bisect_change` over a generated dataset of 10,000 files with 1,000
 //! daily snapshots (about 0.8% of the files change between two snapshots;
 //! unchanged files are hard links, as ZFS shares unchanged blocks).
-//! `SONDE_ZFS_BENCH_ONLY=session` runs only the first.
+//! `large_files_8_GiB`: `versions_of`, `bisect_change` by hash and 4 MiB
+//! reads (at the start and 7 GiB in) of sparse 8–9 GiB files.
+//! `SONDE_ZFS_BENCH_ONLY=session` runs only these two.
 //!
 //! The fixture is built once and kept in `target/sonde-zfs-bench-<S>x<F>`
 //! (building the full size takes a few minutes and ~1 GB of directory
@@ -236,8 +238,88 @@ fn run(pack: &PackDef, runner: &dyn CommandRunner, probe: &str, params: Value) -
     (out.data, out.truncated)
 }
 
+/// Multi-GiB sparse files (`Fixture::large_files`): what versions_of,
+/// bisect_change by hash and a 4 MiB read cost when the file is 8 GiB.
+fn bench_large_files(c: &mut Criterion) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/sonde-zfs-bench-large");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = PathBuf::from(env!("CARGO_BIN_EXE_sonde-zfs-fixture"));
+    let f = Fixture::large_files(&dir, &fake).unwrap();
+    let pack = sonde_pack_zfs::pack().unwrap();
+    let runner = SystemRunner::new(&f.search_path());
+    let big = |extra: Value| {
+        let mut v = json!({"dataset": "tank/big"});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let (v, _) = run(
+        &pack,
+        &runner,
+        "versions_of",
+        big(json!({"path": "disk.img"})),
+    );
+    eprintln!(
+        "versions_of disk.img (8-9 GiB): {} versions, {} bytes hashed",
+        v["distinct_versions"], v["bytes_hashed"]
+    );
+    let (b, _) = run(
+        &pack,
+        &runner,
+        "bisect_change",
+        big(json!({"path": "disk.img", "predicate": "hash"})),
+    );
+    eprintln!(
+        "bisect_change hash disk.img: change before {}, {} bytes hashed",
+        b["first_after_change"]["name"], b["bytes_hashed"]
+    );
+    let mut g = c.benchmark_group("large_files_8_GiB");
+    g.sample_size(10);
+    g.bench_function("versions_of", |b| {
+        b.iter(|| {
+            run(
+                &pack,
+                &runner,
+                "versions_of",
+                big(json!({"path": "disk.img"})),
+            )
+        })
+    });
+    g.bench_function("bisect_change_hash", |b| {
+        b.iter(|| {
+            run(
+                &pack,
+                &runner,
+                "bisect_change",
+                big(json!({"path": "disk.img", "predicate": "hash"})),
+            )
+        })
+    });
+    for (name, offset) in [
+        ("read_file_4MiB_at_0", 0u64),
+        ("read_file_4MiB_at_7GiB", 7 << 30),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                run(
+                    &pack,
+                    &runner,
+                    "read_file",
+                    big(json!({"path": "disk.img", "snapshot": "day-1", "offset": offset, "max_bytes": 4 << 20})),
+                )
+            })
+        });
+    }
+    g.finish();
+    drop(f);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn bench(c: &mut Criterion) {
     bench_session(c);
+    bench_large_files(c);
     if std::env::var("SONDE_ZFS_BENCH_ONLY").is_ok_and(|v| v == "session") {
         return;
     }
