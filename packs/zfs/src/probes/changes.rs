@@ -278,7 +278,7 @@ pub fn diff_snapshots(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOu
         .get(to_i)
         .map_or(ds.name.as_str(), |s| s.name.as_str());
     let (changes, truncated, method, note) = match zfs_diff(
-        &ctx,
+        ctx,
         &ds,
         &snaps[fi],
         to_name,
@@ -477,6 +477,17 @@ pub struct Moved {
     pub identity: &'static str,
 }
 
+/// What [`find_moves`] found and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveSearch {
+    /// Old path → where it lives now.
+    pub moves: BTreeMap<Vec<u8>, Moved>,
+    pub entries_walked: usize,
+    /// Neither the walk nor the hashing was cut short.
+    pub complete: bool,
+    pub bytes_hashed: u64,
+}
+
 /// Bytes `find_deleted` may hash to match a moved file by its content.
 pub const MOVE_HASH_BUDGET: u64 = 1 << 30;
 
@@ -487,17 +498,20 @@ pub const MOVE_HASH_BUDGET: u64 = 1 << 30;
 /// object is gone — by content: a file of the same size and SHA-256 that
 /// appeared under a path the old snapshot did not have (a move done as a
 /// copy and a delete). One walk of the present tree, bounded by `bounds`.
-/// Returns the moves, the entries walked, whether the walk was complete,
-/// and the bytes hashed.
 pub fn find_moves(
     gone: &Deleted,
     roots: &[Root],
     present: &Root,
     bounds: WalkBounds,
-) -> Result<(BTreeMap<Vec<u8>, Moved>, usize, bool, u64), ProbeError> {
+) -> Result<MoveSearch, ProbeError> {
     let mut moves = BTreeMap::new();
     if gone.is_empty() {
-        return Ok((moves, 0, true, 0));
+        return Ok(MoveSearch {
+            moves,
+            entries_walked: 0,
+            complete: true,
+            bytes_hashed: 0,
+        });
     }
     let inos: HashSet<u64> = gone.values().map(|g| g.ino).collect();
     // Sizes of gone regular files, for the content fallback.
@@ -612,12 +626,12 @@ pub fn find_moves(
             }
         }
     }
-    Ok((
+    Ok(MoveSearch {
         moves,
-        stats.entries,
-        !stats.truncated && !budget.ran_out(),
-        budget.bytes_hashed,
-    ))
+        entries_walked: stats.entries,
+        complete: !stats.truncated && !budget.ran_out(),
+        bytes_hashed: budget.bytes_hashed,
+    })
 }
 
 pub fn find_deleted(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
@@ -676,7 +690,12 @@ pub fn find_deleted(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutp
         max_entries: 1_000_000,
         deadline,
     };
-    let (moves, walked, moves_complete, hashed) = find_moves(&found, &roots, &present, walk)?;
+    let MoveSearch {
+        moves,
+        entries_walked: walked,
+        complete: moves_complete,
+        bytes_hashed: hashed,
+    } = find_moves(&found, &roots, &present, walk)?;
     let label_gone_by = |i: usize| {
         snaps
             .get(i + 1)

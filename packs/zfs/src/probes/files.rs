@@ -165,7 +165,7 @@ pub fn find_files(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput
     let glob = NameGlob::new("name", params.str("name").unwrap_or("*"), fold)?;
     let kind = params.str("type");
     let limit = ctx.limit(params, "limit", 100, 1000);
-    let bounds = walk_bounds(&ctx, params);
+    let bounds = walk_bounds(ctx, params);
     let mut found = Vec::new();
     let mut more = false;
     let stats = tree::walk(&root, &start, bounds, |p, e| {
@@ -219,7 +219,7 @@ pub fn content_grep(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutp
         .transpose()?;
     let limit = ctx.limit(params, "limit", 100, 1000);
     let per_file = ctx.limit(params, "max_file_bytes", READ_DEFAULT, READ_CAP);
-    let bounds = walk_bounds(&ctx, params);
+    let bounds = walk_bounds(ctx, params);
     // `path` may name one regular file (searched alone) or a directory
     // (searched below, optionally only files whose name matches `name`).
     let (files, stats, scope) = match root.open_path(&start)? {

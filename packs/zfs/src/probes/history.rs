@@ -192,7 +192,7 @@ fn setup(
 
 pub fn file_history(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let (ds, snaps, rel) = setup(ctx, params)?;
-    let stops = Stops::new(&ctx, &ds, &snaps)?;
+    let stops = Stops::new(ctx, &ds, &snaps)?;
     let limit = ctx.limit(params, "limit", 1000, 10_000);
     let (intervals, examined, truncated) =
         timeline(&stops, &rel, stops.len(), limit.value, Meta::same_version)?;
@@ -564,7 +564,7 @@ pub fn snapshots_containing(
     params: &ValidatedParams,
 ) -> Result<ProbeOutput, ProbeError> {
     let (ds, snaps, rel) = setup(ctx, params)?;
-    let stops = Stops::new(&ctx, &ds, &snaps)?;
+    let stops = Stops::new(ctx, &ds, &snaps)?;
     let limit = ctx.limit(params, "limit", 1000, 10_000);
     let mut hits = Vec::new();
     let mut count = 0;
@@ -603,7 +603,7 @@ fn appearance(
     newest_first: bool,
 ) -> Result<ProbeOutput, ProbeError> {
     let (ds, snaps, rel) = setup(ctx, params)?;
-    let stops = Stops::new(&ctx, &ds, &snaps)?;
+    let stops = Stops::new(ctx, &ds, &snaps)?;
     let order: Box<dyn Iterator<Item = usize>> = if newest_first {
         Box::new((0..snaps.len()).rev())
     } else {
@@ -719,7 +719,7 @@ pub fn bisect_change(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOut
             )));
         }
     };
-    let stops = Stops::new(&ctx, &ds, &snaps)?;
+    let stops = Stops::new(ctx, &ds, &snaps)?;
     let lo = stops.index(ctx.select(&ds, &snaps, params, "from", "oldest")?);
     let hi = stops.index(ctx.select(&ds, &snaps, params, "to", "latest")?);
     if lo >= hi {

@@ -39,7 +39,7 @@ fn time_param(
 pub fn list_snapshots(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
-    let since = time_param(&ctx, params, "since")?;
+    let since = time_param(ctx, params, "since")?;
     let limit = ctx.limit(params, "limit", 1000, 10_000);
     let matching: Vec<&Snapshot> = snaps
         .iter()
@@ -219,7 +219,7 @@ pub fn snapshot_cadence(
 }
 
 pub fn stale_snapshots(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
-    let cutoff = time_param(&ctx, params, "older_than")?
+    let cutoff = time_param(ctx, params, "older_than")?
         .map(|t| t.start)
         .unwrap_or(ctx.now - 90 * 86_400);
     let snaps = match params.str("dataset") {

@@ -286,6 +286,9 @@ pub fn free_estimate(
 const SPACE_COLUMNS: &str = "name,type,used,available,referenced,usedbysnapshots,usedbydataset,usedbychildren,usedbyrefreservation,written";
 const SNAPSHOT_SPACE_COLUMNS: &str = "name,type,createtxg,creation,used,referenced,written";
 
+/// One listed object: its name and its columns' raw values.
+type Row = (String, HashMap<String, Vec<u8>>);
+
 fn num(v: Option<&[u8]>) -> Option<u64> {
     v.and_then(|b| parse_size(&text(b)))
 }
@@ -298,7 +301,7 @@ fn space_listing(
     columns: &str,
     types: &str,
     root: Option<&str>,
-) -> Result<(Vec<(String, HashMap<String, Vec<u8>>)>, bool), ProbeError> {
+) -> Result<(Vec<Row>, bool), ProbeError> {
     let names: Vec<&str> = columns.split(',').collect();
     let mut args = vec!["-H", "-p", "-o", columns, "-t", types];
     if let Some(r) = root {
