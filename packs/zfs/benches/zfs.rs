@@ -12,7 +12,8 @@
 //! unchanged files are hard links, as ZFS shares unchanged blocks).
 //! `large_files_8_GiB`: `versions_of`, `bisect_change` by hash and 4 MiB
 //! reads (at the start and 7 GiB in) of sparse 8–9 GiB files.
-//! `SONDE_ZFS_BENCH_ONLY=session` runs only these two.
+//! `SONDE_ZFS_BENCH_ONLY=session` runs only these two,
+//! `SONDE_ZFS_BENCH_ONLY=history` only the last.
 //!
 //! The fixture is built once and kept in `target/sonde-zfs-bench-<S>x<F>`
 //! (building the full size takes a few minutes and ~1 GB of directory
@@ -318,9 +319,12 @@ fn bench_large_files(c: &mut Criterion) {
 }
 
 fn bench(c: &mut Criterion) {
-    bench_session(c);
-    bench_large_files(c);
-    if std::env::var("SONDE_ZFS_BENCH_ONLY").is_ok_and(|v| v == "session") {
+    let only = std::env::var("SONDE_ZFS_BENCH_ONLY").unwrap_or_default();
+    if only != "history" {
+        bench_session(c);
+        bench_large_files(c);
+    }
+    if only == "session" {
         return;
     }
     let f = fixture();

@@ -308,6 +308,18 @@ pub fn select(
     choose(snapshots, dataset, selector, now).map(|c| c.selected)
 }
 
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian); `None`
+/// for a date that does not exist.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    let date = Date::new(
+        i16::try_from(y).ok()?,
+        i8::try_from(m).ok()?,
+        i8::try_from(d).ok()?,
+    )
+    .ok()?;
+    utc_seconds(date.to_datetime(jiff::civil::Time::midnight())).map(|s| s.div_euclid(86_400))
+}
+
 /// `2024-05-01T12:00:00Z` (`unix:<seconds>` outside the years -9999..=9999).
 pub fn format_time(secs: i64) -> String {
     match Timestamp::from_second(secs) {
@@ -436,6 +448,9 @@ mod tests {
         assert_eq!(format_time(1_714_564_800), "2024-05-01T12:00:00Z");
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_time(i64::MAX), format!("unix:{}", i64::MAX));
+        assert_eq!(days_from_civil(2024, 5, 1), Some(19_844));
+        assert_eq!(days_from_civil(1969, 12, 31), Some(-1));
+        assert_eq!(days_from_civil(2023, 2, 29), None);
     }
 
     fn at(times: &[i64]) -> Vec<Snapshot> {
