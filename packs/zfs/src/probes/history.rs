@@ -2,11 +2,15 @@
 //! `snapshots_containing`, `first_appearance`, `last_appearance`,
 //! `bisect_change`.
 //!
-//! Snapshots are listed once per call; each is then examined through its
-//! own confined root with `lstat` (directory stats, no subprocess per
-//! snapshot). Contents are read only where the `lstat` says a new version
-//! starts (same inode, size and mtime: same content), and `bisect_change`
-//! reads O(log N) snapshots.
+//! Snapshots come from the model kept between calls; each is examined
+//! through its own confined root with `lstat` (directory stats, no
+//! subprocess per snapshot). Contents are read only where the `lstat` says
+//! a new version may start: the same object with the same size, mtime and
+//! ctime is the same content ([`Meta::unchanged`]); versions of different
+//! sizes differ without reading, large ones of the same size are told apart
+//! by samples, and only what is still ambiguous is hashed whole, within a
+//! budget that says what it left undetermined. `bisect_change` reads
+//! O(log N) snapshots.
 
 use serde_json::{Value, json};
 use sonde_packs::handler::{ProbeError, ProbeOutput};
