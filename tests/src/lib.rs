@@ -37,7 +37,13 @@ pub fn bin_dir() -> PathBuf {
         if dir.file_name().is_some_and(|n| n == "deps") {
             dir.pop();
         }
-        if std::env::var_os("SONDE_TEST_NO_BUILD").is_none() {
+        // Built already: by the nextest setup script
+        // (`.config/build-test-binaries.sh`) for this very directory, or by
+        // hand (`SONDE_TEST_NO_BUILD`).
+        let built = std::env::var_os("SONDE_TEST_BINARIES_BUILT")
+            .and_then(|d| std::fs::canonicalize(d).ok())
+            .is_some_and(|d| std::fs::canonicalize(&dir).is_ok_and(|mine| mine == d));
+        if !built && std::env::var_os("SONDE_TEST_NO_BUILD").is_none() {
             let mut build = cargo_command();
             build.arg("build");
             if dir.file_name().is_some_and(|n| n == "release") {
