@@ -22,7 +22,9 @@ pub mod declarative;
 pub mod docker;
 pub mod exec;
 pub mod handler;
+pub mod http_get;
 pub mod manifest;
+pub mod nginx;
 pub mod requirements;
 pub mod sandbox;
 pub mod scrub;
@@ -31,6 +33,7 @@ pub mod signing;
 pub mod system;
 pub mod systemd;
 pub mod testing;
+pub mod ups;
 
 pub use handler::{PackDef, ProbeContext, ProbeError, ProbeHandler, ProbeOutput};
 pub use manifest::Manifest;
