@@ -52,6 +52,7 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("ALARM", "an alarm is active (see ups.alarm)"),
     ("TEST", "a self-test is running"),
     ("ECO", "in ECO (high efficiency) mode"),
+    ("WAIT", "upsd is waiting for the driver's first data"),
 ];
 
 /// A flag's meaning, or `None` for a flag NUT does not document.
@@ -126,6 +127,12 @@ pub fn summarise(
         findings.push(finding(
             "warning",
             format!("UPS {name} reports no ups.status: its driver may not support this UPS fully"),
+        ));
+    }
+    if has("WAIT") {
+        findings.push(finding(
+            "info",
+            format!("UPS {name}: upsd has no data from its driver yet (WAIT); ask again in a few seconds"),
         ));
     }
     if has("OB") {
