@@ -30,6 +30,7 @@ pub mod sandbox;
 pub mod scrub;
 pub mod secrets;
 pub mod signing;
+pub mod smart;
 pub mod system;
 pub mod systemd;
 pub mod testing;
