@@ -12,6 +12,7 @@ pub fn packs() -> Result<Vec<PackDef>, ManifestError> {
         crate::systemd::pack()?,
         crate::docker::pack()?,
         crate::nginx::pack()?,
+        crate::proxmox::pack()?,
         crate::smart::pack()?,
         crate::ups::pack()?,
     ])

@@ -86,7 +86,10 @@ fn time_left(deadline: Instant) -> Result<Duration, HttpError> {
 pub fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, HttpError> {
     let left = time_left(deadline)?;
     TcpStream::connect_timeout(&addr, left).map_err(|e| {
-        if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        ) {
             HttpError::Timeout
         } else {
             HttpError::Connect {
@@ -169,9 +172,7 @@ impl Conn<'_> {
             return Ok(0);
         }
         let left = time_left(self.deadline)?;
-        self.stream
-            .set_timeouts(left)
-            .map_err(|e| io_error(&e))?;
+        self.stream.set_timeouts(left).map_err(|e| io_error(&e))?;
         let mut chunk = vec![0u8; at_most.clamp(1, 64 << 10)];
         loop {
             match self.stream.read(&mut chunk) {
@@ -396,10 +397,24 @@ mod tests {
         for (answer, body, truncated) in cases {
             let (addr, rx) = serve(answer, Duration::ZERO);
             let mut s = connect(addr, soon(5000)).unwrap();
-            let r = get(&mut s, "127.0.0.1", "/x?a=1", &[("X-Test", "a b")], 10, soon(5000)).unwrap();
-            assert_eq!((r.status, r.body.as_slice(), r.truncated), (200, body, truncated));
+            let r = get(
+                &mut s,
+                "127.0.0.1",
+                "/x?a=1",
+                &[("X-Test", "a b")],
+                10,
+                soon(5000),
+            )
+            .unwrap();
+            assert_eq!(
+                (r.status, r.body.as_slice(), r.truncated),
+                (200, body, truncated)
+            );
             let req = String::from_utf8(rx.recv().unwrap()).unwrap();
-            assert!(req.starts_with("GET /x?a=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"), "{req}");
+            assert!(
+                req.starts_with("GET /x?a=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"),
+                "{req}"
+            );
             assert!(req.contains("\r\nX-Test: a b\r\n"), "{req}");
         }
     }
@@ -412,7 +427,12 @@ mod tests {
             let err = get(&mut s, "h", target, &[], 10, soon(5000)).unwrap_err();
             assert!(matches!(err, HttpError::Request(_)), "{target:?}: {err:?}");
         }
-        for (name, value) in [("X", "a\r\nEvil: 1"), ("X:Y", "a"), ("X", "a  b"), ("", "a")] {
+        for (name, value) in [
+            ("X", "a\r\nEvil: 1"),
+            ("X:Y", "a"),
+            ("X", "a  b"),
+            ("", "a"),
+        ] {
             let err = get(&mut s, "h", "/", &[(name, value)], 10, soon(5000)).unwrap_err();
             assert!(matches!(err, HttpError::Request(_)), "{name:?}: {err:?}");
         }
@@ -445,7 +465,10 @@ mod tests {
             let (addr, _rx) = serve(answer.clone(), Duration::ZERO);
             let mut s = connect(addr, soon(5000)).unwrap();
             let r = get(&mut s, "h", "/", &[], 100, soon(5000));
-            assert!(matches!(r, Err(HttpError::Protocol(_))), "{answer:?}: {r:?}");
+            assert!(
+                matches!(r, Err(HttpError::Protocol(_))),
+                "{answer:?}: {r:?}"
+            );
         }
     }
 }

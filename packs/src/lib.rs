@@ -25,6 +25,7 @@ pub mod handler;
 pub mod http_get;
 pub mod manifest;
 pub mod nginx;
+pub mod proxmox;
 pub mod requirements;
 pub mod sandbox;
 pub mod scrub;

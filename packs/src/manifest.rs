@@ -165,7 +165,9 @@ impl SandboxSpec {
             .map(|d| format!("read/write and ioctl access to device `{d}` (sandbox)"))
             .collect();
         out.extend(self.read_devices.iter().map(|d| {
-            format!("read-only and ioctl access to device `{d}` (sandbox; never opened for writing)")
+            format!(
+                "read-only and ioctl access to device `{d}` (sandbox; never opened for writing)"
+            )
         }));
         out.extend(
             self.connect_tcp
@@ -184,10 +186,11 @@ pub fn check_device_pattern(entry: &str) -> Result<(), String> {
         .strip_prefix("/dev/")
         .ok_or_else(|| format!("{entry:?} is not under /dev/"))?;
     let parts: Vec<&str> = rest.split('/').collect();
-    if parts.iter().any(|c| c.is_empty() || *c == "." || *c == "..") {
-        return Err(format!(
-            "{entry:?} has an empty, . or .. component"
-        ));
+    if parts
+        .iter()
+        .any(|c| c.is_empty() || *c == "." || *c == "..")
+    {
+        return Err(format!("{entry:?} has an empty, . or .. component"));
     }
     let (last, dirs) = parts
         .split_last()
@@ -197,12 +200,12 @@ pub fn check_device_pattern(entry: &str) -> Result<(), String> {
             "{entry:?}: only `*` is a wildcard, and only in the last component"
         ));
     }
-    if let Some(star) = last.find('*') {
-        if last.matches('*').count() > 1 || star < 2 {
-            return Err(format!(
-                "{entry:?}: a pattern holds one `*` after a literal prefix of two characters or more (e.g. /dev/sd*)"
-            ));
-        }
+    if let Some(star) = last.find('*')
+        && (last.matches('*').count() > 1 || star < 2)
+    {
+        return Err(format!(
+            "{entry:?}: a pattern holds one `*` after a literal prefix of two characters or more (e.g. /dev/sd*)"
+        ));
     }
     Ok(())
 }
@@ -551,7 +554,13 @@ steps = [{ probe = "disk.usage" }]
 
     #[test]
     fn read_device_patterns_are_checked_and_keep_old_hashes() {
-        for good in ["/dev/sd*", "/dev/nvme*", "/dev/sda", "/dev/disk/by-id/ata-X", "/dev/hd*x"] {
+        for good in [
+            "/dev/sd*",
+            "/dev/nvme*",
+            "/dev/sda",
+            "/dev/disk/by-id/ata-X",
+            "/dev/hd*x",
+        ] {
             assert!(check_device_pattern(good).is_ok(), "{good}");
         }
         for bad in [
@@ -577,7 +586,10 @@ steps = [{ probe = "disk.usage" }]
         let m = Manifest::parse(&with).unwrap();
         assert_eq!(m.sandbox.read_devices, ["/dev/sd*"]);
         assert!(
-            m.sandbox.grants().iter().any(|g| g.contains("/dev/sd*") && g.contains("read-only")),
+            m.sandbox
+                .grants()
+                .iter()
+                .any(|g| g.contains("/dev/sd*") && g.contains("read-only")),
             "{:?}",
             m.sandbox.grants()
         );
@@ -591,6 +603,9 @@ steps = [{ probe = "disk.usage" }]
         // A manifest without the key hashes as before it existed.
         let plain = Manifest::parse(SAMPLE).unwrap();
         let json = serde_json::to_string(&plain).unwrap();
-        assert!(!json.contains("read_devices") && !json.contains("sandbox"), "{json}");
+        assert!(
+            !json.contains("read_devices") && !json.contains("sandbox"),
+            "{json}"
+        );
     }
 }

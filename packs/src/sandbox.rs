@@ -348,11 +348,7 @@ impl Sandbox {
         }
         // Read-only devices: read and ioctls, never a writable open.
         let ro = AccessFs::ReadFile | AccessFs::IoctlDev;
-        for pattern in pack
-            .read_devices
-            .iter()
-            .filter(|d| d.starts_with("/dev/"))
-        {
+        for pattern in pack.read_devices.iter().filter(|d| d.starts_with("/dev/")) {
             for dev in expand_device_pattern(pattern) {
                 if let Some(a) = anchor(&dev).filter(|a| !a.dir) {
                     rs = rs.add_rule(PathBeneath::new(a.fd, ro)).map_err(build_err)?;

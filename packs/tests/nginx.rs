@@ -7,9 +7,9 @@
 //! redacted and must not be findable by any filter.
 #![allow(clippy::unwrap_used)]
 
-mod support;
 #[path = "support/ops_servers.rs"]
 mod ops_servers;
+mod support;
 
 use ops_servers::Nginx;
 use serde_json::{Value, json};
@@ -42,7 +42,13 @@ fn findings(v: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| format!("{}: {}", f["severity"].as_str().unwrap(), f["message"].as_str().unwrap()))
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f["severity"].as_str().unwrap(),
+                f["message"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -71,7 +77,11 @@ fn traffic(n: &Nginx) -> usize {
     for _ in 0..4 {
         get("/api/items", "curl/8.0", 200);
     }
-    get(&format!("/api/login?token={TOKEN}&user=bob"), "curl/8.0", 200);
+    get(
+        &format!("/api/login?token={TOKEN}&user=bob"),
+        "curl/8.0",
+        200,
+    );
     get(&format!("/reset/{JWT}"), "curl/8.0", 404);
     sent
 }
@@ -87,7 +97,10 @@ fn logs_summary_status_and_config_from_a_real_nginx() {
     // The tail, parsed with the configuration's own log_format.
     let tail = run(&n, "access_log", json!({"lines": 1000})).unwrap();
     assert_eq!(tail["entries"].as_array().unwrap().len(), sent, "{tail}");
-    assert_eq!(tail["format_source"], "the nginx configuration's log_format");
+    assert_eq!(
+        tail["format_source"],
+        "the nginx configuration's log_format"
+    );
     assert_eq!(tail["format"], ops_servers::TIMED_FORMAT);
     let first = &tail["entries"][0];
     assert_eq!(first["client"], "127.0.0.1");
@@ -150,7 +163,9 @@ fn logs_summary_status_and_config_from_a_real_nginx() {
     let rate = s["error_rate_5xx_percent"].as_f64().unwrap();
     assert!((rate - 11.0 * 100.0 / sent as f64).abs() < 0.01, "{rate}");
     assert!(
-        findings(&s).iter().any(|f| f.starts_with("error:") && f.contains("5xx")),
+        findings(&s)
+            .iter()
+            .any(|f| f.starts_with("error:") && f.contains("5xx")),
         "{:?}",
         findings(&s)
     );
@@ -161,26 +176,39 @@ fn logs_summary_status_and_config_from_a_real_nginx() {
 
     // The error log: the refused upstream, as an error with a finding.
     assert!(ops_servers::wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(n.path("logs/error.log")).is_ok_and(|t| t.contains("connect() failed"))
+        std::fs::read_to_string(n.path("logs/error.log"))
+            .is_ok_and(|t| t.contains("connect() failed"))
     }));
     let e = run(&n, "error_log", json!({"level": "error"})).unwrap();
     let entries = e["entries"].as_array().unwrap();
     assert!(!entries.is_empty(), "{e}");
-    assert!(entries.iter().all(|x| x["level"] == "error" || x["level"] == "crit"));
+    assert!(
+        entries
+            .iter()
+            .all(|x| x["level"] == "error" || x["level"] == "crit")
+    );
     let refused = entries
         .iter()
         .find(|x| x["message"].as_str().unwrap().contains("connect() failed"))
         .unwrap();
     assert_eq!(refused["client"], "127.0.0.1");
     assert_eq!(refused["request"], "GET /app/x HTTP/1.1");
-    assert!(refused["upstream"].as_str().unwrap().starts_with("http://127.0.0.1:9"));
+    assert!(
+        refused["upstream"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:9")
+    );
     assert!(
         findings(&e).iter().any(|f| f.contains("connect() failed")),
         "{:?}",
         findings(&e)
     );
     let all = run(&n, "error_log", json!({"lines": 5000})).unwrap();
-    assert!(all["counts_by_level"]["notice"].as_u64().unwrap() >= 1, "{all}");
+    assert!(
+        all["counts_by_level"]["notice"].as_u64().unwrap() >= 1,
+        "{all}"
+    );
 
     // stub_status, once and sampled.
     let st = run(&n, "stub_status", json!({})).unwrap();
@@ -189,7 +217,10 @@ fn logs_summary_status_and_config_from_a_real_nginx() {
     assert!(st["requests"].as_u64().unwrap() >= sent as u64);
     assert_eq!(st["dropped"], 0);
     let st = run(&n, "stub_status", json!({"sample_ms": 300})).unwrap();
-    assert!(st["rates"]["requests_per_s"].as_f64().unwrap() > 0.0, "{st}");
+    assert!(
+        st["rates"]["requests_per_s"].as_f64().unwrap() > 0.0,
+        "{st}"
+    );
 
     // The configuration tree, read in-process and confined to its root.
     let c = run(&n, "config", json!({})).unwrap();
@@ -202,14 +233,30 @@ fn logs_summary_status_and_config_from_a_real_nginx() {
     assert_eq!(files.len(), 2, "{files:?}");
     assert!(files[0].ends_with("conf/nginx.conf") && files[1].ends_with("conf/sites/extra.conf"));
     let skipped = &c["skipped"][0];
-    assert!(skipped["include"].as_str().unwrap().ends_with("outside.conf"));
-    assert!(skipped["reason"].as_str().unwrap().contains("outside the configuration root"));
+    assert!(
+        skipped["include"]
+            .as_str()
+            .unwrap()
+            .ends_with("outside.conf")
+    );
+    assert!(
+        skipped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outside the configuration root")
+    );
     let main = c["files"][0]["content"].as_str().unwrap();
-    assert!(main.contains("fastcgi_param DB_PASSWORD [REDACTED:nginx_secret];"), "{main}");
+    assert!(
+        main.contains("fastcgi_param DB_PASSWORD [REDACTED:nginx_secret];"),
+        "{main}"
+    );
     assert!(!c.to_string().contains("hunter2secretvalue"));
     assert!(!c.to_string().contains("c29uZGU6c2VjcmV0cGFzc3dvcmQ="));
     assert!(main.contains("proxy_set_header Host $host;"));
-    assert_eq!(c["redacted_values"], 2, "DB_PASSWORD and the quoted Authorization value");
+    assert_eq!(
+        c["redacted_values"], 2,
+        "DB_PASSWORD and the quoted Authorization value"
+    );
     let one = run(&n, "config", json!({"file": files[1]})).unwrap();
     assert_eq!(one["files"].as_array().unwrap().len(), 1);
     let err = run(&n, "config", json!({"file": "/etc/passwd"})).unwrap_err();
@@ -219,7 +266,12 @@ fn logs_summary_status_and_config_from_a_real_nginx() {
     assert_eq!(sv["servers"].as_array().unwrap().len(), 2);
     assert_eq!(sv["servers"][0]["server_name"], json!(["test.local"]));
     assert_eq!(sv["global"]["worker_connections"], 64);
-    assert!(sv["log_formats"]["timed"].as_str().unwrap().contains("rt=$request_time"));
+    assert!(
+        sv["log_formats"]["timed"]
+            .as_str()
+            .unwrap()
+            .contains("rt=$request_time")
+    );
     assert_eq!(sv["stub_status_locations"][0]["location"], "/nginx_status");
     let app = sv["servers"][0]["locations"]
         .as_array()
@@ -229,7 +281,10 @@ fn logs_summary_status_and_config_from_a_real_nginx() {
         .unwrap();
     assert_eq!(app["proxy_pass"], "http://127.0.0.1:9/");
     let f = findings(&sv);
-    assert!(f.iter().any(|x| x.contains("conflicting server name")), "{f:?}");
+    assert!(
+        f.iter().any(|x| x.contains("conflicting server name")),
+        "{f:?}"
+    );
     assert!(f.iter().any(|x| x.contains("outside.conf")), "{f:?}");
 
     // logs.list shows both logs.
@@ -246,9 +301,17 @@ fn the_window_counts_only_recent_requests_of_any_log() {
     let stamp = |ago: i64| {
         let t = now_s - ago;
         let (y, m, d) = sonde_protocol::time::civil_from_days(t.div_euclid(86_400));
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
         let r = t.rem_euclid(86_400);
-        format!("{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000", months[m as usize - 1], r / 3600, r % 3600 / 60, r % 60)
+        format!(
+            "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
+            months[m as usize - 1],
+            r / 3600,
+            r % 3600 / 60,
+            r % 60
+        )
     };
     let mut text = String::new();
     for (ago, status) in [(7200, 500), (5000, 500), (1200, 200), (600, 404), (60, 200)] {
@@ -272,7 +335,12 @@ fn the_window_counts_only_recent_requests_of_any_log() {
     assert_eq!(s["covered"], true);
     assert_eq!(s["error_rate_5xx_percent"], 0.0);
     assert_eq!(s["unparsed_lines"], 1);
-    let s = run(&n, "access_summary", json!({"path": old.to_str().unwrap(), "window_s": 86400})).unwrap();
+    let s = run(
+        &n,
+        "access_summary",
+        json!({"path": old.to_str().unwrap(), "window_s": 86400}),
+    )
+    .unwrap();
     assert_eq!(s["requests"], 5);
 }
 
@@ -295,16 +363,28 @@ fn only_allowlisted_regular_files_are_read() {
     let cases = [
         ("/etc/passwd".to_owned(), "not an allowlisted"),
         (logs.join("link.log").display().to_string(), "symbolic link"),
-        (logs.join("fifo.log").display().to_string(), "not a regular file"),
-        (logs.join("../conf/nginx.conf").display().to_string(), "not an allowlisted"),
-        (logs.join("nope.log").display().to_string(), "does not exist"),
+        (
+            logs.join("fifo.log").display().to_string(),
+            "not a regular file",
+        ),
+        (
+            logs.join("../conf/nginx.conf").display().to_string(),
+            "not an allowlisted",
+        ),
+        (
+            logs.join("nope.log").display().to_string(),
+            "does not exist",
+        ),
     ];
     for (path, why) in cases {
         for probe in ["access_log", "error_log", "access_summary"] {
             let start = Instant::now();
             let err = run(&n, probe, json!({"path": path})).unwrap_err();
             assert!(err.to_string().contains(why), "{probe} {path}: {err}");
-            assert!(start.elapsed() < Duration::from_secs(5), "{probe} {path} hung");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{probe} {path} hung"
+            );
         }
     }
 }
@@ -369,8 +449,14 @@ fn configuration_reading_stays_beneath_its_root_in_the_sandbox() {
         .iter()
         .map(|f| f["path"].as_str().unwrap().to_owned())
         .collect();
-    assert!(files.iter().any(|f| f.ends_with("sites/inner.conf")), "{files:?}");
-    assert!(!files.iter().any(|f| f.ends_with("escape.conf")), "{files:?}");
+    assert!(
+        files.iter().any(|f| f.ends_with("sites/inner.conf")),
+        "{files:?}"
+    );
+    assert!(
+        !files.iter().any(|f| f.ends_with("escape.conf")),
+        "{files:?}"
+    );
     let reasons: Vec<String> = c["skipped"]
         .as_array()
         .unwrap()
@@ -378,7 +464,9 @@ fn configuration_reading_stays_beneath_its_root_in_the_sandbox() {
         .map(|s| format!("{} {}", s["include"], s["reason"]))
         .collect();
     assert!(
-        reasons.iter().any(|r| r.contains("escape.conf") && r.contains("outside")),
+        reasons
+            .iter()
+            .any(|r| r.contains("escape.conf") && r.contains("outside")),
         "{reasons:?}"
     );
     // read_config = false turns it off.

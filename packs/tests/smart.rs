@@ -7,9 +7,9 @@
 //! real binary there.
 #![allow(clippy::unwrap_used)]
 
-mod support;
 #[path = "support/ops_servers.rs"]
 mod ops_servers;
+mod support;
 
 use serde_json::{Value, json};
 use sonde_packs::ProbeError;
@@ -20,7 +20,11 @@ use std::time::Duration;
 
 /// What the recorded machine answers: a fixture per device.
 fn recorded(argv: &Argv) -> ExecOutput {
-    let args: Vec<String> = argv.args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = argv
+        .args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let fixture = if args.contains(&"--scan-open".to_owned()) {
         "scan-open.json"
     } else {
@@ -61,7 +65,12 @@ fn run(probe: &str, params: Value) -> (Result<Value, ProbeError>, Vec<Vec<String
     let calls = runner
         .calls()
         .iter()
-        .map(|a| a.args.iter().map(|x| x.to_string_lossy().into_owned()).collect())
+        .map(|a| {
+            a.args
+                .iter()
+                .map(|x| x.to_string_lossy().into_owned())
+                .collect()
+        })
         .collect();
     (r, calls)
 }
@@ -81,7 +90,12 @@ fn findings_about(v: &Value, name: &str) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|f| f["message"].as_str().unwrap().contains(name))
-        .map(|f| (f["severity"].as_str().unwrap().to_owned(), f["message"].as_str().unwrap().to_owned()))
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().to_owned(),
+                f["message"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -98,10 +112,16 @@ fn every_disk_gets_a_verdict_and_failing_ones_are_flagged() {
     assert_eq!(calls[0], ["--json", "--scan-open"]);
     for c in &calls[1..] {
         let refs: Vec<&str> = c.iter().map(String::as_str).collect();
-        assert_eq!(smartctl::check_argv("smartctl", &refs), Ok(smartctl::Form::All));
+        assert_eq!(
+            smartctl::check_argv("smartctl", &refs),
+            Ok(smartctl::Form::All)
+        );
         assert_eq!(&refs[2..4], ["--nocheck", "standby"]);
     }
-    assert!(!calls.iter().any(|c| c.contains(&"/dev/bus/0".to_owned())), "a RAID controller node is skipped");
+    assert!(
+        !calls.iter().any(|c| c.contains(&"/dev/bus/0".to_owned())),
+        "a RAID controller node is skipped"
+    );
 
     let sda = disk(&v, "/dev/sda");
     assert_eq!(sda["verdict"], "ok");
@@ -121,11 +141,22 @@ fn every_disk_gets_a_verdict_and_failing_ones_are_flagged() {
     assert_eq!(sdb["self_tests"][0]["first_error_lba"], 3_021_458_711u64);
     assert_eq!(
         sdb["exit_status_meaning"],
-        json!(["the device error log contains errors", "the self-test log contains errors"])
+        json!([
+            "the device error log contains errors",
+            "the self-test log contains errors"
+        ])
     );
     let f = findings_about(&v, "/dev/sdb");
-    for (sev, text) in [("error", "8 pending sectors"), ("warning", "reallocated 16"), ("error", "Completed: read failure"), ("info", "cable")] {
-        assert!(f.iter().any(|(s, m)| s == sev && m.contains(text)), "{sev} {text}: {f:?}");
+    for (sev, text) in [
+        ("error", "8 pending sectors"),
+        ("warning", "reallocated 16"),
+        ("error", "Completed: read failure"),
+        ("info", "cable"),
+    ] {
+        assert!(
+            f.iter().any(|(s, m)| s == sev && m.contains(text)),
+            "{sev} {text}: {f:?}"
+        );
     }
 
     let sdc = disk(&v, "/dev/sdc");
@@ -133,8 +164,16 @@ fn every_disk_gets_a_verdict_and_failing_ones_are_flagged() {
     assert_eq!(sdc["smart_passed"], false);
     assert_eq!(sdc["failing_now"], json!(["Reallocated_Sector_Ct"]));
     let f = findings_about(&v, "/dev/sdc");
-    assert!(f.iter().any(|(s, m)| s == "critical" && m.contains("FAILS its SMART health check")), "{f:?}");
-    assert!(f.iter().any(|(s, m)| s == "critical" && m.contains("Reallocated_Sector_Ct")), "{f:?}");
+    assert!(
+        f.iter()
+            .any(|(s, m)| s == "critical" && m.contains("FAILS its SMART health check")),
+        "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(s, m)| s == "critical" && m.contains("Reallocated_Sector_Ct")),
+        "{f:?}"
+    );
 
     let sdd = disk(&v, "/dev/sdd");
     assert_eq!(sdd["verdict"], "unknown");
@@ -150,18 +189,43 @@ fn every_disk_gets_a_verdict_and_failing_ones_are_flagged() {
 
     let nvme1 = disk(&v, "/dev/nvme1");
     assert_eq!(nvme1["verdict"], "failing");
-    assert_eq!(nvme1["nvme"]["critical_warnings"], json!(["available spare is below its threshold"]));
+    assert_eq!(
+        nvme1["nvme"]["critical_warnings"],
+        json!(["available spare is below its threshold"])
+    );
     let f = findings_about(&v, "/dev/nvme1");
-    for (sev, text) in [("critical", "critical warnings"), ("error", "104% of its rated endurance"), ("error", "12 media"), ("warning", "71 °C")] {
-        assert!(f.iter().any(|(s, m)| s == sev && m.contains(text)), "{sev} {text}: {f:?}");
+    for (sev, text) in [
+        ("critical", "critical warnings"),
+        ("error", "104% of its rated endurance"),
+        ("error", "12 media"),
+        ("warning", "71 °C"),
+    ] {
+        assert!(
+            f.iter().any(|(s, m)| s == sev && m.contains(text)),
+            "{sev} {text}: {f:?}"
+        );
     }
 }
 
 #[test]
 fn one_disk_wake_and_details() {
-    let (r, calls) = run("disks.health", json!({"device": "/dev/sdc", "device_type": "sat", "wake": true}));
+    let (r, calls) = run(
+        "disks.health",
+        json!({"device": "/dev/sdc", "device_type": "sat", "wake": true}),
+    );
     assert_eq!(r.unwrap()["counts"]["failing"], 1);
-    assert_eq!(calls, [["--json", "--all", "--nocheck", "never", "--device", "sat", "/dev/sdc"]]);
+    assert_eq!(
+        calls,
+        [[
+            "--json",
+            "--all",
+            "--nocheck",
+            "never",
+            "--device",
+            "sat",
+            "/dev/sdc"
+        ]]
+    );
     let (r, calls) = run("disk.details", json!({"device": "/dev/sdc"}));
     let v = r.unwrap();
     assert_eq!(calls[0][1], "--xall");
@@ -172,15 +236,23 @@ fn one_disk_wake_and_details() {
     assert_eq!(five["threshold"], 36);
     assert_eq!(v["summary"]["self_tests"].as_array().unwrap().len(), 2);
     assert_eq!(v["ata_error_log"]["count"], 1450);
-    let err = run("disks.health", json!({"device_type": "sat"})).0.unwrap_err();
+    let err = run("disks.health", json!({"device_type": "sat"}))
+        .0
+        .unwrap_err();
     assert!(matches!(err, ProbeError::InvalidInput(_)), "{err:?}");
 }
 
 #[test]
 fn refusals_say_exactly_what_to_grant() {
     for (device, expect) in [
-        ("/dev/sde", ["CAP_SYS_RAWIO", "no_new_privs", "AmbientCapabilities"]),
-        ("/dev/nvme0n1", ["CAP_SYS_ADMIN", "no_new_privs", "AmbientCapabilities"]),
+        (
+            "/dev/sde",
+            ["CAP_SYS_RAWIO", "no_new_privs", "AmbientCapabilities"],
+        ),
+        (
+            "/dev/nvme0n1",
+            ["CAP_SYS_ADMIN", "no_new_privs", "AmbientCapabilities"],
+        ),
         ("/dev/sdf", ["group disk", "usermod -aG disk", "restart"]),
     ] {
         let v = run("disks.health", json!({"device": device})).0.unwrap();
@@ -206,14 +278,40 @@ fn an_old_smartctl_without_json_is_named() {
             } else {
                 Vec::new()
             },
-            stderr: if version { Vec::new() } else { b"=======> UNRECOGNIZED OPTION: json\n".to_vec() },
+            stderr: if version {
+                Vec::new()
+            } else {
+                b"=======> UNRECOGNIZED OPTION: json\n".to_vec()
+            },
             ..Default::default()
         }
     });
-    let err = support::run_with(&def, "disks.list", json!({}).as_object().unwrap(), &Value::Null, &runner, Duration::from_secs(5)).unwrap_err();
-    assert!(matches!(&err, ProbeError::Unsupported(m) if m.contains("7.0") && m.contains("smartctl 6.6")), "{err:?}");
-    let err = support::run_with(&def, "disks.list", json!({}).as_object().unwrap(), &Value::Null, &SystemRunner::new("/nonexistent"), Duration::from_secs(5)).unwrap_err();
-    assert!(err.to_string().contains("apt install smartmontools"), "{err}");
+    let err = support::run_with(
+        &def,
+        "disks.list",
+        json!({}).as_object().unwrap(),
+        &Value::Null,
+        &runner,
+        Duration::from_secs(5),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, ProbeError::Unsupported(m) if m.contains("7.0") && m.contains("smartctl 6.6")),
+        "{err:?}"
+    );
+    let err = support::run_with(
+        &def,
+        "disks.list",
+        json!({}).as_object().unwrap(),
+        &Value::Null,
+        &SystemRunner::new("/nonexistent"),
+        Duration::from_secs(5),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("apt install smartmontools"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -223,12 +321,25 @@ fn the_real_smartctl_runs_in_the_sandbox() {
     }
     let def = support::pack("smart");
     let confined = |probe: &str, params: Value| {
-        ops_servers::run_confined(&def, probe, params.as_object().unwrap(), &Value::Null, Duration::from_secs(30))
-            .map(|o| o.data)
+        ops_servers::run_confined(
+            &def,
+            probe,
+            params.as_object().unwrap(),
+            &Value::Null,
+            Duration::from_secs(30),
+        )
+        .map(|o| o.data)
     };
     let real_version = {
-        let out = std::process::Command::new("/usr/sbin/smartctl").arg("--version").output().unwrap();
-        let first = String::from_utf8_lossy(&out.stdout).lines().next().unwrap().to_owned();
+        let out = std::process::Command::new("/usr/sbin/smartctl")
+            .arg("--version")
+            .output()
+            .unwrap();
+        let first = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned();
         first.split_whitespace().nth(1).unwrap().to_owned()
     };
     for open in [false, true] {
@@ -239,9 +350,19 @@ fn the_real_smartctl_runs_in_the_sandbox() {
     }
     // A device read with the full argv (--nocheck, --device): smartctl
     // answers in JSON even when the disk is not there.
-    let v = confined("disks.health", json!({"device": "/dev/sdzz", "device_type": "sat"})).unwrap();
+    let v = confined(
+        "disks.health",
+        json!({"device": "/dev/sdzz", "device_type": "sat"}),
+    )
+    .unwrap();
     assert_eq!(v["disks"][0]["verdict"], "unknown", "{v}");
-    assert!(v["disks"][0]["reason"].as_str().unwrap().contains("/dev/sdzz"), "{v}");
+    assert!(
+        v["disks"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/dev/sdzz"),
+        "{v}"
+    );
     // Every disk of this machine (virtual ones have no SMART): no failure.
     let v = confined("disks.health", json!({})).unwrap();
     assert!(v["counts"]["disks"].is_u64(), "{v}");
@@ -254,7 +375,11 @@ fn the_real_smartctl_runs_in_the_sandbox() {
         settings: &Value::Null,
         secrets: &sonde_packs::SecretGuard::standard(),
     };
-    let out = smartctl::run(&ctx, &smartctl::argv(smartctl::Form::Version, None, None, false)).unwrap();
+    let out = smartctl::run(
+        &ctx,
+        &smartctl::argv(smartctl::Form::Version, None, None, false),
+    )
+    .unwrap();
     assert!(out.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("smartctl {real_version}")));
     // Anything else is refused before it runs.

@@ -6,9 +6,9 @@
 //! settings name).
 #![allow(clippy::unwrap_used)]
 
-mod support;
 #[path = "support/ops_servers.rs"]
 mod ops_servers;
+mod support;
 
 use ops_servers::{Nut, ON_LINE};
 use serde_json::{Value, json};
@@ -54,7 +54,10 @@ fn on_line_on_battery_and_low_battery_from_a_real_upsd() {
     assert_eq!(ups["name"], "myups");
     assert_eq!(ups["description"], "Rack UPS");
     assert_eq!(ups["status"], "OL");
-    assert_eq!(ups["flags"][0], json!({"flag": "OL", "meaning": "on line power"}));
+    assert_eq!(
+        ups["flags"][0],
+        json!({"flag": "OL", "meaning": "on line power"})
+    );
     assert_eq!(ups["on_battery"], false);
     assert_eq!(ups["battery"]["charge_percent"], 100);
     assert_eq!(ups["battery"]["runtime_s"], 1800);
@@ -77,7 +80,10 @@ fn on_line_on_battery_and_low_battery_from_a_real_upsd() {
     assert_eq!(v["upses"][0]["flags"][1]["meaning"], "battery discharging");
     let m = messages(&v);
     assert!(
-        m.iter().any(|(s, t)| s == "warning" && t.contains("ON BATTERY") && t.contains("64%") && t.contains("14 min")),
+        m.iter().any(|(s, t)| s == "warning"
+            && t.contains("ON BATTERY")
+            && t.contains("64%")
+            && t.contains("14 min")),
         "{m:?}"
     );
 
@@ -168,10 +174,8 @@ fn upsc_runs_in_the_sandbox_and_reaches_only_the_configured_port() {
         eprintln!("no full Landlock here: the port refusal is not checked");
         return;
     }
-    let default_only = sonde_packs::exec::SystemRunner::default().confined(
-        sandbox,
-        def.manifest.sandbox.to_pack_sandbox(),
-    );
+    let default_only = sonde_packs::exec::SystemRunner::default()
+        .confined(sandbox, def.manifest.sandbox.to_pack_sandbox());
     let err = support::run_with(
         &def,
         "status",

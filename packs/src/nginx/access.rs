@@ -114,9 +114,7 @@ impl LogFormat {
                 }
                 Piece::Var(name) => {
                     let end = match self.pieces.get(i + 1) {
-                        Some(Piece::Literal(lit)) => {
-                            pos + memchr::memmem::find(&line[pos..], lit)?
-                        }
+                        Some(Piece::Literal(lit)) => pos + memchr::memmem::find(&line[pos..], lit)?,
                         _ => line.len(),
                     };
                     out.insert(name.as_str(), &line[pos..end]);

@@ -220,7 +220,9 @@ pub fn secret_args(name: &str, args: &[String]) -> Vec<usize> {
         .any(|s| k.contains(s));
         // `env NAME=value`: the value is after `=` in the one argument.
         if secret {
-            return (1..args.len().max(2)).filter(|i| *i < args.len() || name == "env").collect();
+            return (1..args.len().max(2))
+                .filter(|i| *i < args.len() || name == "env")
+                .collect();
         }
     }
     Vec::new()
@@ -390,7 +392,8 @@ impl Reader<'_, '_> {
             return None;
         }
         use rustix::fs::{Mode, OFlags};
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let flags =
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         let file = match rustix::fs::open(&real, flags, Mode::empty()) {
             Ok(fd) => File::from(fd),
             Err(e) => {
@@ -424,7 +427,11 @@ impl Reader<'_, '_> {
             return Vec::new();
         }
         if depth > MAX_DEPTH {
-            self.skip(&shown, from, format!("includes nested deeper than {MAX_DEPTH}"));
+            self.skip(
+                &shown,
+                from,
+                format!("includes nested deeper than {MAX_DEPTH}"),
+            );
             return Vec::new();
         }
         if self.tree.files.len() >= MAX_FILES {
@@ -440,13 +447,21 @@ impl Reader<'_, '_> {
         };
         let id = (meta.dev(), meta.ino());
         if self.stack.contains(&id) {
-            self.skip(&shown, from, "an include loop: this file is already being read");
+            self.skip(
+                &shown,
+                from,
+                "an include loop: this file is already being read",
+            );
             return Vec::new();
         }
         let room = MAX_TOTAL_BYTES.saturating_sub(self.total);
         if room == 0 {
             self.tree.truncated = true;
-            self.skip(&shown, from, format!("more than {} MiB of configuration", MAX_TOTAL_BYTES >> 20));
+            self.skip(
+                &shown,
+                from,
+                format!("more than {} MiB of configuration", MAX_TOTAL_BYTES >> 20),
+            );
             return Vec::new();
         }
         let limit = MAX_FILE_BYTES.min(room);
@@ -667,8 +682,14 @@ mod tests {
     fn secret_values_are_chosen_by_directive_and_name() {
         let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
         assert_eq!(secret_args("fastcgi_param", &s(&["DB_PASSWORD", "x"])), [1]);
-        assert_eq!(secret_args("proxy_set_header", &s(&["Authorization", "Basic", "y"])), [1, 2]);
-        assert_eq!(secret_args("proxy_set_header", &s(&["Host", "$host"])), Vec::<usize>::new());
+        assert_eq!(
+            secret_args("proxy_set_header", &s(&["Authorization", "Basic", "y"])),
+            [1, 2]
+        );
+        assert_eq!(
+            secret_args("proxy_set_header", &s(&["Host", "$host"])),
+            Vec::<usize>::new()
+        );
         assert_eq!(secret_args("secure_link_secret", &s(&["abc"])), [0]);
         assert_eq!(secret_args("listen", &s(&["80"])), Vec::<usize>::new());
     }

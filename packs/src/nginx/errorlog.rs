@@ -33,7 +33,9 @@ pub struct ErrorEntry {
 }
 
 /// The context nginx appends to a message, in the order it writes it.
-const CONTEXT: &[&str] = &["client", "server", "request", "upstream", "host", "referrer"];
+const CONTEXT: &[&str] = &[
+    "client", "server", "request", "upstream", "host", "referrer",
+];
 
 fn unquote(v: &str) -> String {
     v.trim()

@@ -59,7 +59,11 @@ fn not_allowed(settings: &Settings, path: &str) -> ProbeError {
 
 /// Opens an allowlisted log: non-blocking, no final symlink inside a
 /// listed directory, regular files only, never the agent's own files.
-pub fn open_log(ctx: &ProbeContext<'_>, settings: &Settings, path: &str) -> Result<File, ProbeError> {
+pub fn open_log(
+    ctx: &ProbeContext<'_>,
+    settings: &Settings,
+    path: &str,
+) -> Result<File, ProbeError> {
     use rustix::fs::{Mode, OFlags};
     let in_dir = allowed(settings, path).ok_or_else(|| not_allowed(settings, path))?;
     let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
@@ -129,7 +133,10 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     needle.is_empty() || memchr::memmem::find(hay, needle.as_bytes()).is_some()
 }
 
-pub fn error_log(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+pub fn error_log(
+    ctx: &ProbeContext<'_>,
+    params: &ValidatedParams,
+) -> Result<ProbeOutput, ProbeError> {
     let settings: Settings = ctx.settings_as()?;
     let path = params.str("path").unwrap_or(&settings.error_log).to_owned();
     let mut file = open_log(ctx, &settings, &path)?;
@@ -202,7 +209,10 @@ pub fn error_findings(entries: &[ErrorEntry], path: &str) -> Vec<Value> {
         ));
     }
     for (needle, severity, meaning) in errorlog::PATTERNS {
-        let n = entries.iter().filter(|e| e.message.contains(needle)).count();
+        let n = entries
+            .iter()
+            .filter(|e| e.message.contains(needle))
+            .count();
         if n > 0 {
             out.push(finding(
                 severity,
@@ -236,9 +246,15 @@ fn entry_json(e: &Entry) -> Value {
     serde_json::to_value(e).unwrap_or(Value::Null)
 }
 
-pub fn access_log(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+pub fn access_log(
+    ctx: &ProbeContext<'_>,
+    params: &ValidatedParams,
+) -> Result<ProbeOutput, ProbeError> {
     let settings: Settings = ctx.settings_as()?;
-    let path = params.str("path").unwrap_or(&settings.access_log).to_owned();
+    let path = params
+        .str("path")
+        .unwrap_or(&settings.access_log)
+        .to_owned();
     let mut file = open_log(ctx, &settings, &path)?;
     let (format, format_source) = format_for(ctx, &settings, &path);
     let (lines, size, cut) = tail_lines(ctx, &mut file, &path, TAIL_WINDOW)?;
@@ -320,7 +336,7 @@ impl Tally {
     }
 }
 
-fn bump<'a>(map: &mut HashMap<String, Tally>, key: &str, e: &Entry) {
+fn bump(map: &mut HashMap<String, Tally>, key: &str, e: &Entry) {
     let key = if map.contains_key(key) || map.len() < MAX_DISTINCT {
         key
     } else {
@@ -360,7 +376,10 @@ pub fn access_summary(
     params: &ValidatedParams,
 ) -> Result<ProbeOutput, ProbeError> {
     let settings: Settings = ctx.settings_as()?;
-    let path = params.str("path").unwrap_or(&settings.access_log).to_owned();
+    let path = params
+        .str("path")
+        .unwrap_or(&settings.access_log)
+        .to_owned();
     let mut file = open_log(ctx, &settings, &path)?;
     let (format, format_source) = format_for(ctx, &settings, &path);
     let window_s = params.i64("window_s").unwrap_or(3600).max(1);
@@ -459,7 +478,11 @@ pub fn access_summary(
     let covered = reached_window_start || (!stopped_early && pos == 0);
     let mut classes: Vec<(String, u64)> = Vec::new();
     for c in 1..=5u16 {
-        let n: u64 = by_status.iter().filter(|(s, _)| **s / 100 == c).map(|(_, n)| n).sum();
+        let n: u64 = by_status
+            .iter()
+            .filter(|(s, _)| **s / 100 == c)
+            .map(|(_, n)| n)
+            .sum();
         if n > 0 {
             classes.push((format!("{c}xx"), n));
         }
@@ -474,7 +497,13 @@ pub fn access_summary(
     if total.requests >= 20 && rate_5xx >= 5.0 {
         findings.push(finding("error", format!("{rate_5xx}% of {} requests in the last {window_s} s failed with 5xx (server errors): see error_log", total.requests)));
     } else if total.requests >= 20 && rate_5xx >= 1.0 {
-        findings.push(finding("warning", format!("{rate_5xx}% of {} requests in the last {window_s} s failed with 5xx", total.requests)));
+        findings.push(finding(
+            "warning",
+            format!(
+                "{rate_5xx}% of {} requests in the last {window_s} s failed with 5xx",
+                total.requests
+            ),
+        ));
     }
     let client_closed = codes.iter().find(|(c, _)| *c == 499).map_or(0, |(_, n)| *n);
     if total.requests >= 20 && pct(client_closed, total.requests) >= 5.0 {
@@ -484,7 +513,13 @@ pub fn access_summary(
         && total.requests >= 100
         && t["requests"].as_u64().unwrap_or(0) * 2 > total.requests
     {
-        findings.push(finding("info", format!("one client ({}) made more than half of the {} requests", t["client"], total.requests)));
+        findings.push(finding(
+            "info",
+            format!(
+                "one client ({}) made more than half of the {} requests",
+                t["client"], total.requests
+            ),
+        ));
     }
     if !covered {
         findings.push(finding("info", format!(
@@ -551,7 +586,8 @@ pub fn list(ctx: &ProbeContext<'_>, _params: &ValidatedParams) -> Result<ProbeOu
         if let Some(dir) = entry.strip_suffix('/') {
             match std::fs::read_dir(dir) {
                 Ok(rd) => {
-                    let mut paths: Vec<std::path::PathBuf> = rd.flatten().map(|e| e.path()).collect();
+                    let mut paths: Vec<std::path::PathBuf> =
+                        rd.flatten().map(|e| e.path()).collect();
                     paths.sort();
                     for p in paths.iter().take(1000) {
                         add(p, true, &mut files);

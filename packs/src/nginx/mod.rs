@@ -154,8 +154,7 @@ pub fn check_settings(value: &Value) -> Result<(), String> {
         access::LogFormat::compile(f).map_err(|e| format!("access_log_format: {e}"))?;
     }
     let group_ok = s.log_group.len() <= 32
-        && s
-            .log_group
+        && s.log_group
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
     if !group_ok {
@@ -195,7 +194,10 @@ fn config_settings(ctx: &ProbeContext<'_>) -> Result<Settings, ProbeError> {
     Ok(s)
 }
 
-fn config_probe(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+fn config_probe(
+    ctx: &ProbeContext<'_>,
+    params: &ValidatedParams,
+) -> Result<ProbeOutput, ProbeError> {
     let s = config_settings(ctx)?;
     let tree = config::read_tree(ctx, &s.config_root, &s.config_file)?;
     let only = params.str("file");
@@ -205,7 +207,11 @@ fn config_probe(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<Prob
             if picked.is_empty() {
                 return Err(ProbeError::NotFound(format!(
                     "{f} is not a file of the configuration tree (it has: {})",
-                    tree.files.iter().map(|x| x.path.as_str()).collect::<Vec<_>>().join(", ")
+                    tree.files
+                        .iter()
+                        .map(|x| x.path.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             picked
@@ -225,7 +231,10 @@ fn config_probe(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<Prob
     )
 }
 
-fn servers_probe(ctx: &ProbeContext<'_>, _params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+fn servers_probe(
+    ctx: &ProbeContext<'_>,
+    _params: &ValidatedParams,
+) -> Result<ProbeOutput, ProbeError> {
     let s = config_settings(ctx)?;
     let tree = config::read_tree(ctx, &s.config_root, &s.config_file)?;
     ProbeOutput::from_serialize(
@@ -302,6 +311,10 @@ mod tests {
         let www = def.requirements(&json!({"log_group": "www-data"}));
         assert_eq!(www.groups, ["www-data"]);
         assert!(www.hints["www-data"].contains("www-data"));
-        assert!(def.requirements(&json!({"log_group": ""})).groups.is_empty());
+        assert!(
+            def.requirements(&json!({"log_group": ""}))
+                .groups
+                .is_empty()
+        );
     }
 }

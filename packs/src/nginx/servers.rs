@@ -108,12 +108,18 @@ pub fn summarise(tree: &Tree, stub_configured: bool) -> Value {
         find_all(h.children(), "server", &mut servers_d);
     }
     // `server` inside `upstream` blocks is a backend, not a virtual server.
-    let servers_d: Vec<&Directive> = servers_d.into_iter().filter(|s| s.block.is_some()).collect();
+    let servers_d: Vec<&Directive> = servers_d
+        .into_iter()
+        .filter(|s| s.block.is_some())
+        .collect();
     let mut names_by_listen: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut servers = Vec::new();
     for s in &servers_d {
         let c = s.children();
-        let listens: Vec<String> = args_of(c, "listen").iter().map(|l| l.args.join(" ")).collect();
+        let listens: Vec<String> = args_of(c, "listen")
+            .iter()
+            .map(|l| l.args.join(" "))
+            .collect();
         let names: Vec<String> = first_args(c, "server_name").unwrap_or_default();
         let ssl = listens.iter().any(|l| l.split(' ').any(|w| w == "ssl"))
             || joined(c, "ssl").as_deref() == Some("on");
@@ -123,7 +129,9 @@ pub fn summarise(tree: &Tree, stub_configured: bool) -> Value {
         });
         if ssl
             && let Some(p) = &protocols
-            && let Some(old) = p.iter().find(|p| *p == "TLSv1" || *p == "TLSv1.1" || p.starts_with("SSL"))
+            && let Some(old) = p
+                .iter()
+                .find(|p| *p == "TLSv1" || *p == "TLSv1.1" || p.starts_with("SSL"))
         {
             findings.push(finding(
                 "warning",
@@ -135,10 +143,17 @@ pub fn summarise(tree: &Tree, stub_configured: bool) -> Value {
                 ),
             ));
         }
-        if c.iter().any(|d| d.name == "autoindex" && d.arg(0) == Some("on")) {
+        if c.iter()
+            .any(|d| d.name == "autoindex" && d.arg(0) == Some("on"))
+        {
             findings.push(finding(
                 "info",
-                format!("server {} lists directory contents (autoindex on) at {}:{}", names.first().map(String::as_str).unwrap_or("_"), s.file, s.line),
+                format!(
+                    "server {} lists directory contents (autoindex on) at {}:{}",
+                    names.first().map(String::as_str).unwrap_or("_"),
+                    s.file,
+                    s.line
+                ),
             ));
         }
         for l in &listens {
@@ -188,7 +203,9 @@ pub fn summarise(tree: &Tree, stub_configured: bool) -> Value {
                 .iter()
                 .map(|s| s.args.join(" "))
                 .collect();
-            upstreams.push(json!({"name": u.arg(0), "file": u.file, "line": u.line, "servers": members}));
+            upstreams.push(
+                json!({"name": u.arg(0), "file": u.file, "line": u.line, "servers": members}),
+            );
         }
     }
     let stubs = stub_status_locations(tree);
@@ -210,7 +227,10 @@ pub fn summarise(tree: &Tree, stub_configured: bool) -> Value {
     for s in &tree.skipped {
         findings.push(finding(
             "info",
-            format!("include {} (from {}) was not read: {}", s.include, s.from, s.reason),
+            format!(
+                "include {} (from {}) was not read: {}",
+                s.include, s.from, s.reason
+            ),
         ));
     }
     json!({

@@ -72,11 +72,17 @@ pub fn parse_url(url: &str) -> Result<StubUrl, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@?".contains(&b))
     {
-        return Err(format!("{url:?}: the path holds characters that are not allowed"));
+        return Err(format!(
+            "{url:?}: the path holds characters that are not allowed"
+        ));
     }
     Ok(StubUrl {
         addr: SocketAddr::new(ip, port),
-        host: if authority.is_empty() { "localhost".into() } else { authority.to_owned() },
+        host: if authority.is_empty() {
+            "localhost".into()
+        } else {
+            authority.to_owned()
+        },
         path: path.to_owned(),
     })
 }
@@ -146,7 +152,8 @@ fn fetch(ctx: &ProbeContext<'_>, url: &StubUrl) -> Result<Stub, ProbeError> {
         other => ProbeError::Failed(format!("{shown}: {other}")),
     };
     let mut stream = http_get::connect(url.addr, deadline).map_err(err)?;
-    let r = http_get::get(&mut stream, &url.host, &url.path, &[], MAX_BODY, deadline).map_err(err)?;
+    let r =
+        http_get::get(&mut stream, &url.host, &url.path, &[], MAX_BODY, deadline).map_err(err)?;
     if r.status != 200 {
         return Err(ProbeError::Failed(format!(
             "{shown} answered HTTP {}: is `stub_status;` in that location, and is 127.0.0.1 allowed there?",

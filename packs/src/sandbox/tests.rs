@@ -292,7 +292,9 @@ fn program_directories_are_unreadable_to_programs() {
 fn read_devices_expand_patterns_to_device_nodes_only() {
     let found = expand_device_pattern(Path::new("/dev/loop*"));
     assert!(
-        found.iter().all(|p| p.to_string_lossy().starts_with("/dev/loop")),
+        found
+            .iter()
+            .all(|p| p.to_string_lossy().starts_with("/dev/loop")),
         "{found:?}"
     );
     if Path::new("/dev/loop0").exists() {
@@ -302,7 +304,11 @@ fn read_devices_expand_patterns_to_device_nodes_only() {
     }
     // Directories, symlinks and regular files never match.
     assert!(expand_device_pattern(Path::new("/dev/fd")).is_empty());
-    assert!(expand_device_pattern(Path::new("/dev/pt*")).iter().all(|p| p != Path::new("/dev/pts")));
+    assert!(
+        expand_device_pattern(Path::new("/dev/pt*"))
+            .iter()
+            .all(|p| p != Path::new("/dev/pts"))
+    );
     assert!(expand_device_pattern(Path::new("/dev/no-such-dev*")).is_empty());
     assert!(expand_device_pattern(Path::new("/nonexistent/dir/sd*")).is_empty());
 }
@@ -321,12 +327,12 @@ fn read_devices_allow_ioctls_but_never_a_writable_open() {
     let attempt = |pack: PackSandbox| {
         let sb = Arc::clone(&sb);
         on_thread(move || {
-            sb.confine_exec(&pack, &real("/usr/bin/true"), None).unwrap();
+            sb.confine_exec(&pack, &real("/usr/bin/true"), None)
+                .unwrap();
             let read = std::fs::File::open(dev).map_err(|e| e.kind());
-            let ioctl = read
-                .as_ref()
-                .map_err(|e| *e)
-                .and_then(|f| rustix::fs::ioctl_blksszget(f).map_err(|e| std::io::Error::from(e).kind()));
+            let ioctl = read.as_ref().map_err(|e| *e).and_then(|f| {
+                rustix::fs::ioctl_blksszget(f).map_err(|e| std::io::Error::from(e).kind())
+            });
             let write = std::fs::OpenOptions::new()
                 .write(true)
                 .open(dev)

@@ -11,7 +11,10 @@ use crate::system::finding;
 /// smartctl's exit status bits (man smartctl, RETURN VALUES).
 pub const EXIT_BITS: &[(u8, &str)] = &[
     (0, "the command line did not parse"),
-    (1, "the device could not be opened, or is in a low-power mode"),
+    (
+        1,
+        "the device could not be opened, or is in a low-power mode",
+    ),
     (2, "a SMART or other command to the device failed"),
     (3, "SMART status check returned DISK FAILING"),
     (4, "pre-fail attributes are at or below their threshold"),
@@ -50,7 +53,7 @@ const ATA_KEYS: &[(u64, &str)] = &[
     (199, "udma_crc_errors"),
 ];
 
-fn attribute<'a>(v: &'a Value, id: u64) -> Option<&'a Value> {
+fn attribute(v: &Value, id: u64) -> Option<&Value> {
     v["ata_smart_attributes"]["table"]
         .as_array()?
         .iter()
@@ -165,9 +168,7 @@ fn self_tests(v: &Value) -> (Vec<Value>, Option<bool>) {
         .iter()
         .find(|e| {
             // A test in progress has no verdict yet.
-            !e["status"]
-                .as_str()
-                .is_some_and(|s| s.contains("progress"))
+            !e["status"].as_str().is_some_and(|s| s.contains("progress"))
         })
         .and_then(|e| e["passed"].as_bool());
     (out, last_passed)
@@ -189,7 +190,10 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
     };
 
     if let Some(problem) = permission_problem(v, &name) {
-        findings.push(finding("warning", format!("no SMART data for {name}: {problem}")));
+        findings.push(finding(
+            "warning",
+            format!("no SMART data for {name}: {problem}"),
+        ));
         return (
             json!({"device": name, "verdict": "unknown", "readable": false, "reason": problem, "messages": messages(v)}),
             findings,
@@ -210,7 +214,14 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
         let why = messages(v).join("; ");
         findings.push(finding(
             "warning",
-            format!("no SMART data for {shown}: {}", if why.is_empty() { "smartctl could not read it".into() } else { why.clone() }),
+            format!(
+                "no SMART data for {shown}: {}",
+                if why.is_empty() {
+                    "smartctl could not read it".into()
+                } else {
+                    why.clone()
+                }
+            ),
         ));
         return (
             json!({"device": name, "model": model, "verdict": "unknown", "readable": false, "reason": why, "messages": messages(v)}),
@@ -220,7 +231,9 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
 
     let nvme = &v["nvme_smart_health_information_log"];
     let is_nvme = !nvme.is_null();
-    let temperature = v["temperature"]["current"].as_i64().or_else(|| nvme["temperature"].as_i64());
+    let temperature = v["temperature"]["current"]
+        .as_i64()
+        .or_else(|| nvme["temperature"].as_i64());
     let power_on_hours = v["power_on_time"]["hours"]
         .as_u64()
         .or_else(|| nvme["power_on_hours"].as_u64());
@@ -253,7 +266,12 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
     // Findings, most severe first.
     let mut verdict = "ok";
     let mut worse = |level: &'static str| {
-        let rank = |l: &str| ["ok", "warning", "failing"].iter().position(|x| *x == l).unwrap_or(0);
+        let rank = |l: &str| {
+            ["ok", "warning", "failing"]
+                .iter()
+                .position(|x| *x == l)
+                .unwrap_or(0)
+        };
         if rank(level) > rank(verdict) {
             verdict = level;
         }
@@ -269,7 +287,10 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
         worse("failing");
         findings.push(finding(
             "critical",
-            format!("{shown}: pre-failure attributes at or below threshold now: {}", failing_now.join(", ")),
+            format!(
+                "{shown}: pre-failure attributes at or below threshold now: {}",
+                failing_now.join(", ")
+            ),
         ));
     }
     let count = |k: &str| ata.get(k).and_then(Value::as_u64).unwrap_or(0);
@@ -284,21 +305,34 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
         worse("warning");
         findings.push(finding(
             "error",
-            format!("{shown} has {} offline-uncorrectable sectors", count("offline_uncorrectable")),
+            format!(
+                "{shown} has {} offline-uncorrectable sectors",
+                count("offline_uncorrectable")
+            ),
         ));
     }
     if count("reallocated_sectors") > 0 {
         worse("warning");
         findings.push(finding(
-            if count("reallocated_sectors") >= 100 { "error" } else { "warning" },
-            format!("{shown} has reallocated {} sectors: watch whether the number grows", count("reallocated_sectors")),
+            if count("reallocated_sectors") >= 100 {
+                "error"
+            } else {
+                "warning"
+            },
+            format!(
+                "{shown} has reallocated {} sectors: watch whether the number grows",
+                count("reallocated_sectors")
+            ),
         ));
     }
     if count("reported_uncorrectable") > 0 {
         worse("warning");
         findings.push(finding(
             "warning",
-            format!("{shown} reported {} uncorrectable errors to the host", count("reported_uncorrectable")),
+            format!(
+                "{shown} reported {} uncorrectable errors to the host",
+                count("reported_uncorrectable")
+            ),
         ));
     }
     if count("udma_crc_errors") > 0 {
@@ -311,7 +345,10 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
         worse("warning");
         findings.push(finding(
             "warning",
-            format!("{shown}: attributes were at or below threshold in the past: {}", failed_past.join(", ")),
+            format!(
+                "{shown}: attributes were at or below threshold in the past: {}",
+                failed_past.join(", ")
+            ),
         ));
     }
     if last_test_passed == Some(false) {
@@ -342,7 +379,10 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
             worse("failing");
             findings.push(finding(
                 "critical",
-                format!("{shown} raises NVMe critical warnings: {}", decoded.join("; ")),
+                format!(
+                    "{shown} raises NVMe critical warnings: {}",
+                    decoded.join("; ")
+                ),
             ));
         }
         if let (Some(s), Some(t)) = (spare, spare_threshold)
@@ -350,20 +390,32 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
             && critical & 1 == 0
         {
             worse("failing");
-            findings.push(finding("critical", format!("{shown}: available spare {s}% is below its threshold {t}%")));
+            findings.push(finding(
+                "critical",
+                format!("{shown}: available spare {s}% is below its threshold {t}%"),
+            ));
         }
         if let Some(u) = used {
             if u >= 100 {
                 worse("warning");
-                findings.push(finding("error", format!("{shown} has used {u}% of its rated endurance: plan its replacement")));
+                findings.push(finding(
+                    "error",
+                    format!("{shown} has used {u}% of its rated endurance: plan its replacement"),
+                ));
             } else if u >= 80 {
                 worse("warning");
-                findings.push(finding("warning", format!("{shown} has used {u}% of its rated endurance")));
+                findings.push(finding(
+                    "warning",
+                    format!("{shown} has used {u}% of its rated endurance"),
+                ));
             }
         }
         if media > 0 {
             worse("warning");
-            findings.push(finding("error", format!("{shown} logged {media} media and data integrity errors")));
+            findings.push(finding(
+                "error",
+                format!("{shown} logged {media} media and data integrity errors"),
+            ));
         }
         nvme_summary = json!({
             "critical_warning": critical,
@@ -385,7 +437,10 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
     let grown = v["scsi_grown_defect_list"].as_u64();
     if let Some(g) = grown.filter(|g| *g > 0) {
         worse("warning");
-        findings.push(finding("warning", format!("{shown} has {g} grown defects (reallocated blocks)")));
+        findings.push(finding(
+            "warning",
+            format!("{shown} has {g} grown defects (reallocated blocks)"),
+        ));
     }
     if let Some(t) = temperature {
         let limit = v["nvme_composite_temperature_threshold"]["warning"]
@@ -401,14 +456,20 @@ pub fn summarise(v: &Value, device: &str, max_tests: usize) -> (Value, Vec<Value
     if tests.is_empty() && (v.get("ata_smart_self_test_log").is_some() || is_nvme) {
         findings.push(finding(
             "info",
-            format!("{shown} has no self-test on record: schedule regular short and long tests (smartd)"),
+            format!(
+                "{shown} has no self-test on record: schedule regular short and long tests (smartd)"
+            ),
         ));
     }
 
     let kind = if is_nvme {
         "nvme"
     } else if protocol(v) == "ATA" {
-        if v["rotation_rate"].as_u64().is_some_and(|r| r > 0) { "hdd" } else { "ssd" }
+        if v["rotation_rate"].as_u64().is_some_and(|r| r > 0) {
+            "hdd"
+        } else {
+            "ssd"
+        }
     } else if protocol(v) == "SCSI" {
         "scsi"
     } else {
@@ -478,7 +539,10 @@ mod tests {
         assert!(exit_meanings(0).is_empty());
         assert_eq!(
             exit_meanings(8 | 64),
-            ["SMART status check returned DISK FAILING", "the device error log contains errors"]
+            [
+                "SMART status check returned DISK FAILING",
+                "the device error log contains errors"
+            ]
         );
     }
 

@@ -63,7 +63,11 @@ fn parse_json(ctx: &ProbeContext<'_>, out: &crate::exec::ExecOutput) -> Result<V
     Err(ProbeError::Unsupported(format!(
         "smartctl did not answer in JSON ({}): smartmontools 7.0 or newer is needed for --json{}",
         out.stderr_text().chars().take(200).collect::<String>(),
-        if version.is_empty() { String::new() } else { format!("; installed: {version}") }
+        if version.is_empty() {
+            String::new()
+        } else {
+            format!("; installed: {version}")
+        }
     )))
 }
 
@@ -77,8 +81,11 @@ fn version_of(v: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("."))
 }
 
+/// A device smartctl names: (name, device type).
+type Device = (String, Option<String>);
+
 /// The devices smartctl finds: (name, type).
-fn scan(ctx: &ProbeContext<'_>, open: bool) -> Result<(Value, Vec<(String, Option<String>)>), ProbeError> {
+fn scan(ctx: &ProbeContext<'_>, open: bool) -> Result<(Value, Vec<Device>), ProbeError> {
     let form = if open { Form::ScanOpen } else { Form::Scan };
     let out = smartctl::run(ctx, &smartctl::argv(form, None, None, false))?;
     let v = parse_json(ctx, &out)?;
@@ -149,7 +156,7 @@ fn read_device(
 fn targets(
     ctx: &ProbeContext<'_>,
     params: &ValidatedParams,
-) -> Result<(Vec<(String, Option<String>)>, bool), ProbeError> {
+) -> Result<(Vec<Device>, bool), ProbeError> {
     let device_type = params.str("device_type").map(str::to_owned);
     if let Some(d) = params.str("device") {
         return Ok((vec![(d.to_owned(), device_type)], false));
@@ -168,7 +175,10 @@ fn targets(
     Ok((list, truncated))
 }
 
-fn health_probe(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+fn health_probe(
+    ctx: &ProbeContext<'_>,
+    params: &ValidatedParams,
+) -> Result<ProbeOutput, ProbeError> {
     let wake = params.bool("wake").unwrap_or(false);
     let (list, mut truncated) = targets(ctx, params)?;
     let mut disks = Vec::new();
@@ -176,7 +186,10 @@ fn health_probe(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<Prob
     for (device, device_type) in &list {
         if ctx.expired() {
             truncated = true;
-            findings.push(finding("info", "the probe's time ran out before every disk was read"));
+            findings.push(finding(
+                "info",
+                "the probe's time ran out before every disk was read",
+            ));
             break;
         }
         match read_device(ctx, Form::All, device, device_type.as_deref(), wake) {
@@ -200,16 +213,19 @@ fn health_probe(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<Prob
         "failing": count("failing"),
         "unknown": count("unknown"),
     });
-    let note = disks.is_empty().then(|| {
-        "smartctl found no disk here (virtual disks have no SMART data)".to_owned()
-    });
+    let note = disks
+        .is_empty()
+        .then(|| "smartctl found no disk here (virtual disks have no SMART data)".to_owned());
     ProbeOutput::from_serialize(
         &json!({"counts": counts, "disks": disks, "findings": findings, "note": note}),
         truncated,
     )
 }
 
-fn details_probe(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+fn details_probe(
+    ctx: &ProbeContext<'_>,
+    params: &ValidatedParams,
+) -> Result<ProbeOutput, ProbeError> {
     let device = params
         .str("device")
         .ok_or_else(|| ProbeError::InvalidInput("device is required".into()))?;

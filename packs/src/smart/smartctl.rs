@@ -106,8 +106,7 @@ pub fn is_device(path: &str) -> bool {
 pub fn is_device_type(t: &str) -> bool {
     t.len() <= 32
         && t.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && t
-            .bytes()
+        && t.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b",+_".contains(&b))
 }
 
@@ -126,7 +125,10 @@ pub fn check_argv(program: &str, args: &[&str]) -> Result<Form, Refused> {
         )));
     }
     if let Some(word) = args.iter().find(|a| {
-        MUTATING.contains(a) || MUTATING.iter().any(|m| m.starts_with("--") && a.starts_with(&format!("{m}=")))
+        MUTATING.contains(a)
+            || MUTATING
+                .iter()
+                .any(|m| m.starts_with("--") && a.starts_with(&format!("{m}=")))
     }) {
         return Err(refuse(format!(
             "{word:?} changes a disk's settings or runs a test; the pack never sends it"
@@ -169,7 +171,12 @@ pub fn check_argv(program: &str, args: &[&str]) -> Result<Form, Refused> {
 }
 
 /// The argv of `form` for `device` (forms that take one).
-pub fn argv(form: Form, device: Option<&str>, device_type: Option<&str>, wake: bool) -> Vec<String> {
+pub fn argv(
+    form: Form,
+    device: Option<&str>,
+    device_type: Option<&str>,
+    wake: bool,
+) -> Vec<String> {
     let mut a: Vec<String> = match form {
         Form::Version => return vec!["--version".into()],
         Form::Scan => return vec!["--json".into(), "--scan".into()],
@@ -231,10 +238,34 @@ mod tests {
             (&["--json", "--scan"], Form::Scan),
             (&["--json", "--scan-open"], Form::ScanOpen),
             (&["--json", "--all", "/dev/sda"], Form::All),
-            (&["--json", "--xall", "--nocheck", "standby", "--device", "sat", "/dev/sdb"], Form::Xall),
-            (&["--json", "--all", "--nocheck", "never", "/dev/nvme0"], Form::All),
-            (&["--json", "--all", "--device", "megaraid,3", "/dev/sg2"], Form::All),
-            (&["--json", "--all", "/dev/disk/by-id/ata-WDC_WD40EFRX-68N32N0_WD-WCC7K1234567"], Form::All),
+            (
+                &[
+                    "--json",
+                    "--xall",
+                    "--nocheck",
+                    "standby",
+                    "--device",
+                    "sat",
+                    "/dev/sdb",
+                ],
+                Form::Xall,
+            ),
+            (
+                &["--json", "--all", "--nocheck", "never", "/dev/nvme0"],
+                Form::All,
+            ),
+            (
+                &["--json", "--all", "--device", "megaraid,3", "/dev/sg2"],
+                Form::All,
+            ),
+            (
+                &[
+                    "--json",
+                    "--all",
+                    "/dev/disk/by-id/ata-WDC_WD40EFRX-68N32N0_WD-WCC7K1234567",
+                ],
+                Form::All,
+            ),
         ] {
             assert_eq!(check_argv("smartctl", args), Ok(form), "{args:?}");
         }
@@ -264,17 +295,44 @@ mod tests {
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         assert_eq!(
             refs,
-            ["--json", "--all", "--nocheck", "standby", "--device", "sat", "/dev/sda"]
+            [
+                "--json",
+                "--all",
+                "--nocheck",
+                "standby",
+                "--device",
+                "sat",
+                "/dev/sda"
+            ]
         );
         assert_eq!(check_argv("smartctl", &refs), Ok(Form::All));
     }
 
     #[test]
     fn device_names() {
-        for ok in ["/dev/sda", "/dev/sdaa", "/dev/sg0", "/dev/nvme0", "/dev/nvme10n1", "/dev/disk/by-path/pci-0000:00:17.0-ata-1"] {
+        for ok in [
+            "/dev/sda",
+            "/dev/sdaa",
+            "/dev/sg0",
+            "/dev/nvme0",
+            "/dev/nvme10n1",
+            "/dev/disk/by-path/pci-0000:00:17.0-ata-1",
+        ] {
             assert!(is_device(ok), "{ok}");
         }
-        for bad in ["/dev/sda1", "/dev/sd", "/dev/nvme", "/dev/nvme0n", "/dev/nvme0n1p1", "/dev/mem", "/dev/disk/by-id/", "/dev/disk/by-id/-x", "/dev/disk/by-uuid/x", "sda", "/dev/sdA"] {
+        for bad in [
+            "/dev/sda1",
+            "/dev/sd",
+            "/dev/nvme",
+            "/dev/nvme0n",
+            "/dev/nvme0n1p1",
+            "/dev/mem",
+            "/dev/disk/by-id/",
+            "/dev/disk/by-id/-x",
+            "/dev/disk/by-uuid/x",
+            "sda",
+            "/dev/sdA",
+        ] {
             assert!(!is_device(bad), "{bad}");
         }
     }

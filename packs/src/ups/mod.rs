@@ -93,6 +93,9 @@ pub fn sandbox_for_settings(spec: &SandboxSpec, settings: &Value) -> SandboxSpec
     out
 }
 
+/// A UPS upsd serves: (name, description).
+type Named = (String, Option<String>);
+
 fn ups_param(params: &ValidatedParams) -> Option<&str> {
     params.str("ups")
 }
@@ -103,7 +106,7 @@ fn names(
     ctx: &ProbeContext<'_>,
     settings: &Settings,
     asked: Option<&str>,
-) -> Result<(Vec<(String, Option<String>)>, bool), ProbeError> {
+) -> Result<(Vec<Named>, bool), ProbeError> {
     if let Some(name) = asked {
         return Ok((vec![(name.to_owned(), None)], false));
     }
@@ -181,8 +184,8 @@ fn variables_probe(
     params: &ValidatedParams,
 ) -> Result<ProbeOutput, ProbeError> {
     let settings: Settings = ctx.settings_as()?;
-    let name = ups_param(params)
-        .ok_or_else(|| ProbeError::InvalidInput("ups is required".into()))?;
+    let name =
+        ups_param(params).ok_or_else(|| ProbeError::InvalidInput("ups is required".into()))?;
     match upsc::run(ctx, &settings, Form::Variables, Some(name))? {
         Answer::Ok(text) => {
             let vars = status::parse_variables(&text);

@@ -48,7 +48,10 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("OVER", "overloaded"),
     ("TRIM", "trimming high input voltage"),
     ("BOOST", "boosting low input voltage"),
-    ("FSD", "forced shutdown: the machines it powers are shutting down"),
+    (
+        "FSD",
+        "forced shutdown: the machines it powers are shutting down",
+    ),
     ("ALARM", "an alarm is active (see ups.alarm)"),
     ("TEST", "a self-test is running"),
     ("ECO", "in ECO (high efficiency) mode"),
@@ -90,16 +93,14 @@ pub fn date_days(date: &str) -> Option<i64> {
     if !(1990..=2200).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    Some(crate::nginx::logtime::days_from_civil(y, m as u32, d as u32))
+    Some(crate::nginx::logtime::days_from_civil(
+        y, m as u32, d as u32,
+    ))
 }
 
 /// One UPS's summary and findings. `today` is days since 1970 (for the
 /// battery's age).
-pub fn summarise(
-    name: &str,
-    vars: &BTreeMap<String, String>,
-    today: i64,
-) -> (Value, Vec<Value>) {
+pub fn summarise(name: &str, vars: &BTreeMap<String, String>, today: i64) -> (Value, Vec<Value>) {
     let mut findings = Vec::new();
     let raw_status = vars.get("ups.status").cloned().unwrap_or_default();
     let flags: Vec<&str> = raw_status.split_whitespace().collect();
@@ -155,7 +156,9 @@ pub fn summarise(
     if has("FSD") {
         findings.push(finding(
             "critical",
-            format!("UPS {name} is in forced shutdown (FSD): the machines it powers are shutting down"),
+            format!(
+                "UPS {name} is in forced shutdown (FSD): the machines it powers are shutting down"
+            ),
         ));
     }
     if has("RB") {
@@ -189,7 +192,10 @@ pub fn summarise(
         if let Some(alarm) = vars.get("ups.alarm").filter(|a| !a.is_empty()) {
             findings.push(finding("warning", format!("UPS {name} alarm: {alarm}")));
         } else if has("ALARM") {
-            findings.push(finding("warning", format!("UPS {name} has an active alarm")));
+            findings.push(finding(
+                "warning",
+                format!("UPS {name} has an active alarm"),
+            ));
         }
     }
     if let Some(l) = load.filter(|l| *l >= 80.0 && !has("OVER")) {
@@ -201,13 +207,18 @@ pub fn summarise(
     if let Some(r) = runtime.filter(|r| *r < 300.0) {
         findings.push(finding(
             "warning",
-            format!("UPS {name} runtime on battery is only about {} min", mins(r).max(0)),
+            format!(
+                "UPS {name} runtime on battery is only about {} min",
+                mins(r).max(0)
+            ),
         ));
     }
     if let Some(c) = charge.filter(|c| *c < 50.0 && !has("OB")) {
         findings.push(finding(
             "warning",
-            format!("UPS {name} battery charge is {c}% while on line power: it is not charging well"),
+            format!(
+                "UPS {name} battery charge is {c}% while on line power: it is not charging well"
+            ),
         ));
     }
     if let Some(t) = &test_result {
@@ -294,12 +305,30 @@ mod tests {
         assert_eq!(s["flags"][2]["meaning"], "low battery");
         let sev: Vec<(&str, &str)> = f
             .iter()
-            .map(|x| (x["severity"].as_str().unwrap(), x["message"].as_str().unwrap()))
+            .map(|x| {
+                (
+                    x["severity"].as_str().unwrap(),
+                    x["message"].as_str().unwrap(),
+                )
+            })
             .collect();
-        assert!(sev.iter().any(|(s, m)| *s == "warning" && m.contains("ON BATTERY") && m.contains("4 min")), "{sev:?}");
-        assert!(sev.iter().any(|(s, m)| *s == "critical" && m.contains("LOW BATTERY")));
-        assert!(sev.iter().any(|(s, m)| *s == "error" && m.contains("replaced")));
-        assert!(sev.iter().any(|(s, m)| *s == "error" && m.contains("self-test")));
+        assert!(
+            sev.iter()
+                .any(|(s, m)| *s == "warning" && m.contains("ON BATTERY") && m.contains("4 min")),
+            "{sev:?}"
+        );
+        assert!(
+            sev.iter()
+                .any(|(s, m)| *s == "critical" && m.contains("LOW BATTERY"))
+        );
+        assert!(
+            sev.iter()
+                .any(|(s, m)| *s == "error" && m.contains("replaced"))
+        );
+        assert!(
+            sev.iter()
+                .any(|(s, m)| *s == "error" && m.contains("self-test"))
+        );
         // RB already says it: no battery-age note on top.
         assert!(!sev.iter().any(|(_, m)| m.contains("years ago")));
     }

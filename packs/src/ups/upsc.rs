@@ -56,7 +56,9 @@ pub struct Refused {
 pub fn is_ups_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     name.len() <= 64
-        && bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
@@ -173,7 +175,9 @@ pub fn interpret(out: &ExecOutput, server: &str) -> Result<Answer, ProbeError> {
         )));
     }
     if out.success() {
-        return Ok(Answer::Ok(String::from_utf8_lossy(&out.stdout).into_owned()));
+        return Ok(Answer::Ok(
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ));
     }
     // upsc says "Init SSL without certificate database" on every run.
     let stderr = out.stderr_text();
@@ -208,7 +212,10 @@ mod tests {
 
     #[test]
     fn only_the_three_read_forms_pass() {
-        assert_eq!(check_argv("upsc", &["-L", "127.0.0.1:3493"]), Ok(Form::List));
+        assert_eq!(
+            check_argv("upsc", &["-L", "127.0.0.1:3493"]),
+            Ok(Form::List)
+        );
         assert_eq!(
             check_argv("upsc", &["myups@localhost:3493"]),
             Ok(Form::Variables)

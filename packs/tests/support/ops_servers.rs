@@ -55,7 +55,13 @@ pub fn run_as() -> Option<(u32, u32)> {
     }
     // Several test processes may race here; useradd fails harmlessly for the losers.
     let _ = Command::new("useradd")
-        .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER])
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            TEST_USER,
+        ])
         .stderr(Stdio::null())
         .status();
     Some(lookup().expect("create the sonde-test user (useradd)"))
@@ -241,10 +247,19 @@ http {{
             &d.join("conf/sites/extra.conf"),
             &format!("server {{ listen 127.0.0.1:{port}; server_name test.local; return 404; }}\n"),
         );
-        write_owned(&d.join("outside.conf"), "# outside the configuration root\n");
+        write_owned(
+            &d.join("outside.conf"),
+            "# outside the configuration root\n",
+        );
         let mut c = server_command(NGINX);
-        c.args(["-p", &format!("{root}/"), "-e", &format!("{root}/logs/error.log"), "-c"])
-            .arg(d.join("conf/nginx.conf"));
+        c.args([
+            "-p",
+            &format!("{root}/"),
+            "-e",
+            &format!("{root}/logs/error.log"),
+            "-c",
+        ])
+        .arg(d.join("conf/nginx.conf"));
         let mut proc = Proc::spawn(c, "nginx");
         let up = wait_until(Duration::from_secs(10), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok() || proc.exited().is_some()
@@ -273,7 +288,10 @@ http {{
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         let text = String::from_utf8_lossy(&out);
-        text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+        text.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Settings for the pack pointing at this server.
@@ -324,7 +342,11 @@ pub const ON_LINE: &str = "battery.charge: 100\nbattery.charge.low: 20\nbattery.
 impl Nut {
     /// Starts the driver and upsd (None: not installed, skipped).
     pub fn start(dev: &str) -> Option<Nut> {
-        for (program, package) in [(UPSD, "nut-server"), (DUMMY_UPS, "nut-server"), (UPSC, "nut-client")] {
+        for (program, package) in [
+            (UPSD, "nut-server"),
+            (DUMMY_UPS, "nut-server"),
+            (UPSC, "nut-client"),
+        ] {
             if missing(program, package).is_some() {
                 return None;
             }
@@ -376,7 +398,10 @@ impl Nut {
         if let Some(why) = upsd.exited() {
             panic!("upsd did not start: {why}");
         }
-        assert!(served, "upsd did not serve myups on port {port} within 15 s");
+        assert!(
+            served,
+            "upsd did not serve myups on port {port} within 15 s"
+        );
         Some(Nut {
             dir,
             port,
