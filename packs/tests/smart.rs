@@ -386,3 +386,55 @@ fn the_real_smartctl_runs_in_the_sandbox() {
     let err = smartctl::run(&ctx, &["-t".into(), "long".into(), "/dev/sda".into()]).unwrap_err();
     assert!(matches!(err, ProbeError::Denied(_)), "{err:?}");
 }
+
+#[path = "support/sweep.rs"]
+mod sweep;
+
+/// Every probe × example × hostile value: every argv the pack builds is one
+/// of the read-only forms and holds no option that changes a disk.
+#[test]
+fn no_mutating_smartctl_argv_is_reachable() {
+    let def = support::pack("smart");
+    let runner = RecordingRunner::replying(|argv| {
+        let a = sweep::args_of(argv);
+        let fixture = if a.iter().any(|x| x.starts_with("--scan")) {
+            "scan-open.json"
+        } else {
+            "sata-healthy.json"
+        };
+        ExecOutput {
+            code: Some(0),
+            stdout: support::fixture(&format!("smart/{fixture}")),
+            ..Default::default()
+        }
+    });
+    let runs = sweep::sweep(&def, &runner, &Value::Null);
+    let calls = runner.calls();
+    assert!(
+        runs > 30 && calls.len() > 50,
+        "the sweep ran {runs} probes, {} commands",
+        calls.len()
+    );
+    let mut forms = std::collections::BTreeSet::new();
+    for argv in &calls {
+        assert_eq!(argv.program, "smartctl");
+        let a = sweep::args_of(argv);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let form = smartctl::check_argv("smartctl", &refs)
+            .unwrap_or_else(|e| panic!("an argv outside the table was run: {e}"));
+        forms.insert(format!("{form:?}"));
+        for word in &a {
+            assert!(
+                !smartctl::MUTATING.contains(&word.as_str()),
+                "{} holds {word:?}",
+                argv.display()
+            );
+        }
+    }
+    for f in ["Scan", "ScanOpen", "All", "Xall"] {
+        assert!(
+            forms.contains(f),
+            "the sweep never built the {f} form: {forms:?}"
+        );
+    }
+}

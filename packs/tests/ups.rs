@@ -187,3 +187,56 @@ fn upsc_runs_in_the_sandbox_and_reaches_only_the_configured_port() {
     .unwrap_err();
     assert!(err.to_string().contains("upsd does not answer"), "{err}");
 }
+
+#[path = "support/sweep.rs"]
+mod sweep;
+
+/// Every probe × example × hostile value: every argv the pack builds is one
+/// of upsc's read forms, against the configured server only.
+#[test]
+fn no_mutating_upsc_argv_is_reachable() {
+    use sonde_packs::exec::ExecOutput;
+    use sonde_packs::testing::RecordingRunner;
+    use sonde_packs::ups::upsc;
+    let def = support::pack("ups");
+    let runner = RecordingRunner::replying(|argv| {
+        let a = sweep::args_of(argv);
+        let out = match a.first().map(String::as_str) {
+            Some("-L") => "myups: Dummy UPS\n",
+            Some("-c") => "127.0.0.1\n",
+            _ => "battery.charge: 100\nups.status: OL\n",
+        };
+        ExecOutput {
+            code: Some(0),
+            stdout: out.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    });
+    let settings = json!({"host": "127.0.0.1", "port": 3493});
+    let runs = sweep::sweep(&def, &runner, &settings);
+    let calls = runner.calls();
+    assert!(
+        runs > 15 && calls.len() > 15,
+        "the sweep ran {runs} probes, {} commands",
+        calls.len()
+    );
+    for argv in &calls {
+        assert_eq!(argv.program, "upsc");
+        let a = sweep::args_of(argv);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        upsc::check_argv("upsc", &refs)
+            .unwrap_or_else(|e| panic!("an argv outside the table was run: {e}"));
+        for word in &a {
+            assert!(
+                !upsc::MUTATING.contains(&word.as_str()),
+                "{} holds {word:?}",
+                argv.display()
+            );
+            assert!(
+                word.starts_with('-') || word.ends_with("127.0.0.1:3493"),
+                "{} names another server",
+                argv.display()
+            );
+        }
+    }
+}
