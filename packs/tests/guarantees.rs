@@ -59,7 +59,6 @@ const PROGRAMS: &[(&str, &[&str])] = &[
             "--source",
             "--errors",
             "--typefilter",
-            "--vmid",
             "--output-format",
         ],
     ),

@@ -85,8 +85,6 @@ pub enum OptValue {
     Words(&'static [&'static str]),
     /// An unsigned integer ≤ the bound.
     UpTo(u64),
-    /// A VMID.
-    Vmid,
     /// `0` or `1`.
     Flag,
 }
@@ -113,7 +111,7 @@ pub const PATHS: &[PathSpec] = &[
     },
     PathSpec {
         template: &[Lit("cluster"), Lit("resources")],
-        options: &[("type", OptValue::Words(&["vm", "storage", "node", "sdn"]))],
+        options: &[("type", OptValue::Words(&["vm", "storage", "node"]))],
         what: "guests, storage and nodes of the whole cluster with state and usage",
     },
     PathSpec {
@@ -146,7 +144,6 @@ pub const PATHS: &[PathSpec] = &[
         options: &[
             ("errors", OptValue::Flag),
             ("limit", OptValue::UpTo(500)),
-            ("vmid", OptValue::Vmid),
             ("typefilter", OptValue::Words(&["vzdump"])),
             ("source", OptValue::Words(&["archive", "active", "all"])),
         ],
@@ -253,7 +250,6 @@ fn option_ok(v: OptValue, s: &str) -> bool {
                 && s.bytes().all(|b| b.is_ascii_digit())
                 && s.parse::<u64>().is_ok_and(|n| n <= max)
         }
-        OptValue::Vmid => is_vmid(s),
         OptValue::Flag => s == "0" || s == "1",
     }
 }
