@@ -42,6 +42,9 @@ impl Transport for TcpStream {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
+    /// The status line's reason phrase (some APIs put their error there,
+    /// e.g. Proxmox VE's `500 Configuration file … does not exist`).
+    pub reason: String,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
     pub body: Vec<u8>,
@@ -241,6 +244,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 struct Head {
     status: u16,
+    reason: String,
     headers: Vec<(String, String)>,
 }
 
@@ -272,12 +276,22 @@ fn parse_head(raw: &[u8]) -> Result<Head, HttpError> {
         .and_then(|s| s.parse::<u16>().ok())
         .filter(|s| (100..600).contains(s))
         .ok_or_else(|| HttpError::Protocol(format!("bad status line {:?}", shown())))?;
+    let reason: String = parts
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(500)
+        .collect();
     let headers = lines
         .filter(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Ok(Head { status, headers })
+    Ok(Head {
+        status,
+        reason,
+        headers,
+    })
 }
 
 fn read_response(conn: &mut Conn<'_>, max_body: usize) -> Result<Response, HttpError> {
@@ -313,6 +327,7 @@ fn read_response(conn: &mut Conn<'_>, max_body: usize) -> Result<Response, HttpE
     };
     Ok(Response {
         status: head.status,
+        reason: head.reason,
         content_type,
         body,
         truncated,

@@ -649,3 +649,244 @@ fn every_hostile_path_and_verb_is_refused_by_the_table() {
         }
     }
 }
+
+// ---- the HTTPS API transport, against a real TLS server ----
+
+/// A real HTTPS server on 127.0.0.1 (rustls, a self-signed certificate)
+/// that answers `GET /api2/json{path}?{options}` from the same recorded
+/// answers, in the API's `{"data": …}` envelope (errors as the status
+/// line's reason, as pveproxy sends them), and records each request line
+/// and Authorization header. Serves at most 200 connections.
+struct ApiServer {
+    port: u16,
+    fingerprint: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+const TOKEN_SECRET: &str = "5f1c3a9e-2b7d-4c61-9f0a-7e3d2c1b0a99";
+
+fn api_server() -> ApiServer {
+    use sha2::Digest;
+    use std::io::{Read, Write};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_der = ck.cert.der().clone();
+    let fingerprint = sha2::Sha256::digest(cert_der.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert_der], key)
+    .unwrap();
+    let config = std::sync::Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    let answer = recorded(true);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(200) {
+            let Ok(tcp) = stream else { continue };
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 16384 {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let line = text.lines().next().unwrap_or_default().to_owned();
+            let auth = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Authorization: "))
+                .unwrap_or_default()
+                .to_owned();
+            seen.lock().unwrap().push((line.clone(), auth.clone()));
+            let (status, body) = if auth != format!("PVEAPIToken=sonde@pve!agent={TOKEN_SECRET}") {
+                ("401 authentication failure".to_owned(), String::new())
+            } else {
+                let target = line.split(' ').nth(1).unwrap_or_default();
+                let (path, query) = target
+                    .strip_prefix("/api2/json")
+                    .unwrap_or("/")
+                    .split_once('?')
+                    .unwrap_or((target.strip_prefix("/api2/json").unwrap_or("/"), ""));
+                let mut argv = Argv::new("pvesh").args(["get", path]);
+                for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    argv = argv.args([format!("--{k}"), v.to_owned()]);
+                }
+                let out = answer(&argv.args(["--output-format", "json"]));
+                if out.code == Some(0) {
+                    let data: Value = serde_json::from_slice(&out.stdout).unwrap();
+                    ("200 OK".to_owned(), json!({"data": data}).to_string())
+                } else {
+                    (
+                        format!("500 {}", String::from_utf8_lossy(&out.stderr).trim()),
+                        json!({"data": null}).to_string(),
+                    )
+                }
+            };
+            let _ = write!(
+                tls,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    ApiServer {
+        port,
+        fingerprint,
+        requests,
+    }
+}
+
+fn api_settings(server: &ApiServer, token_file: &std::path::Path, fingerprint: &str) -> Value {
+    json!({
+        "transport": "api",
+        "api_host": "127.0.0.1",
+        "api_port": server.port,
+        "api_fingerprint": fingerprint,
+        "api_token_id": "sonde@pve!agent",
+        "api_token_file": token_file,
+    })
+}
+
+fn run_api(settings: &Value, probe: &str, params: Value) -> Result<Value, ProbeError> {
+    let def = support::pack("proxmox");
+    assert_eq!((def.settings_check.unwrap())(settings), Ok(()));
+    // No program may run on this transport.
+    let runner = RecordingRunner::replying(|argv| panic!("ran {}", argv.display()));
+    support::run_with(
+        &def,
+        probe,
+        params.as_object().unwrap(),
+        settings,
+        &runner,
+        Duration::from_secs(10),
+    )
+    .map(|o| o.data)
+}
+
+#[test]
+fn the_api_transport_reads_the_same_table_over_pinned_tls_with_a_token() {
+    let server = api_server();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("proxmox-token");
+    std::fs::write(&token_file, format!("{TOKEN_SECRET}\n")).unwrap();
+    let settings = api_settings(&server, &token_file, &server.fingerprint);
+
+    let v = run_api(
+        &settings,
+        "tasks.recent",
+        json!({"node": "pve1", "type": "vzdump", "errors_only": true}),
+    )
+    .unwrap();
+    assert_eq!(v["counts"]["failed_backups"], 1, "{v}");
+    let v = run_api(&settings, "guest.config", json!({"vmid": 100})).unwrap();
+    assert_eq!(v["config"]["cores"], 4);
+    assert!(!v.to_string().contains("S3cr3tMqttPass!"));
+    let v = run_api(&settings, "cluster.status", json!({})).unwrap();
+    assert_eq!(v["cluster"]["name"], "homelab");
+    let r = run_api(&settings, "guest.config", json!({"vmid": 999}));
+    assert!(matches!(r, Err(ProbeError::NotFound(_))), "{r:?}");
+
+    let requests = server.requests.lock().unwrap().clone();
+    assert!(requests.len() >= 8, "{requests:?}");
+    for (line, _) in &requests {
+        let target = line
+            .strip_prefix("GET ")
+            .unwrap_or_else(|| panic!("not a GET: {line}"));
+        let path = target
+            .strip_prefix("/api2/json")
+            .unwrap()
+            .split(['?', ' '])
+            .next()
+            .unwrap();
+        assert!(pvesh::match_path(path).is_some(), "{line}");
+    }
+    assert!(requests.iter().any(|(l, _)| l.starts_with(
+        "GET /api2/json/nodes/pve1/tasks?limit=50&source=all&errors=1&typefilter=vzdump HTTP/1.1"
+    )));
+    assert!(
+        requests
+            .iter()
+            .any(|(l, _)| l.starts_with("GET /api2/json/nodes/pve1/qemu/100/config?current=1 "))
+    );
+
+    // Another certificate than the pinned one: refused before any request.
+    let before = server.requests.lock().unwrap().len();
+    let other = (0..32).map(|_| "AB").collect::<Vec<_>>().join(":");
+    let r = run_api(
+        &api_settings(&server, &token_file, &other),
+        "cluster.status",
+        json!({}),
+    );
+    assert!(
+        matches!(r, Err(ProbeError::Denied(ref m)) if m.contains("fingerprint")),
+        "{r:?}"
+    );
+    assert_eq!(
+        server.requests.lock().unwrap().len(),
+        before,
+        "no request was sent"
+    );
+
+    // A wrong secret: the API's 401 says what to check; the secret is in no message.
+    std::fs::write(&token_file, "00000000-0000-0000-0000-000000000000\n").unwrap();
+    let r = run_api(&settings, "cluster.status", json!({}));
+    assert!(
+        matches!(r, Err(ProbeError::Denied(ref m)) if m.contains("401") && !m.contains("00000000-")),
+        "{r:?}"
+    );
+
+    // Nothing listening: a clear error, not a hang.
+    drop(dir);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut s = settings.clone();
+    s["api_port"] = json!(port);
+    let r = run_api(&s, "cluster.status", json!({}));
+    assert!(
+        matches!(r, Err(ProbeError::Denied(_) | ProbeError::Failed(_))),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn api_settings_are_checked() {
+    let def = support::pack("proxmox");
+    let check = def.settings_check.unwrap();
+    assert_eq!(check(&Value::Null), Ok(()));
+    assert_eq!(check(&json!({"transport": "pvesh"})), Ok(()));
+    let fp = (0..32).map(|_| "0A").collect::<Vec<_>>().join(":");
+    let good = json!({"transport": "api", "api_fingerprint": fp, "api_token_id": "sonde@pve!agent", "api_token_file": "/etc/sonde/proxmox-token"});
+    assert_eq!(check(&good), Ok(()));
+    for (key, bad) in [
+        ("api_fingerprint", json!("AB:CD")),
+        ("api_token_id", json!("root@pam")),
+        ("api_token_file", json!("relative/token")),
+        ("api_host", json!("evil host")),
+        ("api_port", json!(0)),
+        ("transport", json!("ssh")),
+        ("bogus", json!(1)),
+    ] {
+        let mut s = good.clone();
+        s[key] = bad;
+        assert!(check(&s).is_err(), "{key}");
+    }
+}

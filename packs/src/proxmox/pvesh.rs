@@ -349,7 +349,8 @@ pub enum Answer {
     ApiError(String),
 }
 
-/// Runs a checked `pvesh get`. Refusals, a missing or unrunnable `pvesh`,
+/// Runs a checked `pvesh get` (or, with `transport = "api"`, the same
+/// checked read as an HTTPS GET, [`super::api::get`]). Refusals, a missing or unrunnable `pvesh`,
 /// a timeout and output that is not JSON are errors; an API error is an
 /// [`Answer::ApiError`] for the caller to interpret.
 pub fn get(
@@ -360,6 +361,11 @@ pub fn get(
     let args = argv(path, options);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     check_argv("pvesh", &refs).map_err(|e| ProbeError::Denied(e.to_string()))?;
+    let settings: super::Settings = ctx.settings_as()?;
+    if settings.transport == super::Transport::Api {
+        // The same checked path and options, as an HTTPS GET.
+        return super::api::get(ctx, &settings, path, options);
+    }
     let limits = ExecLimits {
         deadline: ctx.deadline.min(Instant::now() + COMMAND_TIMEOUT),
         max_stdout: MAX_OUTPUT,
@@ -373,7 +379,7 @@ pub fn get(
                 "`pvesh` is not installed: this is not a Proxmox VE node (the pack reads a node through its own pvesh)".into(),
             ),
             ExecError::Forbidden { .. } => ProbeError::Unsupported(
-                "the agent refused to run `pvesh`: on Proxmox VE it is a Perl script, and the agent runs only native programs (never an interpreter); see packs/proxmox/README.md".into(),
+                "the agent refused to run `pvesh`: on Proxmox VE it is a Perl script, and the agent runs only native programs (never an interpreter); set transport = \"api\" with a read-only API token under [packs.proxmox] (packs/proxmox/README.md)".into(),
             ),
             other => ProbeError::Failed(other.to_string()),
         })?;
@@ -393,7 +399,7 @@ pub fn get(
         let err = out.stderr_text().trim().to_owned();
         if err.contains("please run as root") || err.contains("permission denied") {
             return Err(ProbeError::Denied(format!(
-                "`pvesh get {path}`: {err}: pvesh needs root on Proxmox VE, and the agent never runs as root (see packs/proxmox/README.md)"
+                "`pvesh get {path}`: {err}: pvesh needs root on Proxmox VE, and the agent never runs as root; set transport = \"api\" with a read-only API token under [packs.proxmox] (packs/proxmox/README.md)"
             )));
         }
         if err.contains("ipcc_send_rec") || err.contains("Connection refused") {
