@@ -704,6 +704,10 @@ fn api_server() -> ApiServer {
                     _ => break,
                 }
             }
+            if !head.ends_with(b"\r\n\r\n") {
+                // No request came (e.g. the client refused the certificate).
+                continue;
+            }
             let text = String::from_utf8_lossy(&head).into_owned();
             let line = text.lines().next().unwrap_or_default().to_owned();
             let auth = text
