@@ -34,6 +34,7 @@ pub mod signing;
 pub mod smart;
 pub mod system;
 pub mod systemd;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod ups;
 
