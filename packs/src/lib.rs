@@ -17,6 +17,7 @@
 //!   ([`signing`]).
 
 pub mod bounded;
+pub mod database;
 pub mod builtin;
 pub mod declarative;
 pub mod docker;
