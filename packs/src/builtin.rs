@@ -10,5 +10,6 @@ pub fn packs() -> Result<Vec<PackDef>, ManifestError> {
         crate::system::pack()?,
         crate::systemd::pack()?,
         crate::docker::pack()?,
+        crate::postgres::pack()?,
     ])
 }

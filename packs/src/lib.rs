@@ -17,13 +17,14 @@
 //!   ([`signing`]).
 
 pub mod bounded;
-pub mod database;
 pub mod builtin;
+pub mod database;
 pub mod declarative;
 pub mod docker;
 pub mod exec;
 pub mod handler;
 pub mod manifest;
+pub mod postgres;
 pub mod requirements;
 pub mod sandbox;
 pub mod scrub;
