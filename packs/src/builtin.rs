@@ -11,5 +11,6 @@ pub fn packs() -> Result<Vec<PackDef>, ManifestError> {
         crate::systemd::pack()?,
         crate::docker::pack()?,
         crate::postgres::pack()?,
+        crate::mysql::pack()?,
     ])
 }

@@ -24,6 +24,7 @@ pub mod docker;
 pub mod exec;
 pub mod handler;
 pub mod manifest;
+pub mod mysql;
 pub mod postgres;
 pub mod requirements;
 pub mod sandbox;

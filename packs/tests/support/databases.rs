@@ -453,6 +453,169 @@ impl Drop for Session {
     }
 }
 
+// ------------------------------------------------------------------- MariaDB
+
+/// A MariaDB server in a temporary directory: socket `mysqld.sock` in
+/// `dir`, TCP on 127.0.0.1:`port`, performance_schema on. The test's own
+/// Unix user administers it (unix_socket authentication, as Debian sets up
+/// `root`).
+pub struct MariaDb {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+fn mariadb_bin(name: &str) -> Result<PathBuf, Missing> {
+    ["/usr/sbin", "/usr/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+        .ok_or_else(|| Missing(format!("MariaDB is not installed (no {name})")))
+}
+
+impl MariaDb {
+    /// Starts a server with any `extra` server options (`--name=value`).
+    pub fn start(extra: &[&str]) -> Result<MariaDb, Missing> {
+        let server = mariadb_bin("mariadbd")?;
+        let install = mariadb_bin("mariadb-install-db")?;
+        mariadb_bin("mariadb")?;
+        let dir = server_dir("sonde-my-");
+        let data = dir.path().join("data");
+        let admin = if is_root() {
+            "root".to_owned()
+        } else {
+            my_user_name()
+        };
+        run_ok(
+            as_server_user(&install)
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--auth-root-socket-user={admin}"))
+                .args(["--skip-test-db", "--auth-root-authentication-method=socket"])
+                // io_uring needs locked memory, which parallel servers run
+                // out of: plain synchronous I/O is enough for tests.
+                .arg("--innodb-use-native-aio=0"),
+            "mariadb-install-db",
+        );
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        if is_root() {
+            let (uid, gid) = server_ids();
+            std::os::unix::fs::chown(dir.path().join("server.log"), Some(uid), Some(gid)).unwrap();
+        }
+        let child = as_server_user(&server)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!(
+                "--socket={}",
+                dir.path().join("mysqld.sock").display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mysqld.pid").display()
+            ))
+            .arg(format!("--port={port}"))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--innodb-use-native-aio=0",
+                "--performance-schema=ON",
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-log-file-size=16M",
+                "--skip-name-resolve",
+                "--log-bin=binlog",
+                "--server-id=1",
+                "--innodb-lock-wait-timeout=120",
+            ])
+            .args(extra)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start mariadbd");
+        let db = MariaDb {
+            dir,
+            port,
+            child: Some(child),
+        };
+        let ready = wait_until(Duration::from_secs(60), || {
+            db.query("SELECT 1").is_ok_and(|o| o == "1")
+        });
+        assert!(ready, "mariadbd did not start:\n{}", db.log());
+        Ok(db)
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("mysqld.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn client(&self) -> Command {
+        let admin = if is_root() {
+            "root".to_owned()
+        } else {
+            my_user_name()
+        };
+        let mut cmd = Command::new("/usr/bin/mariadb");
+        cmd.arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg(format!("--user={admin}"))
+            .args(["-N", "-B", "--comments"]);
+        cmd
+    }
+
+    /// Runs SQL as the administrator; the output (tab-separated).
+    pub fn query(&self, sql: &str) -> Result<String, String> {
+        let out = self
+            .client()
+            .args(["-e", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// [`MariaDb::query`] that must succeed.
+    pub fn sql(&self, sql: &str) -> String {
+        self.query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}\n{}", self.log()))
+    }
+
+    /// A session that stays open (the client reading its standard input).
+    pub fn session(&self) -> Session {
+        let child = self
+            .client()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadb client");
+        Session::new(child)
+    }
+
+    /// The pack's settings for the socket with a password file.
+    pub fn settings(&self, user: &str, password_file: &Path) -> Value {
+        json!({"socket": self.socket(), "user": user, "password_file": password_file})
+    }
+
+    /// The pack's settings for the loopback port with a password file.
+    pub fn tcp_settings(&self, user: &str, password_file: &Path) -> Value {
+        json!({"address": format!("127.0.0.1:{}", self.port), "user": user, "password_file": password_file})
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child, rustix::process::Signal::TERM);
+        }
+    }
+}
+
 // ------------------------------------------------------- hostile parameters
 
 /// Values an attacker would try as parameters of database probes: SQL,
