@@ -12,5 +12,6 @@ pub fn packs() -> Result<Vec<PackDef>, ManifestError> {
         crate::docker::pack()?,
         crate::postgres::pack()?,
         crate::mysql::pack()?,
+        crate::redis::pack()?,
     ])
 }

@@ -26,6 +26,7 @@ pub mod handler;
 pub mod manifest;
 pub mod mysql;
 pub mod postgres;
+pub mod redis;
 pub mod requirements;
 pub mod sandbox;
 pub mod scrub;

@@ -616,6 +616,154 @@ impl Drop for MariaDb {
     }
 }
 
+// --------------------------------------------------------------------- Redis
+
+/// A Redis server in a temporary directory: socket `redis.sock` in `dir`,
+/// TCP on 127.0.0.1:`port`, data in `dir/data`. The `default` user has no
+/// password (the test administers it with `redis-cli`).
+pub struct Redis {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// Starts a server with any `extra` configuration lines.
+    pub fn start(extra: &[&str]) -> Result<Redis, Missing> {
+        let server = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .ok_or_else(|| Missing("Redis is not installed (no redis-server)".into()))?;
+        if !Path::new("/usr/bin/redis-cli").exists() {
+            return Err(Missing("redis-cli is not installed (redis-tools)".into()));
+        }
+        let dir = server_dir("sonde-redis-");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let port = free_port();
+        let mut conf = vec![
+            format!("port {port}"),
+            "bind 127.0.0.1".into(),
+            format!("unixsocket {}", dir.path().join("redis.sock").display()),
+            "unixsocketperm 777".into(),
+            format!("dir {}", data.display()),
+            "save \"\"".into(),
+            "appendonly no".into(),
+            "daemonize no".into(),
+            "enable-debug-command local".into(),
+            "databases 16".into(),
+        ];
+        conf.extend(extra.iter().map(|s| (*s).to_owned()));
+        let conf_path = dir.path().join("redis.conf");
+        std::fs::write(&conf_path, conf.join("\n") + "\n").unwrap();
+        if is_root() {
+            let (uid, gid) = server_ids();
+            for p in [&data, &conf_path] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = as_server_user(&server)
+            .arg(&conf_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start redis-server");
+        let r = Redis {
+            dir,
+            port,
+            child: Some(child),
+        };
+        let ready = wait_until(Duration::from_secs(30), || {
+            r.cli(&["PING"]).is_ok_and(|o| o == "PONG")
+        });
+        assert!(ready, "redis-server did not start:\n{}", r.log());
+        Ok(r)
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn cli_command(&self) -> Command {
+        let mut cmd = Command::new("/usr/bin/redis-cli");
+        cmd.arg("-s").arg(self.socket());
+        cmd
+    }
+
+    /// One command as the administrator (each argument whole); the reply.
+    pub fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .cli_command()
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && !text.starts_with("ERR") && !text.starts_with("(error)") {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    /// [`Redis::cli`] that must succeed.
+    pub fn run(&self, args: &[&str]) -> String {
+        self.cli(args)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}\n{}", self.log()))
+    }
+
+    /// `redis-cli MONITOR`, its output collected until it is stopped.
+    pub fn monitor(&self) -> Monitor {
+        let out = self.dir.path().join("monitor.out");
+        let child = self
+            .cli_command()
+            .arg("MONITOR")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli MONITOR");
+        // MONITOR is on once it has answered OK.
+        assert!(wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&out).is_ok_and(|s| s.starts_with("OK"))
+        }));
+        Monitor { child, out }
+    }
+
+    /// Settings for an ACL user over the socket.
+    pub fn settings(&self, user: &str, password_file: &Path) -> Value {
+        json!({"socket": self.socket(), "user": user, "password_file": password_file})
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child, rustix::process::Signal::TERM);
+        }
+    }
+}
+
+/// A running `redis-cli MONITOR`.
+pub struct Monitor {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Monitor {
+    /// Stops it; the lines it printed.
+    pub fn stop(mut self) -> String {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
 // ------------------------------------------------------- hostile parameters
 
 /// Values an attacker would try as parameters of database probes: SQL,
