@@ -90,9 +90,8 @@ pub fn read_password_file(ctx: &ProbeContext<'_>, path: &Path) -> Result<String,
             "the password file {shown} is empty: its first line must be the password"
         )));
     }
-    String::from_utf8(line.to_vec()).map_err(|_| {
-        ProbeError::Failed(format!("the password file {shown} is not UTF-8 text"))
-    })
+    String::from_utf8(line.to_vec())
+        .map_err(|_| ProbeError::Failed(format!("the password file {shown} is not UTF-8 text")))
 }
 
 /// Runs `fut` to completion on a runtime of its own, cut off at the probe's
@@ -302,10 +301,7 @@ mod tests {
                 "SET PASSWORD FOR 'a'@'%' = PASSWORD('pw')",
                 "SET PASSWORD FOR 'a'@'%' = PASSWORD('[REDACTED]')",
             ),
-            (
-                "SET PASSWORD = 'pw'",
-                "SET PASSWORD = '[REDACTED]'",
-            ),
+            ("SET PASSWORD = 'pw'", "SET PASSWORD = '[REDACTED]'"),
             (
                 "CREATE USER MAPPING FOR bob SERVER s OPTIONS (user 'bob', password 'pw')",
                 "CREATE USER MAPPING FOR bob SERVER s OPTIONS (user 'bob', password '[REDACTED]')",
@@ -333,9 +329,8 @@ mod tests {
 
     #[test]
     fn redis_credentials_are_redacted() {
-        let args = |s: &str| -> Vec<Vec<u8>> {
-            s.split(' ').map(|a| a.as_bytes().to_vec()).collect()
-        };
+        let args =
+            |s: &str| -> Vec<Vec<u8>> { s.split(' ').map(|a| a.as_bytes().to_vec()).collect() };
         let shown = |v: Vec<Vec<u8>>| -> String {
             v.iter()
                 .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -345,7 +340,10 @@ mod tests {
         let cases = [
             ("AUTH pw", "AUTH [REDACTED]"),
             ("auth user pw", "auth [REDACTED] [REDACTED]"),
-            ("HELLO 3 AUTH user pw SETNAME x", "HELLO 3 AUTH user [REDACTED] SETNAME x"),
+            (
+                "HELLO 3 AUTH user pw SETNAME x",
+                "HELLO 3 AUTH user [REDACTED] SETNAME x",
+            ),
             (
                 "ACL SETUSER sonde on >pw #abc +info ~*",
                 "ACL SETUSER sonde on >[REDACTED] #[REDACTED] +info ~*",

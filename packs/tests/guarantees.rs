@@ -386,6 +386,30 @@ fn every_builtin_probe_has_its_expected_capability() {
         ("docker.logs.tail", Observe),
         ("docker.images.list", Observe),
         ("docker.daemon.info", Observe),
+        ("postgres.server.info", Observe),
+        ("postgres.settings.list", Observe),
+        ("postgres.databases.list", Observe),
+        ("postgres.connections.list", Observe),
+        ("postgres.locks.blocking", Observe),
+        ("postgres.queries.running", Observe),
+        ("postgres.queries.slow", Observe),
+        ("postgres.replication.status", Observe),
+        ("postgres.tables.health", Observe),
+        ("mysql.server.info", Observe),
+        ("mysql.status.variables", Observe),
+        ("mysql.databases.list", Observe),
+        ("mysql.processlist", Observe),
+        ("mysql.innodb.status", Observe),
+        ("mysql.replication.status", Observe),
+        ("mysql.queries.digest", Observe),
+        ("redis.info", Observe),
+        ("redis.memory.status", Observe),
+        ("redis.keyspace", Observe),
+        ("redis.persistence.status", Observe),
+        ("redis.replication.status", Observe),
+        ("redis.slowlog", Observe),
+        ("redis.clients.list", Observe),
+        ("redis.keys.scan", Observe),
     ]
     .into();
     let mut actual = BTreeMap::new();
@@ -432,7 +456,9 @@ fn every_runbook_uses_its_category_and_valid_steps() {
         .collect();
     assert_eq!(
         categories,
-        ["docker", "system", "systemd"].map(String::from).into()
+        ["docker", "mysql", "postgres", "redis", "system", "systemd"]
+            .map(String::from)
+            .into()
     );
     for def in support::packs() {
         // Manifest::parse already validated each step's parameters; the
