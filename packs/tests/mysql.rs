@@ -493,3 +493,84 @@ fn mysql_sessions_are_read_only() {
     assert!(err.to_string().contains("READ ONLY"), "{err}");
     assert_eq!(db.sql("SELECT COUNT(*) FROM bank.t"), "0");
 }
+
+#[test]
+fn mysql_replica_threads_and_errors_are_reported() {
+    let source = with_server!(MariaDb::start(&[]));
+    create_account(&source, "localhost");
+    source.sql(
+        "CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'Repl-Pw-1';
+         GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';",
+    );
+    let replica = with_server!(MariaDb::start(&["--server-id=2", "--read-only=ON"]));
+    create_account(&replica, "localhost");
+    // The replica starts from the source's current position.
+    let pos = source.sql("SELECT @@GLOBAL.gtid_binlog_pos");
+    replica.sql(&format!(
+        "SET GLOBAL gtid_slave_pos = '{pos}';
+         CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = 'repl',
+           MASTER_PASSWORD = 'Repl-Pw-1', MASTER_USE_GTID = slave_pos;
+         START SLAVE;",
+        source.port
+    ));
+    source.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY);");
+    assert!(
+        wait_until(Duration::from_secs(30), || replica
+            .query("SELECT COUNT(*) FROM app.t")
+            .is_ok_and(|n| n == "0")),
+        "replication did not start: {}",
+        replica.sql("SHOW SLAVE STATUS\\G")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(
+        &settings(&replica, dir.path()),
+        "replication.status",
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r["role"], "replica", "{r}");
+    let ch = &r["channels"][0];
+    assert_eq!(ch["io_running"], "Yes", "{ch}");
+    assert_eq!(ch["sql_running"], "Yes");
+    assert_eq!(ch["source_port"], source.port);
+    assert_eq!(ch["source_user"], "repl");
+    assert_eq!(ch["seconds_behind"], 0);
+    assert_eq!(messages(&r), Vec::<String>::new(), "{r}");
+    assert!(!r.to_string().contains("Repl-Pw-1"));
+
+    let s = run(
+        &settings(&source, dir.path()),
+        "replication.status",
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(s["role"], "source", "{s}");
+    assert_eq!(s["replicas"][0]["user"], "repl");
+
+    // A row written on the replica directly, then on the source: the SQL
+    // thread stops on the duplicate key, and the finding quotes the error.
+    replica.sql("INSERT INTO app.t VALUES (1)");
+    source.sql("INSERT INTO app.t VALUES (1)");
+    assert!(wait_until(Duration::from_secs(30), || {
+        run(
+            &settings(&replica, dir.path()),
+            "replication.status",
+            json!({}),
+        )
+        .is_ok_and(|r| r["channels"][0]["sql_running"] == "No")
+    }));
+    let r = run(
+        &settings(&replica, dir.path()),
+        "replication.status",
+        json!({}),
+    )
+    .unwrap();
+    let m = messages(&r);
+    assert!(
+        m.iter()
+            .any(|m| m.starts_with("error: replication from 127.0.0.1:")
+                && m.contains("the SQL thread is No")
+                && m.contains("Duplicate entry")),
+        "{m:?}"
+    );
+}

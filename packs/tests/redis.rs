@@ -366,3 +366,63 @@ fn redis_commands_come_from_the_fixed_table() {
     assert!(seen > runs, "{seen} commands for {runs} runs");
     assert_eq!(r.run(&["DBSIZE"]), "31");
 }
+
+#[test]
+fn redis_replica_link_and_its_loss_are_reported() {
+    let master = with_server!(Redis::start(&[]));
+    create_user(&master);
+    master.run(&["SET", "k", "v"]);
+    let replica = with_server!(Redis::start(&[&format!(
+        "replicaof 127.0.0.1 {}",
+        master.port
+    )]));
+    create_user(&replica);
+    assert!(wait_until(Duration::from_secs(30), || replica
+        .run(&["INFO", "replication"])
+        .contains("master_link_status:up")));
+    let dir = tempfile::tempdir().unwrap();
+    assert!(wait_until(Duration::from_secs(30), || {
+        run(
+            &settings(&master, dir.path()),
+            "replication.status",
+            json!({}),
+        )
+        .is_ok_and(|m| m["replicas"][0]["state"] == "online")
+    }));
+    let m = run(
+        &settings(&master, dir.path()),
+        "replication.status",
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(m["role"], "master");
+    assert_eq!(m["connected_replicas"], 1);
+    assert_eq!(m["replicas"][0]["port"], replica.port, "{m}");
+    let r = run(
+        &settings(&replica, dir.path()),
+        "replication.status",
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r["role"], "slave");
+    assert_eq!(r["master"]["link_status"], "up", "{r}");
+    assert_eq!(r["master"]["port"], master.port);
+    assert_eq!(messages(&r), Vec::<String>::new());
+
+    // The master goes away: the replica's link is down, and says so.
+    drop(master);
+    assert!(wait_until(Duration::from_secs(30), || replica
+        .run(&["INFO", "replication"])
+        .contains("master_link_status:down")));
+    let r = run(
+        &settings(&replica, dir.path()),
+        "replication.status",
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r["master"]["link_status"], "down");
+    assert!(
+        messages(&r)[0].starts_with("error: this replica's link to its master 127.0.0.1:"),
+        "{r}"
+    );
+}
