@@ -97,6 +97,9 @@ pub struct ScrubConfig {
 pub struct ScrubRuleConfig {
     pub name: String,
     pub pattern: RegexText,
+    /// Words every match contains (any case): the rule runs only near them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
 }
 
 /// A regex checked while the file is parsed (so errors carry the line).

@@ -72,6 +72,7 @@ pub fn agent_scrubber(
         .map(|r| RuleSpec {
             name: r.name.clone(),
             pattern: r.pattern.0.clone(),
+            keywords: r.keywords.clone(),
         })
         .collect();
     Scrubber::new(&extra)?.with_own_secrets(&own_secrets(data, signing_key))

@@ -34,6 +34,7 @@ pub mod secrets;
 pub mod signing;
 pub mod system;
 pub mod systemd;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use handler::{PackDef, ProbeContext, ProbeError, ProbeHandler, ProbeOutput};

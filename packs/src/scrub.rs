@@ -24,12 +24,18 @@
 //! inside a `[REDACTED:rule]` marker is never matched again, so a second
 //! pass over scrubbed output changes and counts nothing.
 //!
-//! Speed: one [`RegexSet`] pass over the text says which rules can match;
-//! only those run. Text without secrets costs that one pass.
+//! Speed: rules that start with a literal (`-----BEGIN`, `eyJ`, `AKIA`, …)
+//! use the regex engine's own literal scan. A rule whose matches all
+//! contain one of a few keywords says so (`keywords` in the rule file):
+//! one case-insensitive Aho-Corasick pass finds the keywords, and the rule
+//! runs only on the lines around them (the line before a hit to the third
+//! line after it). Text without secrets costs those scans; see
+//! `benches/scrub.rs` and docs/performance.md.
 
+use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sonde_protocol::path::PathBytes;
@@ -55,6 +61,10 @@ pub type Redactions = BTreeMap<String, u64>;
 pub struct RuleSpec {
     pub name: String,
     pub pattern: String,
+    /// Words (ASCII, any case) that every match contains: the rule then
+    /// runs only near them. Leave empty when unsure.
+    #[serde(default)]
+    pub keywords: Vec<String>,
 }
 
 /// Why a rule set could not be built.
@@ -76,6 +86,8 @@ struct RuleFile {
 struct Rule {
     name: String,
     regex: Regex,
+    /// The rule's keywords, when it declares them.
+    keywords: Option<AhoCorasick>,
     /// Indices of the groups named `redact…`: the first that took part in a
     /// match is what gets redacted (the whole match when none did).
     groups: Vec<usize>,
@@ -85,7 +97,6 @@ struct Rule {
 #[derive(Debug, Clone)]
 pub struct Scrubber {
     rules: Vec<Rule>,
-    set: RegexSet,
 }
 
 /// Compiles a rule pattern the way every rule is compiled: bytes, Unicode off.
@@ -142,25 +153,27 @@ impl Scrubber {
                 .filter(|(_, n)| n.is_some_and(|n| n.starts_with("redact")))
                 .map(|(i, _)| i)
                 .collect();
+            let keywords = if spec.keywords.is_empty() {
+                None
+            } else {
+                Some(
+                    AhoCorasick::builder()
+                        .ascii_case_insensitive(true)
+                        .build(&spec.keywords)
+                        .map_err(|e| ScrubError::Rule {
+                            name: spec.name.clone(),
+                            reason: format!("keywords: {e}"),
+                        })?,
+                )
+            };
             rules.push(Rule {
                 name: spec.name.clone(),
                 regex,
+                keywords,
                 groups,
             });
         }
-        Self::assemble(rules)
-    }
-
-    fn assemble(rules: Vec<Rule>) -> Result<Self, ScrubError> {
-        let set = RegexSetBuilder::new(rules.iter().map(|r| r.regex.as_str()))
-            .unicode(false)
-            .size_limit(64 << 20)
-            .build()
-            .map_err(|e| ScrubError::Rule {
-                name: "(all rules together)".into(),
-                reason: e.to_string(),
-            })?;
-        Ok(Scrubber { rules, set })
+        Ok(Scrubber { rules })
     }
 
     /// Adds a rule that redacts these exact byte strings wherever they
@@ -187,10 +200,25 @@ impl Scrubber {
             Rule {
                 name: OWN_SECRET_RULE.into(),
                 regex: compile_rule(OWN_SECRET_RULE, &pattern)?,
+                keywords: None,
                 groups: Vec::new(),
             },
         );
-        Self::assemble(rules)
+        Ok(Scrubber { rules })
+    }
+
+    /// Times each rule alone over `text` (for the benchmark's report).
+    #[doc(hidden)]
+    pub fn time_rules(&self, text: &[u8]) -> Vec<(String, std::time::Duration)> {
+        self.rules
+            .iter()
+            .map(|r| {
+                let t = std::time::Instant::now();
+                let n = r.regex.find_iter(text).count();
+                std::hint::black_box(n);
+                (r.name.clone(), t.elapsed())
+            })
+            .collect()
     }
 
     pub fn rule_names(&self) -> Vec<&str> {
@@ -200,31 +228,38 @@ impl Scrubber {
     /// The merged spans to redact in `text`, each with the index of the
     /// rule that claims it (the one whose match starts first).
     fn spans(&self, text: &[u8]) -> Vec<(Range<usize>, usize)> {
-        let hits = self.set.matches(text);
-        if !hits.matched_any() {
-            return Vec::new();
-        }
         let markers = marker_ranges(text);
         let inside_marker =
             |r: &Range<usize>| markers.iter().any(|m| m.start <= r.start && r.end <= m.end);
         let mut spans: Vec<(Range<usize>, usize)> = Vec::new();
-        for i in hits.iter() {
-            let rule = &self.rules[i];
-            let mut push = |r: Range<usize>| {
-                if !r.is_empty() && !inside_marker(&r) {
-                    spans.push((r, i));
-                }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let windows: Vec<Range<usize>> = match &rule.keywords {
+                None => std::iter::once(0..text.len()).collect(),
+                Some(ac) => keyword_windows(ac, text),
             };
-            if rule.groups.is_empty() {
-                rule.regex.find_iter(text).for_each(|m| push(m.range()));
-            } else {
-                for caps in rule.regex.captures_iter(text) {
-                    let m = rule.groups.iter().find_map(|g| caps.get(*g));
-                    if let Some(m) = m.or_else(|| caps.get(0)) {
-                        push(m.range());
+            for window in windows {
+                let base = window.start;
+                let slice = &text[window];
+                let mut push = |r: Range<usize>| {
+                    let r = r.start + base..r.end + base;
+                    if !r.is_empty() && !inside_marker(&r) {
+                        spans.push((r, i));
+                    }
+                };
+                if rule.groups.is_empty() {
+                    rule.regex.find_iter(slice).for_each(|m| push(m.range()));
+                } else {
+                    for caps in rule.regex.captures_iter(slice) {
+                        let m = rule.groups.iter().find_map(|g| caps.get(*g));
+                        if let Some(m) = m.or_else(|| caps.get(0)) {
+                            push(m.range());
+                        }
                     }
                 }
             }
+        }
+        if spans.is_empty() {
+            return spans;
         }
         spans.sort_by(|a, b| {
             a.0.start
@@ -257,6 +292,31 @@ impl Scrubber {
         }
         self.count(&spans, counts);
         Some(self.rewrite(text, 0..text.len(), &spans, false))
+    }
+
+    /// Scrubs text with the whole of it as context but line by line: a
+    /// span that crosses lines (a PEM block) redacts its part of every line
+    /// it touches, so the line count and every line's number stay as they
+    /// were (searches report true line numbers). `None` when nothing was
+    /// redacted.
+    pub fn scrub_lines(&self, text: &[u8], counts: &mut Redactions) -> Option<Vec<u8>> {
+        let spans = self.spans(text);
+        if spans.is_empty() {
+            return None;
+        }
+        self.count(&spans, counts);
+        let utf8 = std::str::from_utf8(text).is_ok();
+        let mut out = Vec::with_capacity(text.len());
+        let mut start = 0usize;
+        for line in text.split(|b| *b == b'\n') {
+            let end = start + line.len();
+            out.extend_from_slice(&self.rewrite(text, start..end, &spans, utf8));
+            if end < text.len() {
+                out.push(b'\n');
+            }
+            start = end + 1;
+        }
+        Some(out)
     }
 
     /// Scrubs one string; `None` when nothing was redacted.
@@ -402,6 +462,70 @@ impl Scrubber {
         let clean = self.scrub_bytes(&bytes, counts)?;
         Some(B64.encode(clean))
     }
+}
+
+/// The stretches of `text` where a keyword rule may match: from the start
+/// of the line before each keyword hit to the end of the third line after
+/// the line where its value can start, overlapping stretches merged.
+///
+/// A match may run from the keyword over the rest of its name, then blank space (newlines too),
+/// quotes, backslashes, `=` and `:` to its value (`password \n=\n x`), so
+/// lines are counted from the first byte after that run. Linear in the
+/// text: hits whose values start on the same line share one count.
+fn keyword_windows(ac: &AhoCorasick, text: &[u8]) -> Vec<Range<usize>> {
+    let filler = |b: u8| {
+        matches!(
+            b,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'\\' | b'"' | b'\'' | b':' | b'='
+        )
+    };
+    let mut out: Vec<Range<usize>> = Vec::new();
+    // (where the previous hit's value may start, its window's end)
+    let mut previous: Option<(usize, usize)> = None;
+    for hit in ac.find_iter(text) {
+        // The rest of the name (the hit may be an earlier keyword inside
+        // it, `_PASS` in `DB_PASSWORD`), then the run before the value.
+        let mut from = hit.end();
+        while from < text.len()
+            && (text[from].is_ascii_alphanumeric() || b"_.-".contains(&text[from]))
+        {
+            from += 1;
+        }
+        while from < text.len() && filler(text[from]) {
+            from += 1;
+        }
+        let end = match previous {
+            Some((p, e)) if p <= from && memchr::memchr(b'\n', &text[p..from]).is_none() => e,
+            _ => end_of_fourth_line(text, from),
+        };
+        previous = Some((from, end));
+        if let Some(w) = out.last_mut().filter(|w| hit.start() <= w.end) {
+            w.end = w.end.max(end);
+            continue;
+        }
+        let mut start = memchr::memrchr(b'\n', &text[..hit.start()]).unwrap_or(0);
+        if start > 0 {
+            start = memchr::memrchr(b'\n', &text[..start]).map_or(0, |p| p + 1);
+        }
+        match out.last_mut() {
+            Some(w) if start <= w.end => w.end = w.end.max(end),
+            _ => out.push(start..end),
+        }
+    }
+    out
+}
+
+/// The end of the fourth line that starts at or before `from` (the line
+/// holding `from` and three more), or the end of the text.
+fn end_of_fourth_line(text: &[u8], from: usize) -> usize {
+    let mut end = from;
+    for _ in 0..4 {
+        match memchr::memchr(b'\n', &text[end..]) {
+            Some(p) => end += p + 1,
+            None => return text.len(),
+        }
+    }
+    end
 }
 
 fn is_char_start(b: u8) -> bool {

@@ -55,6 +55,9 @@ pub fn bin_dir() -> PathBuf {
                     "sonde-console",
                     "-p",
                     "sonde-pack-zfs",
+                    // The fake `zfs`/`zpool` is test support, behind a feature.
+                    "--features",
+                    "sonde-pack-zfs/fixture",
                 ])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()

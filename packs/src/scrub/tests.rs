@@ -259,6 +259,7 @@ fn extra_rules_and_names() {
     let s = Scrubber::new(&[RuleSpec {
         name: "ticket".into(),
         pattern: "TKT-[0-9]{4}".into(),
+        keywords: vec![],
     }])
     .unwrap();
     let mut counts = Redactions::new();
@@ -270,11 +271,13 @@ fn extra_rules_and_names() {
     let twice = Scrubber::new(&[RuleSpec {
         name: "jwt".into(),
         pattern: "x".into(),
+        keywords: vec![],
     }]);
     assert!(matches!(twice, Err(ScrubError::Rule { .. })), "{twice:?}");
     let bad = Scrubber::new(&[RuleSpec {
         name: "bad".into(),
         pattern: "(".into(),
+        keywords: vec![],
     }]);
     assert!(matches!(bad, Err(ScrubError::Rule { .. })), "{bad:?}");
 }
@@ -413,6 +416,7 @@ fn utf8_text_stays_utf8_when_a_rule_cuts_inside_a_character() {
     let s = Scrubber::new(&[RuleSpec {
         name: "middle".into(),
         pattern: "\\xa9".into(),
+        keywords: vec![],
     }])
     .unwrap();
     let mut v = json!(["caf\u{e9} \u{a9} done"]);
@@ -572,5 +576,53 @@ proptest! {
         let again = scrubber().scrub_value(&mut v);
         prop_assert_eq!(&v, &once);
         prop_assert!(again.is_empty());
+    }
+}
+
+/// The default rules with every `keywords` hint removed: each rule then
+/// runs over the whole text.
+fn without_keywords() -> Scrubber {
+    #[derive(serde::Deserialize)]
+    struct File {
+        rules: Vec<RuleSpec>,
+    }
+    let file: File = toml::from_str(DEFAULT_RULES).unwrap();
+    let mut specs = file.rules;
+    for s in &mut specs {
+        s.keywords.clear();
+    }
+    Scrubber::from_specs(specs.iter()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// Keywords only make scrubbing faster: with and without them, every
+    /// text comes out the same.
+    #[test]
+    fn prop_keywords_never_change_what_is_redacted(
+        parts in proptest::collection::vec(
+            prop_oneof![
+                Just(b"password".to_vec()), Just(b"DB_PASSWORD".to_vec()),
+                Just(b"api_key".to_vec()), Just(b"Token".to_vec()),
+                Just(b"secret".to_vec()), Just(b"x-auth".to_vec()),
+                Just(b"=".to_vec()), Just(b":".to_vec()), Just(b"\n".to_vec()),
+                Just(b" ".to_vec()), Just(b"\t".to_vec()), Just(b"\"".to_vec()),
+                Just(b"'".to_vec()), Just(b"\\".to_vec()), Just(b";".to_vec()),
+                Just(b"export ".to_vec()), Just(vec![0xff, 0xfe]),
+                Just(b"\n\n\n\n\n".to_vec()), Just(b" \r\n \n\t\n \n".to_vec()),
+                "[a-zA-Z0-9/+_.-]{1,12}".prop_map(String::into_bytes),
+            ],
+            0..40,
+        )
+    ) {
+        let text: Vec<u8> = parts.concat();
+        let fast = scrubber();
+        let slow = without_keywords();
+        let (mut a, mut b) = (Redactions::new(), Redactions::new());
+        let fa = fast.scrub_bytes(&text, &mut a);
+        let sb = slow.scrub_bytes(&text, &mut b);
+        prop_assert_eq!(fa, sb);
+        prop_assert_eq!(a, b);
     }
 }

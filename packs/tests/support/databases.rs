@@ -481,6 +481,14 @@ impl MariaDb {
         mariadb_bin("mariadb")?;
         let dir = server_dir("sonde-my-");
         let data = dir.path().join("data");
+        // A temporary directory of its own: parallel servers sharing /tmp
+        // trip over each other's temporary tables.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        if is_root() {
+            let (uid, gid) = server_ids();
+            std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).unwrap();
+        }
         let admin = if is_root() {
             "root".to_owned()
         } else {
@@ -491,6 +499,7 @@ impl MariaDb {
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--auth-root-socket-user={admin}"))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .args(["--skip-test-db", "--auth-root-authentication-method=socket"])
                 // io_uring needs locked memory, which parallel servers run
                 // out of: plain synchronous I/O is enough for tests.
@@ -515,6 +524,7 @@ impl MariaDb {
                 dir.path().join("mysqld.pid").display()
             ))
             .arg(format!("--port={port}"))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args([
                 "--bind-address=127.0.0.1",
                 "--innodb-use-native-aio=0",

@@ -124,6 +124,16 @@ impl Meta {
             && self.mtime_nsec == other.mtime_nsec
     }
 
+    /// Certainly the same content: the same object (inode), size, mtime
+    /// and ctime. Nothing can set a ctime back, and ZFS updates it with
+    /// every write, so equal facts mean no write happened between the two
+    /// looks — no need to read either. (Different facts do not mean
+    /// different content: a `touch`, a `chmod`, or a rewrite with the same
+    /// bytes; only reading tells.)
+    pub fn unchanged(&self, other: &Meta) -> bool {
+        self.same_version(other) && self.ctime == other.ctime && self.ctime_nsec == other.ctime_nsec
+    }
+
     pub fn dir_key(&self) -> DirKey {
         DirKey {
             ino: self.ino,
@@ -208,6 +218,10 @@ pub struct Root {
     /// The live file system: its `.zfs` control directory is not read.
     pub live: bool,
     resolver: Resolver,
+    /// Object numbers of the agent's own files on this dataset: a file
+    /// opened with one of them is refused (a snapshot keeps a file's
+    /// object number, so its old copies of the agent's key are refused too).
+    own_objects: Vec<u64>,
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
@@ -236,7 +250,16 @@ impl Root {
             dev: st.st_dev,
             live,
             resolver: Resolver::Kernel,
+            own_objects: Vec::new(),
         })
+    }
+
+    /// The same root, refusing files with these object (inode) numbers:
+    /// the agent's own files on the dataset's live file system
+    /// ([`sonde_packs::secrets::ProtectedFiles::inodes_on`]).
+    pub fn protecting(mut self, objects: Vec<u64>) -> Root {
+        self.own_objects = objects;
+        self
     }
 
     /// The same root with another resolver (tests compare the two).
@@ -405,7 +428,13 @@ impl Root {
                     meta,
                 }
             }
-            Kind::File => Opened::File(std::fs::File::from(open(OFlags::empty())?), meta),
+            Kind::File if self.own_objects.contains(&meta.ino) => {
+                return Err(sonde_packs::secrets::own_file_refused(&what));
+            }
+            Kind::File => {
+                let fd = open(OFlags::empty())?;
+                Opened::File(std::fs::File::from(fd), meta)
+            }
             Kind::Dir => Opened::Dir(open(OFlags::DIRECTORY)?, meta),
             Kind::Other => Opened::Other(meta),
         })
@@ -429,6 +458,23 @@ impl Root {
             Err(Errno::NOENT | Errno::NOTDIR) => Ok(None),
             Err(e) => Err(errno_error(e, &shown(&rel.to_bytes()))),
         }
+    }
+
+    /// When `rel` was created (its birth time, from `statx`), where the
+    /// file system reports it (OpenZFS does; FUSE and older kernels may
+    /// not). An object number can be reused after its file is deleted; the
+    /// same number with the same birth time is the same object.
+    pub fn birth_time(&self, rel: &RelativePath) -> Option<(i64, u32)> {
+        let (parent, name) = self.parent_of(rel).ok()?;
+        let st = rustix::fs::statx(
+            &parent,
+            cstr(&name),
+            AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+            rustix::fs::StatxFlags::BTIME,
+        )
+        .ok()?;
+        (st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0)
+            .then_some((st.stx_btime.tv_sec, st.stx_btime.tv_nsec))
     }
 
     /// The directory at `rel` (a directory, not a link to one).

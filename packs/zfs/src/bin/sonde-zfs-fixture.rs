@@ -24,10 +24,15 @@ fn main() -> ExitCode {
             argv.get(1..).unwrap_or(&[]),
         ));
     }
-    let state_file = me
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .join(sonde_pack_zfs::fixture::STATE_FILE);
+    let dir = me.parent().unwrap_or(std::path::Path::new("."));
+    let state_file = dir.join(sonde_pack_zfs::fixture::STATE_FILE);
+    // The benchmark's cost of one real `zfs` command.
+    if let Some(ms) = std::fs::read_to_string(dir.join(sonde_pack_zfs::fixture::DELAY_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
+    }
     let state = match std::fs::read(&state_file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
