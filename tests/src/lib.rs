@@ -160,6 +160,17 @@ where
     f().await
 }
 
+/// Says why a test cannot run here and lets it skip — except in CI
+/// (`SONDE_CI`, set by `.ci/run`), where a missing prerequisite is a
+/// failure: a test must not pass there by skipping.
+pub fn skip_unless_ci(why: &str) {
+    assert!(
+        std::env::var_os("SONDE_CI").is_none(),
+        "{why}; CI must run this test (SONDE_CI is set): install or provide what it needs"
+    );
+    eprintln!("skipped: {why}");
+}
+
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
