@@ -27,9 +27,10 @@ pub struct Missing(pub String);
 impl Missing {
     /// Skips (prints why) unless `SONDE_REQUIRE_SERVICES=1`, then panics.
     pub fn skip_or_fail(&self) {
-        if std::env::var("SONDE_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+        let required = |var: &str| std::env::var(var).is_ok_and(|v| v == "1");
+        if required("SONDE_REQUIRE_SERVICES") || required("SONDE_CI") {
             panic!(
-                "SONDE_REQUIRE_SERVICES=1 but {}: install it (apt-get install postgresql mariadb-server redis-server)",
+                "SONDE_REQUIRE_SERVICES=1 (or SONDE_CI=1) but {}: install it (apt-get install postgresql mariadb-server redis-server)",
                 self.0
             );
         }
