@@ -15,5 +15,8 @@ pub fn packs() -> Result<Vec<PackDef>, ManifestError> {
         crate::proxmox::pack()?,
         crate::smart::pack()?,
         crate::ups::pack()?,
+        crate::postgres::pack()?,
+        crate::mysql::pack()?,
+        crate::redis::pack()?,
     ])
 }

@@ -18,14 +18,18 @@
 
 pub mod bounded;
 pub mod builtin;
+pub mod database;
 pub mod declarative;
 pub mod docker;
 pub mod exec;
 pub mod handler;
 pub mod http_get;
 pub mod manifest;
+pub mod mysql;
 pub mod nginx;
+pub mod postgres;
 pub mod proxmox;
+pub mod redis;
 pub mod requirements;
 pub mod sandbox;
 pub mod scrub;

@@ -462,6 +462,30 @@ fn every_builtin_probe_has_its_expected_capability() {
         ("ups.status", Observe),
         ("ups.variables", Observe),
         ("ups.clients", Observe),
+        ("postgres.server.info", Observe),
+        ("postgres.settings.list", Observe),
+        ("postgres.databases.list", Observe),
+        ("postgres.connections.list", Observe),
+        ("postgres.locks.blocking", Observe),
+        ("postgres.queries.running", Observe),
+        ("postgres.queries.slow", Observe),
+        ("postgres.replication.status", Observe),
+        ("postgres.tables.health", Observe),
+        ("mysql.server.info", Observe),
+        ("mysql.status.variables", Observe),
+        ("mysql.databases.list", Observe),
+        ("mysql.processlist", Observe),
+        ("mysql.innodb.status", Observe),
+        ("mysql.replication.status", Observe),
+        ("mysql.queries.digest", Observe),
+        ("redis.info", Observe),
+        ("redis.memory.status", Observe),
+        ("redis.keyspace", Observe),
+        ("redis.persistence.status", Observe),
+        ("redis.replication.status", Observe),
+        ("redis.slowlog", Observe),
+        ("redis.clients.list", Observe),
+        ("redis.keys.scan", Observe),
     ]
     .into();
     let mut actual = BTreeMap::new();
@@ -509,7 +533,8 @@ fn every_runbook_uses_its_category_and_valid_steps() {
     assert_eq!(
         categories,
         [
-            "docker", "nginx", "proxmox", "smart", "system", "systemd", "ups"
+            "docker", "mysql", "nginx", "postgres", "proxmox", "redis", "smart", "system",
+            "systemd", "ups"
         ]
         .map(String::from)
         .into()

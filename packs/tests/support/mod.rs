@@ -11,6 +11,8 @@ use sonde_protocol::schema::validate;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub mod databases;
+
 pub fn packs() -> Vec<PackDef> {
     sonde_packs::builtin::packs().unwrap()
 }
