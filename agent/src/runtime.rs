@@ -268,7 +268,7 @@ impl Runtime {
         })
     }
 
-    fn failed(
+    async fn failed(
         &self,
         code: ProbeErrorCode,
         message: String,
@@ -278,7 +278,7 @@ impl Runtime {
         let entry = entry
             .detail("error_code", code.as_str())
             .detail("error", message.clone());
-        let head = self.record(entry);
+        let head = self.record(entry).await;
         Execution::Failed {
             code,
             message,
@@ -287,8 +287,10 @@ impl Runtime {
         }
     }
 
-    fn record(&self, entry: NewEntry) -> ChainHead {
-        match self.audit.append(entry) {
+    /// One entry per request (its verdict), committed before the reply
+    /// leaves; concurrent requests share the commit.
+    async fn record(&self, entry: NewEntry) -> ChainHead {
+        match self.audit.append_async(entry).await {
             Ok(e) => e.head(),
             Err(e) => {
                 tracing::error!(error = %e, "could not write to the local audit chain");
@@ -297,8 +299,8 @@ impl Runtime {
         }
     }
 
-    /// Runs one request through the whole path: record, look up, validate,
-    /// run under a deadline, scrub, digest, record the verdict.
+    /// Runs one request through the whole path: look up, validate, run
+    /// under a deadline, scrub, digest, record the verdict.
     pub async fn execute(
         &self,
         actor: &str,
@@ -309,18 +311,15 @@ impl Runtime {
         let started = Instant::now();
         let probe = descriptor.probe.as_str().to_owned();
         let params_digest = Digest::of_json(&Value::Object(descriptor.params.clone()));
+        let received_at_ms = sonde_protocol::time::now_ms();
         let base = || {
             NewEntry::new(actor, "probe.done", "ok")
                 .agent(self.agent_id())
                 .probe(probe.clone())
                 .params_digest(params_digest)
                 .detail("request_id", request_id)
+                .detail("received_at_ms", received_at_ms)
         };
-        self.record(NewEntry {
-            action: "probe.received".into(),
-            outcome: "received".into(),
-            ..base()
-        });
         let refused = |outcome: &str| NewEntry {
             action: "probe.refused".into(),
             outcome: outcome.into(),
@@ -332,7 +331,8 @@ impl Runtime {
                 "this agent is quarantined by the hub".into(),
                 started,
                 refused("refused"),
-            );
+            )
+            .await;
         }
         let loaded = self.loaded();
         let Some(reg) = loaded.table.get(&probe).cloned() else {
@@ -341,7 +341,8 @@ impl Runtime {
                 format!("unknown probe {probe:?}"),
                 started,
                 refused("refused"),
-            );
+            )
+            .await;
         };
         let params = match validate(&reg.summary.params, &descriptor.params) {
             Ok(p) => p,
@@ -351,7 +352,8 @@ impl Runtime {
                     e.to_string(),
                     started,
                     refused("invalid"),
-                );
+                )
+                .await;
             }
         };
         let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
@@ -363,7 +365,8 @@ impl Runtime {
                 ),
                 started,
                 refused("busy"),
-            );
+            )
+            .await;
         };
         let limit = timeout
             .min(Duration::from_millis(reg.summary.timeout_ms))
@@ -401,9 +404,14 @@ impl Runtime {
                     format!("timed out after {} ms", limit.as_millis()),
                     started,
                     failed_entry("timeout"),
-                );
+                )
+                .await;
             }
-            Err(e) => return self.failed(e.code(), e.to_string(), started, failed_entry("error")),
+            Err(e) => {
+                return self
+                    .failed(e.code(), e.to_string(), started, failed_entry("error"))
+                    .await;
+            }
         };
         let mut data = output.data;
         let redactions = self.scrubber.scrub(&mut data);
@@ -414,7 +422,8 @@ impl Runtime {
                 format!("the result is {size} bytes, over the {MAX_RESULT_BYTES}-byte limit; ask for less (smaller limits or a narrower path)"),
                 started,
                 failed_entry("too_large"),
-            );
+            )
+            .await;
         }
         let digest = Digest::of_json(&data);
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -430,7 +439,8 @@ impl Runtime {
                 "redactions",
                 serde_json::to_value(&redactions).unwrap_or_default(),
             ),
-        );
+        )
+        .await;
         Execution::Ran {
             data,
             truncated: output.truncated,
