@@ -189,6 +189,9 @@ mod tests {
         assert_eq!(seqs, (1..=400).collect::<Vec<_>>(), "one distinct seq each");
         let report = audit.verify().unwrap().unwrap();
         assert_eq!(report.entries, 400);
-        assert_eq!(report.checkpoints_verified, 4, "exactly at 100, 200, 300, 400");
+        assert_eq!(
+            report.checkpoints_verified, 4,
+            "exactly at 100, 200, 300, 400"
+        );
     }
 }

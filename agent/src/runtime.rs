@@ -326,47 +326,51 @@ impl Runtime {
             ..base()
         };
         if self.quarantined.load(Ordering::SeqCst) {
-            return self.failed(
-                ProbeErrorCode::Refused,
-                "this agent is quarantined by the hub".into(),
-                started,
-                refused("refused"),
-            )
-            .await;
+            return self
+                .failed(
+                    ProbeErrorCode::Refused,
+                    "this agent is quarantined by the hub".into(),
+                    started,
+                    refused("refused"),
+                )
+                .await;
         }
         let loaded = self.loaded();
         let Some(reg) = loaded.table.get(&probe).cloned() else {
-            return self.failed(
-                ProbeErrorCode::UnknownProbe,
-                format!("unknown probe {probe:?}"),
-                started,
-                refused("refused"),
-            )
-            .await;
+            return self
+                .failed(
+                    ProbeErrorCode::UnknownProbe,
+                    format!("unknown probe {probe:?}"),
+                    started,
+                    refused("refused"),
+                )
+                .await;
         };
         let params = match validate(&reg.summary.params, &descriptor.params) {
             Ok(p) => p,
             Err(e) => {
-                return self.failed(
-                    ProbeErrorCode::InvalidParams,
-                    e.to_string(),
-                    started,
-                    refused("invalid"),
-                )
-                .await;
+                return self
+                    .failed(
+                        ProbeErrorCode::InvalidParams,
+                        e.to_string(),
+                        started,
+                        refused("invalid"),
+                    )
+                    .await;
             }
         };
         let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
-            return self.failed(
-                ProbeErrorCode::Busy,
-                format!(
-                    "the agent is already running {} probes; try again shortly",
-                    self.config.max_concurrent_probes
-                ),
-                started,
-                refused("busy"),
-            )
-            .await;
+            return self
+                .failed(
+                    ProbeErrorCode::Busy,
+                    format!(
+                        "the agent is already running {} probes; try again shortly",
+                        self.config.max_concurrent_probes
+                    ),
+                    started,
+                    refused("busy"),
+                )
+                .await;
         };
         let limit = timeout
             .min(Duration::from_millis(reg.summary.timeout_ms))
@@ -399,13 +403,14 @@ impl Runtime {
         let output = match outcome {
             Ok(o) => o,
             Err(ProbeError::Timeout) => {
-                return self.failed(
-                    ProbeErrorCode::Timeout,
-                    format!("timed out after {} ms", limit.as_millis()),
-                    started,
-                    failed_entry("timeout"),
-                )
-                .await;
+                return self
+                    .failed(
+                        ProbeErrorCode::Timeout,
+                        format!("timed out after {} ms", limit.as_millis()),
+                        started,
+                        failed_entry("timeout"),
+                    )
+                    .await;
             }
             Err(e) => {
                 return self
@@ -427,20 +432,21 @@ impl Runtime {
         }
         let digest = Digest::of_json(&data);
         let duration_ms = started.elapsed().as_millis() as u64;
-        let head = self.record(
-            NewEntry {
-                action: "probe.ran".into(),
-                ..base()
-            }
-            .result_digest(digest)
-            .detail("duration_ms", duration_ms)
-            .detail("truncated", output.truncated)
-            .detail(
-                "redactions",
-                serde_json::to_value(&redactions).unwrap_or_default(),
-            ),
-        )
-        .await;
+        let head = self
+            .record(
+                NewEntry {
+                    action: "probe.ran".into(),
+                    ..base()
+                }
+                .result_digest(digest)
+                .detail("duration_ms", duration_ms)
+                .detail("truncated", output.truncated)
+                .detail(
+                    "redactions",
+                    serde_json::to_value(&redactions).unwrap_or_default(),
+                ),
+            )
+            .await;
         Execution::Ran {
             data,
             truncated: output.truncated,

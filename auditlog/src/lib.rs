@@ -126,23 +126,23 @@ const INSERT_ENTRY: &str = "INSERT INTO audit_entries (seq, timestamp_ms, actor,
 
 /// Stores an entry already linked to the head (cached statement).
 pub(crate) fn insert_entry(conn: &Connection, e: &AuditEntry) -> Result<()> {
-    conn.prepare_cached(INSERT_ENTRY)?.execute(
-        params![
-            e.seq as i64,
-            e.timestamp_ms,
-            e.actor,
-            e.agent,
-            e.action,
-            e.probe,
-            e.params_digest.map(|d| d.to_hex()),
-            e.outcome,
-            e.result_digest.map(|d| d.to_hex()),
-            String::from_utf8(sonde_protocol::canonical::to_vec(&Value::Object(e.detail.clone())))
-                .map_err(|_| StoreError::Corrupt("detail is not UTF-8".into()))?,
-            e.prev_hash.to_hex(),
-            e.hash.to_hex(),
-        ],
-    )?;
+    conn.prepare_cached(INSERT_ENTRY)?.execute(params![
+        e.seq as i64,
+        e.timestamp_ms,
+        e.actor,
+        e.agent,
+        e.action,
+        e.probe,
+        e.params_digest.map(|d| d.to_hex()),
+        e.outcome,
+        e.result_digest.map(|d| d.to_hex()),
+        String::from_utf8(sonde_protocol::canonical::to_vec(&Value::Object(
+            e.detail.clone()
+        )))
+        .map_err(|_| StoreError::Corrupt("detail is not UTF-8".into()))?,
+        e.prev_hash.to_hex(),
+        e.hash.to_hex(),
+    ])?;
     Ok(())
 }
 
@@ -197,8 +197,10 @@ pub fn checkpoint_covering(conn: &Connection, seq: u64) -> Result<Option<Checkpo
 }
 
 pub fn get(conn: &Connection, seq: u64) -> Result<Option<AuditEntry>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audit_entries WHERE seq = ?1"))?
-        .query_row([seq as i64], strict)
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_entries WHERE seq = ?1"
+    ))?
+    .query_row([seq as i64], strict)
     .optional()?
     .transpose()
 }

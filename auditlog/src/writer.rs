@@ -292,12 +292,7 @@ impl GroupCommit {
     /// Stops taking jobs, lets the queued ones commit, and returns the
     /// connection (for a final WAL checkpoint). `None` if already closed.
     pub fn close(&self) -> Option<Connection> {
-        drop(
-            self.queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
+        drop(self.queue.lock().unwrap_or_else(|p| p.into_inner()).take());
         let thread = self
             .thread
             .lock()
@@ -338,12 +333,7 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn commit_batch(
-    conn: &Connection,
-    chain: &mut ChainWriter,
-    batch: Vec<Job>,
-    stats: &WriterStats,
-) {
+fn commit_batch(conn: &Connection, chain: &mut ChainWriter, batch: Vec<Job>, stats: &WriterStats) {
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
     let begin = exec_cached(conn, "BEGIN IMMEDIATE")
@@ -351,7 +341,11 @@ fn commit_batch(
         .and_then(|()| chain.reload(conn));
     if let Err(e) = begin {
         let _ = conn.execute_batch("ROLLBACK");
-        fail_all(batch, &format!("starting the write transaction: {e}"), stats);
+        fail_all(
+            batch,
+            &format!("starting the write transaction: {e}"),
+            stats,
+        );
         return;
     }
     let start = chain.head;
@@ -504,7 +498,11 @@ mod tests {
         seqs.sort_unstable();
         assert_eq!(seqs, (2..=51).collect::<Vec<_>>());
         assert_eq!(w.stats().jobs(), 51);
-        assert_eq!(w.stats().batches(), 2, "the 50 queued appends share one commit");
+        assert_eq!(
+            w.stats().batches(),
+            2,
+            "the 50 queued appends share one commit"
+        );
     }
 
     #[test]
@@ -534,8 +532,10 @@ mod tests {
                     for i in 0..50u64 {
                         let fail = i % 3 == 0;
                         let r: Result<()> = w.run_blocking(move |tx| {
-                            tx.conn()
-                                .execute("INSERT INTO things (id) VALUES (?1)", [(t * 100 + i) as i64])?;
+                            tx.conn().execute(
+                                "INSERT INTO things (id) VALUES (?1)",
+                                [(t * 100 + i) as i64],
+                            )?;
                             tx.append(NewEntry::new("t", "thing", "ok"))?;
                             if fail {
                                 return Err(StoreError::Corrupt("refused".into()));
