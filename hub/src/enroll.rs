@@ -223,11 +223,15 @@ pub async fn deny(hub: &Hub, name_or_id: &str, by: &str) -> Result<EnrollmentInf
 /// Polling (step 2).
 pub async fn status(hub: &Hub, req: EnrollStatusRequest) -> Result<EnrollResponse, HubError> {
     let row = hub.store.enrollment(&req.enrollment_id).await?;
-    let agent = row
-        .as_ref()
-        .and_then(|r| r.agent_id.as_deref())
-        .and_then(|id| hub.fleet.get(id))
-        .map(|live| live.agent());
+    let agent = match row.as_ref().and_then(|r| r.agent_id.as_deref()) {
+        // The fleet learns of an approval just after its commit; the store
+        // answers in between.
+        Some(id) => match hub.fleet.get(id) {
+            Some(live) => Some(live.agent()),
+            None => hub.store.agent(id).await?.map(std::sync::Arc::new),
+        },
+        None => None,
+    };
     let forbidden = || HubError::Forbidden("unknown enrollment or bad signature".into());
     let row = row.ok_or_else(forbidden)?;
     let key = decode_public_key(&row.signing_key).map_err(|_| forbidden())?;
