@@ -148,6 +148,12 @@ fn render_detail(f: &mut Frame, area: Rect, app: &App) {
                         styles::warn(),
                     ));
                 }
+                if let Some(sample) = &p.sample_data {
+                    lines.push(Line::styled(
+                        format!("      SAMPLE DATA: {}", clip(sample, 200)),
+                        styles::warn(),
+                    ));
+                }
             }
         }
         _ => lines.push(Line::styled("loading detail…", styles::dim())),

@@ -466,3 +466,21 @@ fn attestation_history_shows_who_decided() {
     );
     assert!(line_with(&s, "web1").contains("open"), "{s}");
 }
+
+#[test]
+fn fleet_detail_labels_a_pack_that_serves_sample_data() {
+    let mut app = on(View::Fleet);
+    app.detail_open = true;
+    let mut d = detail("nas1");
+    d.packs[0].sample_data = Some("generated sample pool `sample` (sonde-hub demo)".into());
+    crate::fixtures::answer(
+        &mut app,
+        Request::Agent("nas1".into()),
+        Reply::Agent(Box::new(d)),
+    );
+    let s = screen(&app);
+    assert!(
+        line_with(&s, "SAMPLE DATA").contains("generated sample pool"),
+        "{s}"
+    );
+}

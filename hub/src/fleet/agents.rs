@@ -49,6 +49,12 @@ pub fn summary(agent: &Agent, liveness: &Liveness, connected: bool) -> AgentSumm
         enrolled_at_ms: agent.enrolled_at_ms,
         cert_expires_ms: agent.cert_expires_ms,
         remote_addr: liveness.remote_addr.clone(),
+        sandbox: agent
+            .current
+            .as_ref()
+            .unwrap_or(&agent.baseline)
+            .sandbox
+            .clone(),
     }
 }
 

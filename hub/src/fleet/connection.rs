@@ -19,12 +19,14 @@ impl Fleet {
     /// A verified hello on a new connection: records what the agent
     /// reported (its catalog interned: decoded packs are shared between
     /// agents that report the same) and audits `connection.accepted`.
-    /// Returns the agent's grants for the ack.
+    /// `session` is the connection's binding (hex), so the entry ties the
+    /// session to its frames. Returns the agent's grants for the ack.
     pub async fn connected(
         &self,
         agent_id: &str,
         hello: &AgentHello,
         remote: SocketAddr,
+        session: &str,
         quarantined: bool,
     ) -> Result<Vec<PackGrant>, StoreError> {
         let now = now_ms();
@@ -43,6 +45,8 @@ impl Fleet {
         let entry = NewEntry::new(actor(agent_id), "connection.accepted", "ok")
             .agent(agent_id)
             .detail("remote_addr", remote.to_string())
+            .detail("session", session)
+            .detail("sandbox", hello.attestation.sandbox.clone())
             .detail("agent_version", hello.agent_version.clone())
             .detail("quarantined", quarantined)
             .detail(

@@ -398,6 +398,7 @@ mod tests {
                 registered,
             }],
             runbooks: vec![],
+            sample_data: None,
         }
     }
 

@@ -62,6 +62,7 @@ fn run(pack: &PackDef, runner: &SystemRunner, probe: &str, params: Value) -> (Va
         deadline: Instant::now() + Duration::from_secs(600),
         runner,
         settings: &settings,
+        secrets: &sonde_packs::SecretGuard::standard(),
     };
     let out = pack.handlers[probe].run(&ctx, &validated).unwrap();
     (out.data, out.truncated)

@@ -368,6 +368,7 @@ fn the_runner_refuses_what_is_not_read_only() {
         deadline: Instant::now() + Duration::from_secs(5),
         runner: &runner,
         settings: &settings,
+        secrets: &sonde_packs::SecretGuard::standard(),
     };
     let zfs = sonde_pack_zfs::zfs::Zfs::new(&ctx);
     let refused: &[(&str, &str, &[&str])] = &[
@@ -880,6 +881,7 @@ fn each_zfs_command_is_killed_at_the_deadline() {
         deadline: Instant::now() + Duration::from_millis(500),
         runner: &runner,
         settings: &settings,
+        secrets: &sonde_packs::SecretGuard::standard(),
     };
     let params = sonde_protocol::schema::validate(
         &pack.manifest.probe("list_snapshots").unwrap().params,

@@ -124,6 +124,7 @@ fn run(pack: &PackDef, pool: &Pool, probe: &str, params: Value) -> Result<Value,
         deadline: Instant::now() + Duration::from_secs(60),
         runner: &runner,
         settings: &settings,
+        secrets: &sonde_packs::SecretGuard::standard(),
     };
     pack.handlers[probe].run(&ctx, &validated).map(|o| o.data)
 }

@@ -30,9 +30,11 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use sonde_protocol::audit::ChainHead;
-use sonde_protocol::envelope::{EnvelopeSigner, Kind, PeerVerifier, VerifyPolicy};
+use sonde_protocol::envelope::{
+    EnvelopeSigner, Kind, Nonce, PeerVerifier, SessionBinding, VerifyPolicy,
+};
 use sonde_protocol::messages::{
-    AgentHello, EnrollRequest, EnrollResponse, Heartbeat, HubAck, PackReport,
+    AgentHello, EnrollRequest, EnrollResponse, Heartbeat, HubAck, HubChallenge, PackReport,
 };
 use sonde_protocol::time::now_ms;
 use sonde_tests::*;
@@ -259,7 +261,32 @@ async fn run_agent(
             },
         );
         verifier.new_connection();
+        let (mut tx, mut rx) = ws.split();
+        let mut first = async |what: &str| {
+            tokio::time::timeout(Duration::from_secs(60), rx.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("no {what} within 60 s"))?
+                .ok_or_else(|| anyhow::anyhow!("closed before the {what}"))?
+                .map_err(anyhow::Error::from)
+        };
+        // The hub's challenge (its only unbound frame), then a hello bound
+        // to it and to our own nonce, as the real agent does.
+        let challenge = first("challenge").await?;
+        let env = verifier.verify(&challenge.into_data(), now_ms())?;
+        anyhow::ensure!(
+            env.kind == Kind::HubChallenge,
+            "expected hub.challenge, got {}",
+            env.kind
+        );
+        let challenge: HubChallenge = env.payload_as()?;
+        let challenge = Nonce::from_hex(&challenge.nonce)
+            .ok_or_else(|| anyhow::anyhow!("the hub's challenge is not 32 bytes of hex"))?;
+        let nonce = Nonce::random();
+        let binding = SessionBinding::new(&challenge, &nonce);
+        signer.bind(binding);
         let hello = AgentHello {
+            challenge: challenge.to_hex(),
+            nonce: nonce.to_hex(),
             agent_id: id.agent_id.clone(),
             agent_version: "0.1.0-sim".into(),
             hostname: id.agent_id.clone(),
@@ -268,14 +295,10 @@ async fn run_agent(
             packs: template.packs.clone(),
             audit_head: ChainHead::genesis(),
         };
-        let (mut tx, mut rx) = ws.split();
         let (_, frame) = signer.seal(Kind::AgentHello, &hello)?;
         tx.send(Message::Binary(frame.into())).await?;
-        let ack = tokio::time::timeout(Duration::from_secs(60), rx.next())
-            .await
-            .map_err(|_| anyhow::anyhow!("no ack within 60 s"))?
-            .ok_or_else(|| anyhow::anyhow!("closed before the ack"))??;
-        let env = verifier.verify(&ack.into_data(), now_ms())?;
+        let ack = first("ack").await?;
+        let env = verifier.verify_in(&ack.into_data(), now_ms(), Some(&binding))?;
         anyhow::ensure!(
             env.kind == Kind::HubAck,
             "expected hub.ack, got {}",
@@ -283,9 +306,9 @@ async fn run_agent(
         );
         let ack: HubAck = env.payload_as()?;
         anyhow::ensure!(!ack.quarantined, "quarantined: {:?}", ack.quarantine_reason);
-        Ok::<_, anyhow::Error>((tx, rx, signer, verifier, ack.heartbeat_interval_ms))
+        Ok::<_, anyhow::Error>((tx, rx, signer, verifier, binding, ack.heartbeat_interval_ms))
     };
-    let (mut tx, mut rx, mut signer, mut verifier, interval_ms) = match session.await {
+    let (mut tx, mut rx, mut signer, mut verifier, binding, interval_ms) = match session.await {
         Ok(s) => {
             let _ = connected.send(Ok(()));
             s
@@ -310,7 +333,7 @@ async fn run_agent(
             msg = rx.next() => {
                 let Some(Ok(msg)) = msg else { break };
                 let Message::Binary(frame) = msg else { continue };
-                match verifier.verify(&frame, now_ms()) {
+                match verifier.verify_in(&frame, now_ms(), Some(&binding)) {
                     Ok(env) if env.kind == Kind::Heartbeat => {
                         stats.heartbeats_received.fetch_add(1, Ordering::Relaxed);
                         if stats.measuring.load(Ordering::Relaxed) {
@@ -359,10 +382,13 @@ async fn main() {
     let hub = Hub::start_with(
         &scratch,
         &format!(
-            "[mcp]\nrate_limit_per_minute = 100000000\n[agents]\nheartbeat_interval_s = {hb}\noffline_after_s = {off}\nmax_connections = {max}\n",
+            "[mcp]\nrate_limit_per_minute = 100000000\n[agents]\nheartbeat_interval_s = {hb}\noffline_after_s = {off}\nmax_connections = {max}\nmax_unauthenticated = {pre}\nmax_unauthenticated_per_ip = {pre}\n",
             hb = o.heartbeat_s,
             off = o.heartbeat_s * 4,
-            max = o.agents + 64
+            max = o.agents + 64,
+            // Every simulated agent comes from 127.0.0.1: the per-address
+            // pre-auth limit must admit the connections in flight at once.
+            pre = o.parallel * 2 + 64
         ),
     );
     let hub_pid = hub.pid().unwrap();

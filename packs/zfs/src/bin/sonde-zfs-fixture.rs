@@ -2,7 +2,8 @@
 //! tool for machines): linked as `<fixture>/bin/zfs` and `<fixture>/bin/zpool`,
 //! it reads `fixture.json` next to the link it was started as and prints
 //! what OpenZFS 2.x (or zfs-fuse) would for the fixture's tree. See
-//! `sonde_pack_zfs::fixture`.
+//! `sonde_pack_zfs::fixture`. Under its own name, `sonde-zfs-fixture sample
+//! DIR` builds the demo's sample pool (`sonde_pack_zfs::fixture::sample`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,6 +18,12 @@ fn main() -> ExitCode {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if tool != "zfs" && tool != "zpool" {
+        // Under its own name: `sonde-zfs-fixture sample DIR` (the demo's sample pool).
+        return ExitCode::from(sonde_pack_zfs::fixture::sample::command(
+            argv.get(1..).unwrap_or(&[]),
+        ));
+    }
     let state_file = me
         .parent()
         .unwrap_or(std::path::Path::new("."))

@@ -118,6 +118,7 @@ impl Env {
             deadline: Instant::now() + timeout,
             runner: &self.runner,
             settings: &self.settings,
+            secrets: &sonde_packs::SecretGuard::standard(),
         };
         self.pack.handlers[probe]
             .run(&ctx, &validated)
