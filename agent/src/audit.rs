@@ -1,18 +1,23 @@
 //! The agent's own audit chain (`<data dir>/audit.db`).
 //!
-//! Every request is recorded twice: `probe.received` before anything runs
-//! (write-ahead), and the verdict after (`probe.ran` with result digest,
-//! duration and redactions, or `probe.refused` with the reason). Each append
-//! is one SQLite transaction in WAL mode with `synchronous=NORMAL`: a
-//! committed entry survives the agent being killed (`kill -9`) at any point,
-//! and a power cut can lose at most the last entries, never break the chain.
-//! Signed checkpoints every [`CHECKPOINT_EVERY`] entries and at shutdown.
+//! Every request is recorded once, with its verdict: `probe.ran` (result
+//! digest, duration, redactions), `probe.refused` or `probe.failed` (the
+//! reason), each with the time the request was received. The reply leaves
+//! only after its entry is committed, and carries the chain head that
+//! entry produced, so the hub's entry cross-references it.
+//!
+//! Appends go through one writer thread ([`sonde_auditlog::GroupCommit`]):
+//! entries of concurrent probes share one SQLite transaction. WAL mode with
+//! `synchronous=NORMAL`: a committed entry survives the agent being killed
+//! (`kill -9`) at any point, and a power cut can lose at most the last
+//! entries, never break the chain. Signed checkpoints at every multiple of
+//! [`CHECKPOINT_EVERY`] (in the transaction of the entry that reaches it) and
+//! at shutdown.
 
 use ed25519_dalek::SigningKey;
-use rusqlite::{Connection, TransactionBehavior};
-use sonde_auditlog as log;
+use rusqlite::Connection;
+use sonde_auditlog::{self as log, GroupCommit};
 use sonde_protocol::audit::{AuditEntry, ChainBreak, ChainHead, ChainReport, Checkpoint, NewEntry};
-use sonde_protocol::time::now_ms;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -20,23 +25,31 @@ pub const CHECKPOINT_EVERY: u64 = 100;
 
 #[derive(Debug)]
 pub struct LocalAudit {
-    conn: Mutex<Connection>,
+    /// The writer (absent when opened read-only).
+    writer: Option<GroupCommit>,
+    /// Reads (head, verify, recent) on their own connection.
+    reader: Mutex<Connection>,
     key: SigningKey,
-    since_checkpoint: Mutex<u64>,
+}
+
+fn open_conn(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open the audit chain {}: {e}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
 }
 
 impl LocalAudit {
     pub fn open(path: &Path, key: SigningKey) -> anyhow::Result<Self> {
-        let conn = Connection::open(path)
-            .map_err(|e| anyhow::anyhow!("cannot open the audit chain {}: {e}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let conn = open_conn(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(log::SCHEMA)?;
+        let writer = GroupCommit::start(conn, key.clone(), CHECKPOINT_EVERY, "agent-audit")?;
         Ok(LocalAudit {
-            conn: Mutex::new(conn),
+            writer: Some(writer),
+            reader: Mutex::new(open_conn(path)?),
             key,
-            since_checkpoint: Mutex::new(0),
         })
     }
 
@@ -48,35 +61,37 @@ impl LocalAudit {
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         Ok(LocalAudit {
-            conn: Mutex::new(conn),
+            writer: None,
+            reader: Mutex::new(conn),
             key,
-            since_checkpoint: Mutex::new(0),
         })
     }
 
+    fn writer(&self) -> anyhow::Result<&GroupCommit> {
+        self.writer
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the audit chain is open read-only"))
+    }
+
+    /// Appends one entry; returns once it is committed (blocks the thread).
     pub fn append(&self, entry: NewEntry) -> anyhow::Result<AuditEntry> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| anyhow::anyhow!("audit lock poisoned"))?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let e = log::append(&tx, entry, now_ms())?;
-        let mut since = self
-            .since_checkpoint
-            .lock()
-            .map_err(|_| anyhow::anyhow!("audit lock poisoned"))?;
-        *since += 1;
-        if *since >= CHECKPOINT_EVERY {
-            log::insert_checkpoint(&tx, &Checkpoint::sign(e.head(), now_ms(), &self.key))?;
-            *since = 0;
-        }
-        tx.commit()?;
-        Ok(e)
+        Ok(self
+            .writer()?
+            .run_blocking(move |tx| -> log::Result<AuditEntry> { tx.append(entry) })?)
+    }
+
+    /// Appends one entry; resolves once it is committed, sharing the commit
+    /// with the entries of concurrent calls.
+    pub async fn append_async(&self, entry: NewEntry) -> anyhow::Result<AuditEntry> {
+        Ok(self
+            .writer()?
+            .run(move |tx| -> log::Result<AuditEntry> { tx.append(entry) })
+            .await?)
     }
 
     pub fn head(&self) -> anyhow::Result<ChainHead> {
         let conn = self
-            .conn
+            .reader
             .lock()
             .map_err(|_| anyhow::anyhow!("audit lock poisoned"))?;
         Ok(log::head(&conn)?)
@@ -84,23 +99,14 @@ impl LocalAudit {
 
     /// Signs a checkpoint of the head if it moved since the last one.
     pub fn checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
-        let conn = self
-            .conn
-            .lock()
-            .map_err(|_| anyhow::anyhow!("audit lock poisoned"))?;
-        let head = log::head(&conn)?;
-        let last = log::last_checkpoint(&conn)?;
-        if head.seq == 0 || last.is_some_and(|l| l.seq >= head.seq) {
-            return Ok(None);
-        }
-        let cp = Checkpoint::sign(head, now_ms(), &self.key);
-        log::insert_checkpoint(&conn, &cp)?;
-        Ok(Some(cp))
+        Ok(self
+            .writer()?
+            .run_blocking(|tx| -> log::Result<Option<Checkpoint>> { tx.checkpoint() })?)
     }
 
     pub fn verify(&self) -> anyhow::Result<Result<ChainReport, ChainBreak>> {
         let conn = self
-            .conn
+            .reader
             .lock()
             .map_err(|_| anyhow::anyhow!("audit lock poisoned"))?;
         Ok(log::verify(&conn, &self.key.verifying_key())?)
@@ -108,7 +114,7 @@ impl LocalAudit {
 
     pub fn recent(&self, limit: u32) -> anyhow::Result<Vec<AuditEntry>> {
         let conn = self
-            .conn
+            .reader
             .lock()
             .map_err(|_| anyhow::anyhow!("audit lock poisoned"))?;
         Ok(log::page(
@@ -132,12 +138,13 @@ mod tests {
         let audit = LocalAudit::open(&dir.path().join("audit.db"), key.clone()).unwrap();
         for i in 0..(CHECKPOINT_EVERY + 5) {
             audit
-                .append(NewEntry::new("local:test", "probe.received", "ok").detail("i", i))
+                .append(NewEntry::new("local:test", "probe.ran", "ok").detail("i", i))
                 .unwrap();
         }
         let report = audit.verify().unwrap().unwrap();
         assert_eq!(report.entries, CHECKPOINT_EVERY + 5);
         assert_eq!(report.checkpoints_verified, 1);
+        assert_eq!(audit.head().unwrap().seq, CHECKPOINT_EVERY + 5);
         assert!(audit.checkpoint().unwrap().is_some());
         assert!(
             audit.checkpoint().unwrap().is_none(),
@@ -146,5 +153,45 @@ mod tests {
         drop(audit);
         let ro = LocalAudit::open_read_only(&dir.path().join("audit.db"), key).unwrap();
         assert_eq!(ro.verify().unwrap().unwrap().checkpoints_verified, 2);
+        assert!(ro.append(NewEntry::new("x", "y", "ok")).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_probes_share_commits_and_each_gets_its_own_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[4; 32]);
+        let audit = std::sync::Arc::new(
+            LocalAudit::open(&dir.path().join("audit.db"), key.clone()).unwrap(),
+        );
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let audit = std::sync::Arc::clone(&audit);
+                tokio::spawn(async move {
+                    let mut heads = Vec::new();
+                    for i in 0..25 {
+                        let e = audit
+                            .append_async(
+                                NewEntry::new("hub", "probe.ran", "ok").detail("i", t * 100 + i),
+                            )
+                            .await
+                            .unwrap();
+                        heads.push(e.head());
+                    }
+                    heads
+                })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.extend(t.await.unwrap().into_iter().map(|h| h.seq));
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=400).collect::<Vec<_>>(), "one distinct seq each");
+        let report = audit.verify().unwrap().unwrap();
+        assert_eq!(report.entries, 400);
+        assert_eq!(
+            report.checkpoints_verified, 4,
+            "exactly at 100, 200, 300, 400"
+        );
     }
 }

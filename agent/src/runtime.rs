@@ -275,13 +275,14 @@ impl Runtime {
                 .unwrap_or(false);
             if new {
                 tracing::warn!(pack = %p.name, reason = %p.missing.join("; "), "refused a pack");
-                self.record(
-                    NewEntry::new("agent", "pack.refused", "refused")
-                        .agent(self.agent_id())
-                        .detail("pack", p.name.clone())
-                        .detail("manifest_sha256", p.manifest_sha256.to_hex())
-                        .detail("reason", p.missing.join("; ")),
-                );
+                let entry = NewEntry::new("agent", "pack.refused", "refused")
+                    .agent(self.agent_id())
+                    .detail("pack", p.name.clone())
+                    .detail("manifest_sha256", p.manifest_sha256.to_hex())
+                    .detail("reason", p.missing.join("; "));
+                if let Err(e) = self.audit.append(entry) {
+                    tracing::error!(error = %e, "could not write to the local audit chain");
+                }
             }
         }
     }
@@ -351,7 +352,7 @@ impl Runtime {
         })
     }
 
-    fn failed(
+    async fn failed(
         &self,
         code: ProbeErrorCode,
         message: String,
@@ -361,7 +362,7 @@ impl Runtime {
         let entry = entry
             .detail("error_code", code.as_str())
             .detail("error", message.clone());
-        let head = self.record(entry);
+        let head = self.record(entry).await;
         Execution::Failed {
             code,
             message,
@@ -370,8 +371,10 @@ impl Runtime {
         }
     }
 
-    fn record(&self, entry: NewEntry) -> ChainHead {
-        match self.audit.append(entry) {
+    /// One entry per request (its verdict), committed before the reply
+    /// leaves; concurrent requests share the commit.
+    async fn record(&self, entry: NewEntry) -> ChainHead {
+        match self.audit.append_async(entry).await {
             Ok(e) => e.head(),
             Err(e) => {
                 tracing::error!(error = %e, "could not write to the local audit chain");
@@ -380,8 +383,8 @@ impl Runtime {
         }
     }
 
-    /// Runs one request through the whole path: record, look up, validate,
-    /// run under a deadline, scrub, digest, record the verdict.
+    /// Runs one request through the whole path: look up, validate, run
+    /// under a deadline, scrub, digest, record the verdict.
     pub async fn execute(
         &self,
         actor: &str,
@@ -392,61 +395,66 @@ impl Runtime {
         let started = Instant::now();
         let probe = descriptor.probe.as_str().to_owned();
         let params_digest = Digest::of_json(&Value::Object(descriptor.params.clone()));
+        let received_at_ms = sonde_protocol::time::now_ms();
         let base = || {
             NewEntry::new(actor, "probe.done", "ok")
                 .agent(self.agent_id())
                 .probe(probe.clone())
                 .params_digest(params_digest)
                 .detail("request_id", request_id)
+                .detail("received_at_ms", received_at_ms)
         };
-        self.record(NewEntry {
-            action: "probe.received".into(),
-            outcome: "received".into(),
-            ..base()
-        });
         let refused = |outcome: &str| NewEntry {
             action: "probe.refused".into(),
             outcome: outcome.into(),
             ..base()
         };
         if self.quarantined.load(Ordering::SeqCst) {
-            return self.failed(
-                ProbeErrorCode::Refused,
-                "this agent is quarantined by the hub".into(),
-                started,
-                refused("refused"),
-            );
+            return self
+                .failed(
+                    ProbeErrorCode::Refused,
+                    "this agent is quarantined by the hub".into(),
+                    started,
+                    refused("refused"),
+                )
+                .await;
         }
         let loaded = self.loaded();
         let Some(reg) = loaded.table.get(&probe).cloned() else {
-            return self.failed(
-                ProbeErrorCode::UnknownProbe,
-                format!("unknown probe {probe:?}"),
-                started,
-                refused("refused"),
-            );
+            return self
+                .failed(
+                    ProbeErrorCode::UnknownProbe,
+                    format!("unknown probe {probe:?}"),
+                    started,
+                    refused("refused"),
+                )
+                .await;
         };
         let params = match validate(&reg.summary.params, &descriptor.params) {
             Ok(p) => p,
             Err(e) => {
-                return self.failed(
-                    ProbeErrorCode::InvalidParams,
-                    e.to_string(),
-                    started,
-                    refused("invalid"),
-                );
+                return self
+                    .failed(
+                        ProbeErrorCode::InvalidParams,
+                        e.to_string(),
+                        started,
+                        refused("invalid"),
+                    )
+                    .await;
             }
         };
         let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
-            return self.failed(
-                ProbeErrorCode::Busy,
-                format!(
-                    "the agent is already running {} probes; try again shortly",
-                    self.config.max_concurrent_probes
-                ),
-                started,
-                refused("busy"),
-            );
+            return self
+                .failed(
+                    ProbeErrorCode::Busy,
+                    format!(
+                        "the agent is already running {} probes; try again shortly",
+                        self.config.max_concurrent_probes
+                    ),
+                    started,
+                    refused("busy"),
+                )
+                .await;
         };
         let limit = timeout
             .min(Duration::from_millis(reg.summary.timeout_ms))
@@ -498,14 +506,20 @@ impl Runtime {
         let output = match outcome {
             Ok(o) => o,
             Err(ProbeError::Timeout) => {
-                return self.failed(
-                    ProbeErrorCode::Timeout,
-                    format!("timed out after {} ms", limit.as_millis()),
-                    started,
-                    failed_entry("timeout"),
-                );
+                return self
+                    .failed(
+                        ProbeErrorCode::Timeout,
+                        format!("timed out after {} ms", limit.as_millis()),
+                        started,
+                        failed_entry("timeout"),
+                    )
+                    .await;
             }
-            Err(e) => return self.failed(e.code(), e.to_string(), started, failed_entry("error")),
+            Err(e) => {
+                return self
+                    .failed(e.code(), e.to_string(), started, failed_entry("error"))
+                    .await;
+            }
         };
         let mut data = output.data;
         guard.scrub_value(&mut data);
@@ -517,23 +531,26 @@ impl Runtime {
                 format!("the result is {size} bytes, over the {MAX_RESULT_BYTES}-byte limit; ask for less (smaller limits or a narrower path)"),
                 started,
                 failed_entry("too_large"),
-            );
+            )
+            .await;
         }
         let digest = Digest::of_json(&data);
         let duration_ms = started.elapsed().as_millis() as u64;
-        let head = self.record(
-            NewEntry {
-                action: "probe.ran".into(),
-                ..base()
-            }
-            .result_digest(digest)
-            .detail("duration_ms", duration_ms)
-            .detail("truncated", output.truncated)
-            .detail(
-                "redactions",
-                serde_json::to_value(&redactions).unwrap_or_default(),
-            ),
-        );
+        let head = self
+            .record(
+                NewEntry {
+                    action: "probe.ran".into(),
+                    ..base()
+                }
+                .result_digest(digest)
+                .detail("duration_ms", duration_ms)
+                .detail("truncated", output.truncated)
+                .detail(
+                    "redactions",
+                    serde_json::to_value(&redactions).unwrap_or_default(),
+                ),
+            )
+            .await;
         Execution::Ran {
             data,
             truncated: output.truncated,

@@ -6,6 +6,14 @@
 //! the head inside the caller's write transaction, so the chain stays linear
 //! even if two processes ever wrote to the same file. Verification streams
 //! rows, so it runs in constant memory on millions of entries.
+//!
+//! Writers should go through [`GroupCommit`] ([`writer`]): one thread owns
+//! the write connection and commits concurrent appends together, one fsync
+//! per batch, answering each caller once its entry is committed.
+
+pub mod writer;
+
+pub use writer::{ChainWriter, GroupCommit, Tx, WriterStats};
 
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
@@ -25,6 +33,12 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The write was not committed (the whole batch failed).
+    #[error("the write was not committed: {0}")]
+    Commit(String),
+    /// The writer is shut down (the daemon is stopping).
+    #[error("{0}")]
+    Closed(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -85,11 +99,8 @@ fn strict(r: &Row<'_>) -> rusqlite::Result<std::result::Result<AuditEntry, Store
 /// The current head (genesis for an empty chain).
 pub fn head(conn: &Connection) -> Result<ChainHead> {
     let row: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match row {
         None => Ok(ChainHead::genesis()),
@@ -102,35 +113,44 @@ pub fn head(conn: &Connection) -> Result<ChainHead> {
 }
 
 /// Appends an entry after the stored head. Call inside a write transaction.
+/// (One-off writes; daemons use [`GroupCommit`].)
 pub fn append(conn: &Connection, entry: NewEntry, now_ms: i64) -> Result<AuditEntry> {
     let mut head = head(conn)?;
     let e = head.append(entry, now_ms);
-    conn.execute(
-        &format!("INSERT INTO audit_entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-        params![
-            e.seq as i64,
-            e.timestamp_ms,
-            e.actor,
-            e.agent,
-            e.action,
-            e.probe,
-            e.params_digest.map(|d| d.to_hex()),
-            e.outcome,
-            e.result_digest.map(|d| d.to_hex()),
-            String::from_utf8(sonde_protocol::canonical::to_vec(&Value::Object(e.detail.clone())))
-                .map_err(|_| StoreError::Corrupt("detail is not UTF-8".into()))?,
-            e.prev_hash.to_hex(),
-            e.hash.to_hex(),
-        ],
-    )?;
+    insert_entry(conn, &e)?;
     Ok(e)
 }
 
+const INSERT_ENTRY: &str = "INSERT INTO audit_entries (seq, timestamp_ms, actor, agent, action, probe, params_digest, outcome, result_digest, detail, prev_hash, hash) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// Stores an entry already linked to the head (cached statement).
+pub(crate) fn insert_entry(conn: &Connection, e: &AuditEntry) -> Result<()> {
+    conn.prepare_cached(INSERT_ENTRY)?.execute(params![
+        e.seq as i64,
+        e.timestamp_ms,
+        e.actor,
+        e.agent,
+        e.action,
+        e.probe,
+        e.params_digest.map(|d| d.to_hex()),
+        e.outcome,
+        e.result_digest.map(|d| d.to_hex()),
+        String::from_utf8(sonde_protocol::canonical::to_vec(&Value::Object(
+            e.detail.clone()
+        )))
+        .map_err(|_| StoreError::Corrupt("detail is not UTF-8".into()))?,
+        e.prev_hash.to_hex(),
+        e.hash.to_hex(),
+    ])?;
+    Ok(())
+}
+
 pub fn insert_checkpoint(conn: &Connection, cp: &Checkpoint) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO audit_checkpoints (seq, hash, timestamp_ms, signature) VALUES (?1, ?2, ?3, ?4)",
-        params![cp.seq as i64, cp.hash.to_hex(), cp.timestamp_ms, cp.signature],
-    )?;
+    )?
+    .execute(params![cp.seq as i64, cp.hash.to_hex(), cp.timestamp_ms, cp.signature])?;
     Ok(())
 }
 
@@ -158,7 +178,8 @@ pub fn checkpoints(conn: &Connection) -> Result<Vec<Checkpoint>> {
 }
 
 pub fn last_checkpoint(conn: &Connection) -> Result<Option<Checkpoint>> {
-    conn.query_row("SELECT seq, hash, timestamp_ms, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1", [], checkpoint_row)
+    conn.prepare_cached("SELECT seq, hash, timestamp_ms, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")?
+        .query_row([], checkpoint_row)
         .optional()?
         .map(to_checkpoint)
         .transpose()
@@ -166,22 +187,20 @@ pub fn last_checkpoint(conn: &Connection) -> Result<Option<Checkpoint>> {
 
 /// The first checkpoint at or after `seq`.
 pub fn checkpoint_covering(conn: &Connection, seq: u64) -> Result<Option<Checkpoint>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT seq, hash, timestamp_ms, signature FROM audit_checkpoints WHERE seq >= ?1 ORDER BY seq LIMIT 1",
-        [seq as i64],
-        checkpoint_row,
-    )
+    )?
+    .query_row([seq as i64], checkpoint_row)
     .optional()?
     .map(to_checkpoint)
     .transpose()
 }
 
 pub fn get(conn: &Connection, seq: u64) -> Result<Option<AuditEntry>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM audit_entries WHERE seq = ?1"),
-        [seq as i64],
-        strict,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_entries WHERE seq = ?1"
+    ))?
+    .query_row([seq as i64], strict)
     .optional()?
     .transpose()
 }
@@ -228,7 +247,7 @@ pub fn page(conn: &Connection, q: &PageQuery) -> Result<Vec<AuditEntry>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let sql =
         format!("SELECT {COLUMNS} FROM audit_entries {filter} ORDER BY seq DESC LIMIT {limit}");
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let params: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
     let rows = stmt
         .query_map(params.as_slice(), strict)?

@@ -32,7 +32,7 @@ impl Connected<IncomingStream<'_, UnixListener>> for Operator {
             .io()
             .peer_cred()
             .ok()
-            .map(|c| crate::util::user_name(c.uid()).unwrap_or_else(|| format!("uid{}", c.uid())))
+            .map(|c| crate::users::user_name(c.uid()).unwrap_or_else(|| format!("uid{}", c.uid())))
             .unwrap_or_else(|| "unknown".into());
         Operator(format!("operator:{name}"))
     }
@@ -198,13 +198,8 @@ async fn enrollments(
     State(hub): State<SharedHub>,
     Query(q): Query<AllQuery>,
 ) -> ApiResult<Vec<EnrollmentInfo>> {
-    let rows = hub
-        .store
-        .read(move |c| store::enrollments::list(c, q.all))
-        .await?;
-    Ok(Json(
-        rows.into_iter().map(|(e, label)| e.info(&label)).collect(),
-    ))
+    let rows = hub.store.enrollments(q.all).await?;
+    Ok(Json(rows.iter().map(enroll::enrollment_info).collect()))
 }
 
 async fn approve(
@@ -242,15 +237,7 @@ async fn audit_page(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<AuditPage> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
-    let (entries, head) = hub
-        .store
-        .read(move |c| {
-            Ok((
-                store::audit::page(c, &store::page_query(&q))?,
-                store::audit::head(c)?,
-            ))
-        })
-        .await?;
+    let (entries, head) = hub.store.audit_page(crate::audit::page_query(&q)).await?;
     let next_before_seq = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
@@ -265,15 +252,7 @@ async fn audit_entry(
     State(hub): State<SharedHub>,
     Path(seq): Path<u64>,
 ) -> ApiResult<AuditEntryDetail> {
-    let found = hub
-        .store
-        .read(move |c| {
-            Ok((
-                store::audit::get(c, seq)?,
-                store::audit::checkpoint_covering(c, seq)?,
-            ))
-        })
-        .await?;
+    let found = hub.store.audit_entry(seq).await?;
     match found {
         (Some(entry), checkpoint) => Ok(Json(AuditEntryDetail { entry, checkpoint })),
         (None, _) => Err(ApiError(HubError::NotFound(format!(
@@ -286,10 +265,7 @@ async fn audit_entry(
 pub async fn verify_report(hub: &crate::hub::Hub) -> Result<AuditVerifyReport, HubError> {
     let key = hub.signing_key.verifying_key();
     let started = Instant::now();
-    let result = hub
-        .store
-        .read(move |c| Ok(store::audit::verify(c, &key)?))
-        .await?;
+    let result = hub.store.verify_audit(key).await?;
     let duration_ms = started.elapsed().as_millis() as u64;
     Ok(crate::audit::verify_report(result, duration_ms))
 }

@@ -1,52 +1,48 @@
 //! The hub's audit log: every security event and every probe call goes
-//! through here into the hash chain, with signed checkpoints.
+//! through here (or through a store operation that records its own entry)
+//! into the hash chain, with signed checkpoints.
 //!
-//! Checkpoint policy: one after every [`CHECKPOINT_EVERY`] entries, one a
-//! minute while entries keep coming (the periodic task in `serve.rs`), and
-//! one at shutdown, so a cut-off tail is detectable up to the last minute.
+//! Appends are group-committed by the store's writer: entries of
+//! concurrent calls share one transaction and one fsync, and each caller
+//! gets its answer only once its entry is on disk (`synchronous=FULL`).
+//!
+//! Checkpoint policy: one exactly at every multiple of [`CHECKPOINT_EVERY`]
+//! (signed in the transaction of the entry that reaches it, so concurrent
+//! callers can never write two for one mark), one a minute while entries
+//! keep coming (the periodic task in `serve.rs`), and one at shutdown, after
+//! every other entry.
 
-use ed25519_dalek::SigningKey;
-use rusqlite::TransactionBehavior;
 use sonde_protocol::audit::{AuditEntry, Checkpoint, NewEntry};
-use sonde_protocol::time::now_ms;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::store::{self, Store, StoreError};
+use crate::store::{HubStore, PageQuery, StoreError};
 
 /// Entries between checkpoints.
 pub const CHECKPOINT_EVERY: u64 = 1000;
 
 #[derive(Clone, Debug)]
 pub struct AuditLog {
-    store: Store,
-    key: Arc<SigningKey>,
-    since_checkpoint: Arc<AtomicU64>,
+    store: HubStore,
+    write_errors: Arc<AtomicU64>,
+    checkpoint_errors: Arc<AtomicU64>,
 }
 
 impl AuditLog {
-    pub fn new(store: Store, key: Arc<SigningKey>) -> Self {
+    pub fn new(store: HubStore) -> Self {
         AuditLog {
             store,
-            key,
-            since_checkpoint: Arc::new(AtomicU64::new(0)),
+            write_errors: Arc::new(AtomicU64::new(0)),
+            checkpoint_errors: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Appends one entry in its own transaction.
+    /// Appends one entry; returns once it is committed.
     pub async fn record(&self, entry: NewEntry) -> Result<AuditEntry, StoreError> {
-        let appended = self
-            .store
-            .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let e = store::audit::append(&tx, entry, now_ms())?;
-                tx.commit()?;
-                Ok(e)
-            })
-            .await;
-        match &appended {
-            Ok(_) => self.appended(1).await,
-            Err(e) => tracing::error!(error = %e, "could not write an audit entry"),
+        let appended = self.store.record(entry).await;
+        if let Err(e) = &appended {
+            let n = self.write_errors.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(error = %e, failures = n, "could not write an audit entry");
         }
         appended
     }
@@ -57,54 +53,47 @@ impl AuditLog {
         self.record(entry).await.ok()
     }
 
-    /// Call after committing `n` entries appended inside another transaction.
-    pub async fn appended(&self, n: u64) {
-        let total = self.since_checkpoint.fetch_add(n, Ordering::SeqCst) + n;
-        if total >= CHECKPOINT_EVERY
-            && let Err(e) = self.checkpoint().await
-        {
-            tracing::error!(error = %e, "could not write an audit checkpoint");
-        }
-    }
-
     /// Signs and stores a checkpoint of the current head, if anything was
-    /// appended since the last one.
+    /// appended since the last one. A failure is logged and counted.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        let key = Arc::clone(&self.key);
-        let cp = self
-            .store
-            .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let head = store::audit::head(&tx)?;
-                let last = store::audit::last_checkpoint(&tx)?;
-                if head.seq == 0 || last.is_some_and(|l| l.seq >= head.seq) {
-                    return Ok(None);
+        match self.store.checkpoint().await {
+            Ok(cp) => {
+                if let Some(cp) = &cp {
+                    tracing::info!(seq = cp.seq, hash = %cp.hash, "audit checkpoint");
                 }
-                let cp = Checkpoint::sign(head, now_ms(), &key);
-                store::audit::insert_checkpoint(&tx, &cp)?;
-                tx.commit()?;
-                Ok(Some(cp))
-            })
-            .await?;
-        self.since_checkpoint.store(0, Ordering::SeqCst);
-        if let Some(cp) = &cp {
-            tracing::info!(seq = cp.seq, hash = %cp.hash, "audit checkpoint");
+                Ok(cp)
+            }
+            Err(e) => {
+                let n = self.checkpoint_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(error = %e, failures = n, "could not write an audit checkpoint");
+                Err(e)
+            }
         }
-        Ok(cp)
     }
 
-    /// Same, blocking: for shutdown.
-    pub fn checkpoint_blocking(&self) -> Result<Option<Checkpoint>, StoreError> {
-        self.store.write_blocking(|c| {
-            let head = store::audit::head(c)?;
-            let last = store::audit::last_checkpoint(c)?;
-            if head.seq == 0 || last.is_some_and(|l| l.seq >= head.seq) {
-                return Ok(None);
-            }
-            let cp = Checkpoint::sign(head, now_ms(), &self.key);
-            store::audit::insert_checkpoint(c, &cp)?;
-            Ok(Some(cp))
-        })
+    /// Audit entries that could not be written since start.
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Checkpoints that could not be written since start.
+    pub fn checkpoint_errors(&self) -> u64 {
+        self.checkpoint_errors.load(Ordering::Relaxed)
+    }
+}
+
+/// The admin API's audit query as a store query.
+pub fn page_query(q: &sonde_admin::api::AuditQuery) -> PageQuery {
+    PageQuery {
+        before_seq: q.before_seq,
+        limit: q.limit,
+        agent: q.agent.clone(),
+        actor: q.actor.clone(),
+        probe: q.probe.clone(),
+        outcome: q.outcome.clone(),
+        action: q.action.clone(),
+        since_ms: q.since_ms,
+        until_ms: q.until_ms,
     }
 }
 

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 
 use crate::cli::*;
 use crate::datadir::DataDir;
-use crate::store::{self, Store};
-use crate::util::{human_duration_ms, parse_duration};
+use crate::durations::{human_duration_ms, parse_duration};
+use crate::store::HubStore;
 use sonde_protocol::display::{terminal_field, terminal_json, terminal_text};
 use sonde_protocol::time::format_utc_ms;
 
@@ -65,8 +65,8 @@ async fn require_hub<T>(
     }
 }
 
-fn offline_store(data: &DataDir) -> anyhow::Result<Store> {
-    Store::open_read_only(&data.db())
+fn offline_store(data: &DataDir) -> anyhow::Result<HubStore> {
+    HubStore::open_read_only(&data.db())
         .context("the hub is not running and its database cannot be opened")
 }
 
@@ -139,11 +139,12 @@ pub async fn token(data: &DataDir, out: Out, cmd: TokenCommand) -> anyhow::Resul
             let tokens = match client(data).tokens().await {
                 Ok(t) => t,
                 Err(e) if e.is_unreachable() => {
-                    let s = offline_store(data)?;
                     let now = now_ms();
-                    s.read_blocking(store::tokens::list)?
+                    offline_store(data)?
+                        .tokens()
+                        .await?
                         .iter()
-                        .map(|t| t.info(now))
+                        .map(|t| crate::fleet::token_info(t, now))
                         .collect()
                 }
                 Err(e) => return Err(e.into()),
@@ -183,9 +184,10 @@ pub async fn enrollments(data: &DataDir, out: Out, cmd: EnrollmentCommand) -> an
             let list = match client(data).enrollments(all).await {
                 Ok(l) => l,
                 Err(e) if e.is_unreachable() => offline_store(data)?
-                    .read_blocking(|c| store::enrollments::list(c, all))?
-                    .into_iter()
-                    .map(|(e, l)| e.info(&l))
+                    .enrollments(all)
+                    .await?
+                    .iter()
+                    .map(crate::enroll::enrollment_info)
                     .collect(),
                 Err(e) => return Err(e.into()),
             };
@@ -275,35 +277,12 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
         AgentCommand::List => match client(data).agents().await {
             Ok(list) => out.print(&list, |l| agent_rows(l)),
             Err(e) if e.is_unreachable() => {
-                let rows = offline_store(data)?.read_blocking(store::agents::list)?;
-                let list: Vec<AgentSummary> = rows
+                // The same summary as the admin API's, with nothing connected.
+                let list: Vec<AgentSummary> = offline_store(data)?
+                    .agents()
+                    .await?
                     .iter()
-                    .map(|a| AgentSummary {
-                        id: a.id.clone(),
-                        name: a.name.clone(),
-                        state: if a.revoked_at_ms.is_some() {
-                            AgentState::Revoked
-                        } else if a.quarantined {
-                            AgentState::Quarantined
-                        } else {
-                            AgentState::Offline
-                        },
-                        connected: false,
-                        last_seen_ms: a.last_seen_ms,
-                        hostname: a.hostname.clone(),
-                        os: a.os.clone(),
-                        agent_version: a.agent_version.clone(),
-                        packs_active: 0,
-                        packs_pending: 0,
-                        packs_unavailable: 0,
-                        tags: a.tags.clone(),
-                        quarantine_reason: a.quarantine_reason.clone(),
-                        max_capability: a.max_capability,
-                        enrolled_at_ms: a.enrolled_at_ms,
-                        cert_expires_ms: a.cert_expires_ms,
-                        remote_addr: a.remote_addr.clone(),
-                        sandbox: a.current.as_ref().unwrap_or(&a.baseline).sandbox.clone(),
-                    })
+                    .map(|a| crate::fleet::summary(a, &a.liveness, false))
                     .collect();
                 eprintln!("(the hub is not running: states are from the database)");
                 out.print(&list, |l| agent_rows(l))
@@ -434,12 +413,12 @@ pub async fn packs(data: &DataDir, out: Out, cmd: PackCommand) -> anyhow::Result
     })
 }
 
-fn verify_offline(data: &DataDir) -> anyhow::Result<AuditVerifyReport> {
+async fn verify_offline(data: &DataDir) -> anyhow::Result<AuditVerifyReport> {
     let store = offline_store(data)?;
     let key =
         sonde_protocol::keys::decode_secret_key(&data.read(&data.signing_key())?)?.verifying_key();
     let started = std::time::Instant::now();
-    let result = store.read_blocking(|c| Ok(store::audit::verify(c, &key)?))?;
+    let result = store.verify_audit(key).await?;
     let duration_ms = started.elapsed().as_millis() as u64;
     Ok(crate::audit::verify_report(result, duration_ms))
 }
@@ -478,8 +457,12 @@ pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Resul
             };
             let entries = match client(data).audit(&q).await {
                 Ok(p) => p.entries,
-                Err(e) if e.is_unreachable() => offline_store(data)?
-                    .read_blocking(|c| Ok(store::audit::page(c, &store::page_query(&q))?))?,
+                Err(e) if e.is_unreachable() => {
+                    offline_store(data)?
+                        .audit_page(crate::audit::page_query(&q))
+                        .await?
+                        .0
+                }
                 Err(e) => return Err(e.into()),
             };
             out.print(&entries, |es| {
@@ -496,7 +479,9 @@ pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Resul
             let entry = match client(data).audit_entry(seq).await {
                 Ok(d) => d.entry,
                 Err(e) if e.is_unreachable() => offline_store(data)?
-                    .read_blocking(|c| Ok(store::audit::get(c, seq)?))?
+                    .audit_entry(seq)
+                    .await?
+                    .0
                     .ok_or_else(|| anyhow::anyhow!("no audit entry {seq}"))?,
                 Err(e) => return Err(e.into()),
             };
@@ -506,7 +491,7 @@ pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Resul
         AuditCommand::Verify => {
             let report = match client(data).audit_verify().await {
                 Ok(r) => r,
-                Err(e) if e.is_unreachable() => verify_offline(data)?,
+                Err(e) if e.is_unreachable() => verify_offline(data).await?,
                 Err(e) => return Err(e.into()),
             };
             out.print(&report, |r| match &r.broken {
@@ -572,9 +557,12 @@ pub async fn keys(data: &DataDir, out: Out, cmd: KeyCommand) -> anyhow::Result<(
         KeyCommand::List => {
             let keys = match client(data).keys().await {
                 Ok(k) => k,
-                Err(e) if e.is_unreachable() => {
-                    offline_store(data)?.read_blocking(store::keys::list)?
-                }
+                Err(e) if e.is_unreachable() => offline_store(data)?
+                    .keys()
+                    .await?
+                    .iter()
+                    .map(crate::fleet::key_info)
+                    .collect(),
                 Err(e) => return Err(e.into()),
             };
             out.print(&keys, |ks| {

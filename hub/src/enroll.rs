@@ -15,9 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rusqlite::TransactionBehavior;
 use sonde_admin::api::EnrollmentInfo;
-use sonde_protocol::audit::NewEntry;
 use sonde_protocol::keys::{decode_public_key, encode_public_key};
 use sonde_protocol::messages::{
     AgentCredentials, EnrollRequest, EnrollResponse, EnrollStatusRequest, EnrollmentStatus,
@@ -28,7 +26,9 @@ use crate::ca::CertificateAuthority;
 use crate::error::HubError;
 use crate::hub::{Hub, SharedHub};
 use crate::link::listener::{ConnInfo, error};
-use crate::store::{self, agents::AgentRow, enrollments::EnrollmentRow, tokens::TokenRefusal};
+use crate::store::{
+    self, Agent, EnrollOutcome, Enrollment, IssuedCert, TokenRefusal, enrollments::NewEnrollment,
+};
 
 /// Agent names: `^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`.
 pub fn validate_agent_name(name: &str) -> Result<(), String> {
@@ -79,12 +79,13 @@ pub async fn request(
     let enrollment_id = store::new_id("enr-", 6);
     let agent_id = store::new_id("agt-", 6);
     let now = now_ms();
-    let mut row = EnrollmentRow {
-        id: enrollment_id.clone(),
+    let enrollment = Enrollment {
+        id: enrollment_id,
         name: req.name.clone(),
         hostname: req.hostname.clone(),
-        remote_addr: remote.clone(),
+        remote_addr: remote,
         token_id: String::new(),
+        token_label: String::new(),
         csr_pem: req.csr_pem.clone(),
         tls_key_sha256: tls_key.to_hex(),
         signing_key: req.signing_key.clone(),
@@ -96,69 +97,40 @@ pub async fn request(
         decided_by: None,
         agent_id: None,
     };
-    // Certificates are issued outside the DB lock; the CA is cheap to call.
-    let preissued = hub
+    // Certificates are issued outside the write (the CA is cheap to call);
+    // used only if the token auto-approves.
+    let (pem, sha256, expires_ms) = hub
         .ca
         .issue_agent(&req.csr_pem, &agent_id)
         .map_err(|e| EnrollRefusal::BadRequest(e.to_string()))?;
-    let secret = req.token.clone();
-    let name = req.name.clone();
-    let result = hub
+    let outcome = hub
         .store
-        .write(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let token = match store::tokens::consume(&tx, &secret, now)? {
-                Ok(t) => t,
-                Err(refusal) => {
-                    let mut entry = NewEntry::new("hub", "enrollment.refused", "refused")
-                        .detail("reason", refusal.code())
-                        .detail("name", name.clone())
-                        .detail("remote_addr", remote.clone());
-                    if let Some(id) = refusal.token_id() {
-                        entry = entry.detail("token_id", id);
-                    }
-                    store::audit::append(&tx, entry, now)?;
-                    tx.commit()?;
-                    return Ok(Err(EnrollRefusal::Token(refusal)));
-                }
-            };
-            let live: Option<String> = tx
-                .query_row("SELECT id FROM agents WHERE name = ?1 AND revoked_at_ms IS NULL", [&name], |r| r.get(0))
-                .ok();
-            if let Some(existing) = live {
-                // Dropping the transaction un-burns the token: the operator can
-                // retry with another name.
-                return Ok(Err(EnrollRefusal::Conflict(format!(
-                    "an agent named {name:?} is already enrolled ({existing}); revoke it first or enroll with another --name"
-                ))));
-            }
-            row.token_id = token.id.clone();
-            row.auto_approved = token.auto_approve;
-            store::enrollments::insert(&tx, &row)?;
-            let mut appended = 2;
-            store::audit::append(&tx, NewEntry::new(format!("token:{}", token.id), "token.used", "ok").detail("enrollment_id", row.id.clone()), now)?;
-            store::audit::append(
-                &tx,
-                NewEntry::new(format!("token:{}", token.id), "enrollment.requested", "pending")
-                    .detail("enrollment_id", row.id.clone())
-                    .detail("name", row.name.clone())
-                    .detail("remote_addr", row.remote_addr.clone())
-                    .detail("attestation", row.attestation.fingerprint().to_hex()),
-                now,
-            )?;
-            let credentials_agent = if token.auto_approve {
-                let agent = approve_in(&tx, &row, &agent_id, preissued, "auto-approve", now)?;
-                appended += 2;
-                Some(agent)
-            } else {
-                None
-            };
-            tx.commit()?;
-            Ok(Ok((row, credentials_agent, appended)))
-        })
-        .await?;
-    let (row, agent, appended) = result?;
-    hub.audit.appended(appended).await;
+        .enroll(
+            NewEnrollment {
+                enrollment,
+                agent_id,
+                preissued: IssuedCert {
+                    pem,
+                    sha256,
+                    expires_ms,
+                },
+            },
+            req.token.clone(),
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            store::StoreError::Conflict(m) => EnrollRefusal::Conflict(m),
+            other => EnrollRefusal::Internal(other.to_string()),
+        })?;
+    let (row, agent) = match outcome {
+        EnrollOutcome::Refused(refusal) => return Err(EnrollRefusal::Token(refusal)),
+        EnrollOutcome::Pending(row) => (row, None),
+        EnrollOutcome::Approved(row, agent) => {
+            hub.fleet.enrolled((*agent).clone());
+            (row, Some(agent))
+        }
+    };
     tracing::info!(name = %row.name, enrollment = %row.id, auto = agent.is_some(), "enrollment requested");
     Ok(match agent {
         Some(agent) => approved_response(hub, &row, &agent),
@@ -171,7 +143,7 @@ pub async fn request(
     })
 }
 
-fn approved_response(hub: &Hub, row: &EnrollmentRow, agent: &AgentRow) -> EnrollResponse {
+fn approved_response(hub: &Hub, row: &Enrollment, agent: &Agent) -> EnrollResponse {
     EnrollResponse {
         enrollment_id: row.id.clone(),
         status: EnrollmentStatus::Approved,
@@ -186,154 +158,80 @@ fn approved_response(hub: &Hub, row: &EnrollmentRow, agent: &AgentRow) -> Enroll
     }
 }
 
-/// Creates the agent for an enrollment inside a transaction.
-fn approve_in(
-    tx: &rusqlite::Connection,
-    row: &EnrollmentRow,
-    agent_id: &str,
-    (cert_pem, cert_sha, expires): (String, sonde_protocol::Digest, i64),
-    by: &str,
-    now: i64,
-) -> store::Result<AgentRow> {
-    let agent = AgentRow {
-        id: agent_id.to_owned(),
-        name: row.name.clone(),
-        hostname: row.hostname.clone(),
-        signing_key: row.signing_key.clone(),
-        cert_pem,
-        cert_sha256: cert_sha.to_hex(),
-        cert_expires_ms: expires,
-        enrolled_at_ms: now,
-        enrollment_id: row.id.clone(),
-        baseline: row.attestation.clone(),
-        current: None,
-        quarantined: false,
-        quarantine_reason: None,
-        revoked_at_ms: None,
-        last_seen_ms: None,
-        remote_addr: None,
-        agent_version: String::new(),
-        os: row.attestation.os_release.clone(),
-        max_capability: sonde_protocol::Capability::Observe,
-        packs: Vec::new(),
-        agent_audit_head: None,
-        tags: Vec::new(),
-    };
-    store::agents::insert(tx, &agent)?;
-    store::enrollments::decide(
-        tx,
-        &row.id,
-        EnrollmentStatus::Approved,
-        by,
-        now,
-        Some(agent_id),
-    )?;
-    let actor = if by == "auto-approve" {
-        format!("token:{}", row.token_id)
-    } else {
-        by.to_owned()
-    };
-    store::audit::append(
-        tx,
-        NewEntry::new(actor.clone(), "enrollment.approved", "ok")
-            .agent(agent_id)
-            .detail("enrollment_id", row.id.clone())
-            .detail("name", row.name.clone())
-            .detail("auto", by == "auto-approve"),
-        now,
-    )?;
-    store::audit::append(
-        tx,
-        NewEntry::new(actor, "certificate.issued", "ok")
-            .agent(agent_id)
-            .detail("cert_sha256", agent.cert_sha256.clone())
-            .detail("expires_at_ms", expires),
-        now,
-    )?;
-    Ok(agent)
+/// An enrollment as the admin API shows it.
+pub fn enrollment_info(e: &Enrollment) -> EnrollmentInfo {
+    let a = &e.attestation;
+    let packs: Vec<&str> = a.packs.iter().map(|p| p.name.as_str()).collect();
+    EnrollmentInfo {
+        id: e.id.clone(),
+        name: e.name.clone(),
+        hostname: e.hostname.clone(),
+        remote_addr: e.remote_addr.clone(),
+        key_fingerprint: sonde_protocol::keys::decode_public_key(&e.signing_key)
+            .map(|k| sonde_protocol::keys::fingerprint(&k).to_hex())
+            .unwrap_or_default(),
+        tls_key_fingerprint: e.tls_key_sha256.clone(),
+        attestation_summary: format!(
+            "{} · kernel {} · {} · packs: {}",
+            a.os_release,
+            a.kernel,
+            a.arch,
+            packs.join(", ")
+        ),
+        attestation_fingerprint: a.fingerprint().to_hex(),
+        attestation: a.clone(),
+        token_id: e.token_id.clone(),
+        token_label: e.token_label.clone(),
+        auto_approved: e.auto_approved,
+        requested_at_ms: e.requested_at_ms,
+        status: e.status,
+        decided_at_ms: e.decided_at_ms,
+        decided_by: e.decided_by.clone(),
+    }
 }
 
 /// Operator approval (step 3).
 pub async fn approve(hub: &Hub, name_or_id: &str, by: &str) -> Result<EnrollmentInfo, HubError> {
-    let key = name_or_id.to_owned();
-    let pending = hub
-        .store
-        .read(move |c| store::enrollments::find_pending(c, &key))
-        .await?;
+    let pending = hub.store.pending_enrollment(name_or_id).await?;
     let agent_id = store::new_id("agt-", 6);
-    let issued = hub.ca.issue_agent(&pending.csr_pem, &agent_id)?;
-    let by = by.to_owned();
-    let id = pending.id.clone();
-    let info = hub
+    let (pem, sha256, expires_ms) = hub.ca.issue_agent(&pending.csr_pem, &agent_id)?;
+    let (row, agent) = hub
         .store
-        .write(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row = store::enrollments::find_pending(&tx, &id)?;
-            approve_in(&tx, &row, &agent_id, issued, &by, now_ms())?;
-            let row = store::enrollments::get(&tx, &id)?
-                .ok_or_else(|| store::StoreError::NotFound(id.clone()))?;
-            let label = store::tokens::get(&tx, &row.token_id)?
-                .map(|t| t.label)
-                .unwrap_or_default();
-            tx.commit()?;
-            Ok(row.info(&label))
-        })
+        .approve_enrollment(
+            &pending.id,
+            &agent_id,
+            IssuedCert {
+                pem,
+                sha256,
+                expires_ms,
+            },
+            by,
+            now_ms(),
+        )
         .await?;
-    hub.audit.appended(2).await;
-    tracing::info!(name = %info.name, "enrollment approved");
-    Ok(info)
+    hub.fleet.enrolled(agent);
+    tracing::info!(name = %row.name, "enrollment approved");
+    Ok(enrollment_info(&row))
 }
 
 /// Operator denial.
 pub async fn deny(hub: &Hub, name_or_id: &str, by: &str) -> Result<EnrollmentInfo, HubError> {
-    let (key, by) = (name_or_id.to_owned(), by.to_owned());
-    let info = hub
-        .store
-        .write(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row = store::enrollments::find_pending(&tx, &key)?;
-            store::enrollments::decide(
-                &tx,
-                &row.id,
-                EnrollmentStatus::Denied,
-                &by,
-                now_ms(),
-                None,
-            )?;
-            store::audit::append(
-                &tx,
-                NewEntry::new(by.clone(), "enrollment.denied", "ok")
-                    .detail("enrollment_id", row.id.clone())
-                    .detail("name", row.name.clone()),
-                now_ms(),
-            )?;
-            let row = store::enrollments::get(&tx, &row.id)?
-                .ok_or_else(|| store::StoreError::NotFound(key.clone()))?;
-            let label = store::tokens::get(&tx, &row.token_id)?
-                .map(|t| t.label)
-                .unwrap_or_default();
-            tx.commit()?;
-            Ok(row.info(&label))
-        })
-        .await?;
-    hub.audit.appended(1).await;
-    Ok(info)
+    let row = hub.store.deny_enrollment(name_or_id, by, now_ms()).await?;
+    Ok(enrollment_info(&row))
 }
 
 /// Polling (step 2).
 pub async fn status(hub: &Hub, req: EnrollStatusRequest) -> Result<EnrollResponse, HubError> {
-    let id = req.enrollment_id.clone();
-    let (row, agent) = hub
-        .store
-        .read(move |c| {
-            let row = store::enrollments::get(c, &id)?;
-            let agent = match row.as_ref().and_then(|r| r.agent_id.clone()) {
-                Some(agent_id) => store::agents::get(c, &agent_id)?,
-                None => None,
-            };
-            Ok((row, agent))
-        })
-        .await?;
+    let row = hub.store.enrollment(&req.enrollment_id).await?;
+    let agent = match row.as_ref().and_then(|r| r.agent_id.as_deref()) {
+        // The fleet learns of an approval just after its commit; the store
+        // answers in between.
+        Some(id) => match hub.fleet.get(id) {
+            Some(live) => Some(live.agent()),
+            None => hub.store.agent(id).await?.map(std::sync::Arc::new),
+        },
+        None => None,
+    };
     let forbidden = || HubError::Forbidden("unknown enrollment or bad signature".into());
     let row = row.ok_or_else(forbidden)?;
     let key = decode_public_key(&row.signing_key).map_err(|_| forbidden())?;

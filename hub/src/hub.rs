@@ -7,14 +7,16 @@ use sonde_protocol::time::now_ms;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
 use crate::ca::CertificateAuthority;
 use crate::config::HubConfig;
 use crate::datadir::DataDir;
 use crate::error::HubError;
+use crate::fleet::Fleet;
 use crate::link::registry::Registry;
-use crate::store::{self, Store};
+use crate::store::HubStore;
 
 /// Where the hub is reachable, once its listeners are bound.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +30,9 @@ pub struct Endpoints {
 pub struct Hub {
     pub data: DataDir,
     pub config: HubConfig,
-    pub store: Store,
+    pub store: HubStore,
+    /// Every agent's live state (records, catalogs, liveness), in memory.
+    pub fleet: Fleet,
     pub audit: AuditLog,
     pub ca: CertificateAuthority,
     pub signing_key: Arc<SigningKey>,
@@ -38,6 +42,9 @@ pub struct Hub {
     pub hostnames: Vec<String>,
     pub registry: Registry,
     pub shutdown: CancellationToken,
+    /// Agent-port connections and sessions: shutdown waits for them before
+    /// the final checkpoint.
+    pub tasks: TaskTracker,
     pub started_at_ms: i64,
     pub endpoints: RwLock<Endpoints>,
 }
@@ -45,8 +52,9 @@ pub struct Hub {
 pub type SharedHub = Arc<Hub>;
 
 impl Hub {
-    /// Loads an initialised data dir.
-    pub fn open(data: DataDir, config: HubConfig) -> anyhow::Result<Hub> {
+    /// Loads an initialised data dir: opens the store (starting its
+    /// writer) and loads the fleet into memory.
+    pub async fn open(data: DataDir, config: HubConfig) -> anyhow::Result<Hub> {
         if !data.is_initialised() {
             anyhow::bail!(
                 "{} is not a hub data dir; create it with `sonde-hub init --data {}`",
@@ -54,24 +62,24 @@ impl Hub {
                 data.root().display()
             );
         }
-        let store = Store::open(&data.db())?;
         let ca =
             CertificateAuthority::load(&data.read(&data.ca_cert())?, &data.read(&data.ca_key())?)?;
         let signing_key = Arc::new(sonde_protocol::keys::decode_secret_key(
             &data.read(&data.signing_key())?,
         )?);
-        let (hub_id, hostnames) = store.read_blocking(|c| {
-            let id = store::meta_get(c, "hub_id")?.unwrap_or_else(|| "hub".into());
-            let names: Vec<String> = store::meta_get(c, "hostnames")?
-                .map(|h| serde_json::from_str(&h).unwrap_or_default())
-                .unwrap_or_default();
-            Ok((id, names))
-        })?;
-        let audit = AuditLog::new(store.clone(), Arc::clone(&signing_key));
+        let store = HubStore::open(
+            &data.db(),
+            (*signing_key).clone(),
+            crate::audit::CHECKPOINT_EVERY,
+        )?;
+        let (hub_id, hostnames) = store.hub_identity().await?;
+        let fleet = Fleet::load(store.clone()).await?;
+        let audit = AuditLog::new(store.clone());
         Ok(Hub {
             data,
             config,
             store,
+            fleet,
             audit,
             ca,
             signing_key,
@@ -79,6 +87,7 @@ impl Hub {
             hostnames,
             registry: Registry::default(),
             shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
             started_at_ms: now_ms(),
             endpoints: RwLock::new(Endpoints::default()),
         })
@@ -121,43 +130,26 @@ impl Hub {
     }
 
     pub async fn status(&self) -> Result<HubStatus, HubError> {
-        let online = self.registry.connected_ids();
-        let (agents, pending_enrollments, quarantined, open_drift, head) = self
-            .store
-            .read(|c| {
-                let agents = store::agents::list(c)?;
-                let pending = store::enrollments::list(c, false)?.len() as u64;
-                let quarantined = agents
-                    .iter()
-                    .filter(|a| a.revoked_at_ms.is_none() && a.quarantined)
-                    .count() as u64;
-                Ok((
-                    agents,
-                    pending,
-                    quarantined,
-                    store::drift::count_open(c)?,
-                    store::audit::head(c)?,
-                ))
-            })
-            .await?;
-        let live: Vec<_> = agents
-            .iter()
-            .filter(|a| a.revoked_at_ms.is_none())
-            .collect();
+        let counts = self.store.counts().await?;
+        let head = self.store.audit_head().await?;
+        let live = self.fleet.live();
         let pending_permissions = live
             .iter()
-            .flat_map(|a| a.packs.iter())
+            .flat_map(|a| a.packs().iter())
             .filter(|p| p.state == sonde_protocol::messages::PackState::Pending)
             .count() as u64;
         Ok(HubStatus {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at_ms: self.started_at_ms,
             agents_total: live.len() as u64,
-            agents_online: live.iter().filter(|a| online.contains(&a.id)).count() as u64,
-            pending_enrollments,
+            agents_online: live
+                .iter()
+                .filter(|a| self.registry.get(&a.id).is_some())
+                .count() as u64,
+            pending_enrollments: counts.pending_enrollments,
             pending_permissions,
-            quarantined,
-            open_drift,
+            quarantined: live.iter().filter(|a| a.quarantined).count() as u64,
+            open_drift: counts.open_drift,
             audit_head: head,
             agent_endpoint: format!("wss://{}", self.agent_address()),
             mcp_url: self.endpoints().mcp_url,

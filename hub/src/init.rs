@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::ca::{CertificateAuthority, create_ca};
 use crate::datadir::{DataDir, create_private_dir, write_private, write_public};
-use crate::store::{self, Store};
+use crate::store::{self, HubStore};
 
 /// What `init` made.
 #[derive(Debug)]
@@ -48,25 +48,9 @@ pub fn init(root: &Path, hostnames: &[String], ips: &[IpAddr]) -> anyhow::Result
         sonde_protocol::keys::encode_secret_key(&signing).as_bytes(),
     )?;
     write_public(&dir.config(), crate::config::DEFAULT_FILE.as_bytes())?;
-    let db = Store::open(&dir.db())?;
-    let hostnames_json = serde_json::to_string(hostnames)?;
-    let id = hub_id.clone();
-    db.write_blocking(move |c| {
-        store::meta_set(c, "hub_id", &id)?;
-        store::meta_set(c, "hostnames", &hostnames_json)?;
-        store::meta_set(
-            c,
-            "created_at_ms",
-            &sonde_protocol::time::now_ms().to_string(),
-        )?;
-        store::audit::append(
-            c,
-            sonde_protocol::audit::NewEntry::new("hub", "hub.initialised", "ok")
-                .detail("hub_id", id.clone()),
-            sonde_protocol::time::now_ms(),
-        )?;
-        Ok(())
-    })?;
+    let db = HubStore::open(&dir.db(), signing, crate::audit::CHECKPOINT_EVERY)?;
+    db.initialise(&hub_id, hostnames, sonde_protocol::time::now_ms())?;
+    db.close();
     Ok(Initialised {
         hub_id,
         ca_sha256: authority.fingerprint().to_hex(),
@@ -141,17 +125,13 @@ pub fn reissue_server_cert(
     }
     std::fs::rename(&new_key, dir.server_key())?;
     std::fs::rename(&new_cert, dir.server_cert())?;
-    let db = Store::open(&dir.db())?;
+    let key = sonde_protocol::keys::decode_secret_key(&read(&dir.signing_key())?)?;
+    let db = HubStore::open(&dir.db(), key, crate::audit::CHECKPOINT_EVERY)?;
     let detail = serde_json::json!({"hostnames": hostnames, "ips": ips.iter().map(|i| i.to_string()).collect::<Vec<_>>()});
-    db.write_blocking(move |c| {
-        store::audit::append(
-            c,
-            sonde_protocol::audit::NewEntry::new("cli", "hub.server_cert_reissued", "ok")
-                .detail("names", detail),
-            sonde_protocol::time::now_ms(),
-        )?;
-        Ok(())
-    })?;
+    db.record_blocking(
+        sonde_protocol::audit::NewEntry::new("cli", "hub.server_cert_reissued", "ok")
+            .detail("names", detail),
+    )?;
     Ok(Reissued { hostnames, ips })
 }
 

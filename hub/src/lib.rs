@@ -6,7 +6,8 @@
 //! MCP clients ([`mcp`], [`probe`]) under per-key policies, records every
 //! security event and probe call in a hash-chained, checkpointed audit log
 //! ([`audit`]), and offers operators an admin API on a Unix socket
-//! ([`admin`]). All state is one SQLite file ([`store`]).
+//! ([`admin`]). All state is one SQLite file behind one interface
+//! ([`store`]); the fleet's live state is kept in memory ([`fleet`]).
 
 pub mod admin;
 pub mod audit;
@@ -16,6 +17,7 @@ pub mod commands;
 pub mod config;
 pub mod datadir;
 pub mod demo;
+pub mod durations;
 pub mod enroll;
 pub mod error;
 pub mod fleet;
@@ -24,9 +26,10 @@ pub mod init;
 pub mod link;
 pub mod mcp;
 pub mod probe;
+pub mod rate_limit;
 pub mod serve;
 pub mod store;
-pub mod util;
+pub mod users;
 
 /// Logs to stderr (journald picks it up under systemd). `RUST_LOG` filters.
 pub fn init_logging() {

@@ -9,17 +9,16 @@
 
 use sonde_admin::api::ProbeRunResult;
 use sonde_protocol::audit::NewEntry;
-use sonde_protocol::messages::{ProbeErrorCode, ProbeRequest, ProbeSummary};
+use sonde_protocol::messages::{ProbeErrorCode, ProbeRequest};
 use sonde_protocol::schema::validate;
 use sonde_protocol::time::now_ms;
 use sonde_protocol::{Digest, ProbeDescriptor};
 use std::time::{Duration, Instant};
 
 use crate::error::HubError;
-use crate::fleet;
 use crate::hub::Hub;
 use crate::link::registry::{DispatchError, ProbeReply};
-use crate::store::{self, agents::AgentRow};
+use crate::store;
 
 /// Extra time the hub waits beyond the probe's own timeout.
 const REPLY_GRACE: Duration = Duration::from_secs(5);
@@ -36,15 +35,6 @@ pub struct ProbeCall {
     pub timeout: Option<Duration>,
     /// Extra audit detail (e.g. the MCP tool that made the call).
     pub via: &'static str,
-}
-
-/// The probe as the agent registered it, if it did.
-pub fn registered_probe<'a>(agent: &'a AgentRow, probe: &str) -> Option<&'a ProbeSummary> {
-    agent
-        .packs
-        .iter()
-        .flat_map(|p| p.probes.iter())
-        .find(|s| s.name == probe && s.registered)
 }
 
 /// Audits a call refused before it reached the agent, and returns the error.
@@ -74,20 +64,23 @@ pub async fn refuse(
 /// Runs the call. `Err` means the hub refused it before the agent saw it;
 /// agent-side failures come back as `Ok` with `ok: false`.
 pub async fn run(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError> {
-    let agent = match fleet::find_agent(hub, &call.agent).await {
-        Ok(a) if a.revoked_at_ms.is_none() => a,
-        Ok(a) => {
-            return Err(refuse(
-                hub,
-                &call,
-                Some(&a.id),
-                "refused",
-                HubError::Forbidden(format!("agent {} is revoked", a.name)),
-            )
-            .await);
-        }
+    // One hash lookup in the in-memory fleet: no database read, no catalog
+    // decoding on the call path.
+    let live = match crate::fleet::find_agent(hub, &call.agent) {
+        Ok(live) => live,
         Err(e) => return Err(refuse(hub, &call, None, "refused", e).await),
     };
+    let agent = live.agent();
+    if agent.is_revoked() {
+        return Err(refuse(
+            hub,
+            &call,
+            Some(&agent.id),
+            "refused",
+            HubError::Forbidden(format!("agent {} is revoked", agent.name)),
+        )
+        .await);
+    }
     if agent.quarantined {
         let reason = agent
             .quarantine_reason
@@ -103,12 +96,13 @@ pub async fn run(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError>
         .await);
     }
     if hub.registry.get(&agent.id).is_none() {
-        let seen = agent
+        let seen = live
+            .liveness()
             .last_seen_ms
             .map(|t| {
                 format!(
                     "last seen {} ago",
-                    crate::util::human_duration_ms(now_ms() - t)
+                    crate::durations::human_duration_ms(now_ms() - t)
                 )
             })
             .unwrap_or_else(|| "never connected".into());
@@ -122,7 +116,7 @@ pub async fn run(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError>
         .await);
     }
     let probe_name = call.descriptor.probe.as_str().to_owned();
-    let Some(summary) = registered_probe(&agent, &probe_name).cloned() else {
+    let Some(summary) = agent.catalog.probe(&probe_name) else {
         return Err(refuse(
             hub,
             &call,
@@ -271,19 +265,9 @@ pub async fn run(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError>
         }
     }
     if let Some(head) = result.agent_audit_head {
-        let id = agent.id.clone();
-        let _ = hub
-            .store
-            .write(move |c| {
-                let newer = store::agents::get(c, &id)?
-                    .and_then(|a| a.agent_audit_head)
-                    .is_none_or(|old| head.seq > old.seq);
-                if newer {
-                    store::agents::touch(c, &id, Some(&head), now_ms())?;
-                }
-                Ok(())
-            })
-            .await;
+        // Kept in memory (the newest wins), persisted with the next
+        // liveness batch; this call's own entry records it durably below.
+        hub.fleet.observe_head(&agent.id, head);
     }
     match hub.audit.record(entry).await {
         Ok(e) => result.audit_seq = e.seq,

@@ -4,8 +4,10 @@
 //! Shutdown: (1) stop accepting (agent port, MCP, admin socket) and let
 //! in-flight requests finish — probes still reach their agents because the
 //! agent sessions stay up; (2) close the agent sessions (each gets
-//! `hub.closing`); (3) write a final signed audit checkpoint and checkpoint
-//! the SQLite WAL.
+//! `hub.closing`) and wait for every agent-port task (tracked) to end, so
+//! their `connection.closed` entries are written; (3) persist liveness,
+//! record `hub.stopped`, write the final signed audit checkpoint — the last
+//! thing in the chain — then stop the writer and truncate the SQLite WAL.
 
 use serde::Serialize;
 use sonde_protocol::audit::NewEntry;
@@ -38,6 +40,12 @@ pub struct RunInfo {
 
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(30);
+/// How long agent sessions get to close (and audit it) at shutdown.
+const CLOSE_SESSIONS: Duration = Duration::from_secs(10);
+/// How often liveness (heartbeats) is written: one batch for every agent.
+pub const LIVENESS_FLUSH: Duration = Duration::from_secs(5);
+/// How often a checkpoint is signed while entries come in.
+const CHECKPOINT_PERIOD: Duration = Duration::from_secs(60);
 
 pub async fn serve(data: DataDir, overrides: Overrides) -> anyhow::Result<()> {
     let mut config = HubConfig::load(&data.config())?;
@@ -53,7 +61,7 @@ pub async fn serve(data: DataDir, overrides: Overrides) -> anyhow::Result<()> {
             config.mcp_listen
         );
     }
-    let hub: SharedHub = Arc::new(Hub::open(data, config)?);
+    let hub: SharedHub = Arc::new(Hub::open(data, config).await?);
     let agent_listener = TcpListener::bind(hub.config.agent_listen)
         .await
         .map_err(|e| {
@@ -84,19 +92,24 @@ pub async fn serve(data: DataDir, overrides: Overrides) -> anyhow::Result<()> {
         let (hub, draining) = (Arc::clone(&hub), draining.clone());
         tasks.spawn(async move { crate::mcp::serve(hub, mcp, draining).await });
     }
-    {
+    let housekeeping = {
         let hub = Arc::clone(&hub);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            tick.tick().await;
+            let mut checkpoints = tokio::time::interval(CHECKPOINT_PERIOD);
+            let mut liveness = tokio::time::interval(LIVENESS_FLUSH);
+            checkpoints.tick().await;
+            liveness.tick().await;
             loop {
                 tokio::select! {
                     _ = hub.shutdown.cancelled() => break,
-                    _ = tick.tick() => { let _ = hub.audit.checkpoint().await; }
+                    // Failures are logged and counted by the audit log.
+                    _ = checkpoints.tick() => { let _ = hub.audit.checkpoint().await; }
+                    // Failures are logged, counted and retried by the fleet.
+                    _ = liveness.tick() => { hub.fleet.flush_liveness().await; }
                 }
             }
-        });
-    }
+        })
+    };
     let info = RunInfo {
         pid: std::process::id(),
         agent_listen: agent_addr,
@@ -141,18 +154,29 @@ pub async fn serve(data: DataDir, overrides: Overrides) -> anyhow::Result<()> {
     }
     hub.shutdown.cancel();
     hub.registry.close_all();
-    // Give sessions a moment to send hub.closing and audit their close.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = housekeeping.await;
+    // Every agent-port task (connections, sessions) ends before the final
+    // entries: their `connection.closed` entries come before the checkpoint.
+    hub.tasks.close();
+    if tokio::time::timeout(CLOSE_SESSIONS, hub.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = hub.tasks.len(),
+            "agent connections did not close within {}s; stopping anyway",
+            CLOSE_SESSIONS.as_secs()
+        );
+    }
+    hub.fleet.flush_liveness().await;
     hub.audit(NewEntry::new("hub", "hub.stopped", "ok").detail("reason", stop_reason))
         .await;
-    match hub.audit.checkpoint_blocking() {
+    match hub.audit.checkpoint().await {
         Ok(cp) => tracing::info!(seq = cp.map(|c| c.seq), "final audit checkpoint written"),
         Err(e) => tracing::error!(error = %e, "could not write the final audit checkpoint"),
     }
-    let _ = hub.store.write_blocking(|c| {
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
-        Ok(())
-    });
+    // Nothing is written after the checkpoint: the writer stops here.
+    hub.store.close();
     let _ = std::fs::remove_file(hub.data.run_info());
     tracing::info!("sonde-hub stopped");
     Ok(())

@@ -27,10 +27,15 @@ pub use sonde_admin::AdminClient;
 /// The user agents run as when the tests run as root.
 pub const TEST_USER: &str = "sonde-test";
 
-/// Directory holding the workspace's binaries (built once per test process).
+/// Directory holding the workspace's binaries (built once per test process;
+/// `SONDE_BIN_DIR` points elsewhere, e.g. at an older build for the load
+/// tool's side-by-side runs).
 pub fn bin_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("SONDE_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
         // target/<profile>/deps/<test> or target/<profile>/<tool> → target/<profile>
         let exe = std::env::current_exe().expect("current exe");
         let mut dir = exe.parent().expect("exe dir").to_path_buf();

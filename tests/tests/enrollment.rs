@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use sonde_tests::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrollment_happy_path_with_operator_approval() {
@@ -24,6 +24,16 @@ async fn enrollment_happy_path_with_operator_approval() {
         enroll.try_wait().unwrap().is_none(),
         "enroll must wait for approval"
     );
+    // The hub lists the enrollment as soon as it is committed, a moment
+    // before the agent has its answer and prints the message (bounded wait).
+    let waiting = Instant::now() + Duration::from_secs(10);
+    while !agent
+        .enroll_log()
+        .contains("sonde-hub enrollments approve nas1")
+        && Instant::now() < waiting
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         agent
             .enroll_log()

@@ -32,8 +32,11 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::hub::SharedHub;
-use crate::store;
-use crate::util::AuditBudget;
+use crate::rate_limit::AuditBudget;
+
+/// Initial read/write buffer of an agent link (the defaults are 128 KiB
+/// each, which a thousand idle agents would pay for nothing).
+const LINK_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Longest life of a connection that showed no agent certificate (one
 /// enrollment request or status poll).
@@ -151,7 +154,8 @@ pub async fn serve(
             Arc::clone(&budget),
             Arc::clone(&slots),
         );
-        tokio::spawn(async move {
+        // Tracked: shutdown waits for connections before the final checkpoint.
+        hub.tasks.clone().spawn(async move {
             let _ = tcp.set_nodelay(true);
             let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
@@ -271,22 +275,13 @@ async fn agent_link(
     let Some(agent_id) = crate::ca::common_name(&cert) else {
         return refuse(hub, None, "client certificate has no agent id".into()).await;
     };
-    let lookup_id = agent_id.clone();
-    let agent = match hub
-        .store
-        .read(move |c| store::agents::get(c, &lookup_id))
-        .await
-    {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            return refuse(
-                hub,
-                None,
-                format!("certificate names unknown agent {agent_id:?}"),
-            )
-            .await;
-        }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    let Some(agent) = hub.fleet.get(&agent_id).map(|live| live.agent()) else {
+        return refuse(
+            hub,
+            None,
+            format!("certificate names unknown agent {agent_id:?}"),
+        )
+        .await;
     };
     if agent.revoked_at_ms.is_some() {
         return refuse(
@@ -308,7 +303,16 @@ async fn agent_link(
         .await;
     }
     let max = hub.config.agents.max_frame_bytes;
+    // The session is tracked too (shutdown waits for its close entry).
+    let tracked = hub.tasks.token();
+    // Small buffers: an idle agent link costs little memory, and a large
+    // frame still fits (buffers grow as needed up to `max`).
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| crate::link::session::run(hub, socket, agent, info.remote))
+        .read_buffer_size(LINK_BUFFER_BYTES)
+        .write_buffer_size(LINK_BUFFER_BYTES)
+        .on_upgrade(move |socket| async move {
+            let _tracked = tracked;
+            crate::link::session::run(hub, socket, agent, info.remote).await
+        })
 }

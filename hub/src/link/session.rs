@@ -25,12 +25,13 @@ use sonde_protocol::messages::*;
 use sonde_protocol::time::now_ms;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::registry::{Outbound, ProbeReply, SessionHandle};
 use crate::hub::SharedHub;
-use crate::store::{self, agents::AgentRow};
+use crate::store::{Agent, IssuedCert};
 
 /// Rejected frames audited per connection (the rest are counted).
 const MAX_AUDITED_REJECTIONS: u32 = 20;
@@ -42,7 +43,7 @@ fn actor(agent_id: &str) -> String {
 }
 
 /// Runs a session until the agent leaves, is revoked, or the hub stops.
-pub async fn run(hub: SharedHub, socket: WebSocket, agent: AgentRow, remote: SocketAddr) {
+pub async fn run(hub: SharedHub, socket: WebSocket, agent: Arc<Agent>, remote: SocketAddr) {
     let conn_id = hub.registry.next_conn_id();
     let reason = match serve(&hub, socket, &agent, remote, conn_id).await {
         Ok(reason) => reason,
@@ -85,7 +86,7 @@ impl Link {
 async fn serve(
     hub: &SharedHub,
     socket: WebSocket,
-    agent: &AgentRow,
+    agent: &Agent,
     remote: SocketAddr,
     conn_id: u64,
 ) -> Result<String, String> {
@@ -179,33 +180,10 @@ async fn serve(
     // 2. Attestation.
     let (quarantined, quarantine_reason) = check_attestation(hub, agent, &hello).await;
 
-    // 3. Record, ack, register.
-    let hello_for_db = hello.clone();
-    let agent_id = agent.id.clone();
-    let remote_text = remote.to_string();
+    // 3. Record (with the `connection.accepted` entry), ack, register.
     let grants = hub
-        .store
-        .write(move |c| {
-            store::agents::record_hello(
-                c,
-                &agent_id,
-                &store::agents::HelloUpdate {
-                    hostname: &hello_for_db.hostname,
-                    agent_version: &hello_for_db.agent_version,
-                    os: &hello_for_db.attestation.os_release,
-                    current: &hello_for_db.attestation,
-                    max_capability: hello_for_db.max_capability,
-                    packs: &hello_for_db.packs,
-                    audit_head: &hello_for_db.audit_head,
-                    remote_addr: &remote_text,
-                    now_ms: now_ms(),
-                },
-            )?;
-            Ok(store::grants::for_agent(c, &agent_id)?
-                .into_iter()
-                .map(|g| g.grant)
-                .collect::<Vec<_>>())
-        })
+        .fleet
+        .connected(&agent.id, &hello, remote, &session.to_hex(), quarantined)
         .await
         .map_err(|e| e.to_string())?;
     let heartbeat = Duration::from_secs(hub.config.agents.heartbeat_interval_s);
@@ -239,20 +217,6 @@ async fn serve(
         )
         .await;
     }
-    hub.audit(
-        NewEntry::new(actor(&agent.id), "connection.accepted", "ok")
-            .agent(agent.id.clone())
-            .detail("remote_addr", remote.to_string())
-            .detail("session", session.to_hex())
-            .detail("sandbox", hello.attestation.sandbox.clone())
-            .detail("agent_version", hello.agent_version.clone())
-            .detail("quarantined", quarantined)
-            .detail(
-                "agent_audit_head",
-                serde_json::to_value(hello.audit_head).unwrap_or_default(),
-            ),
-    )
-    .await;
     tracing::info!(agent = %agent.name, %remote, quarantined, "agent connected");
 
     // 4. The loop.
@@ -399,21 +363,19 @@ fn hello_session(
 
 async fn handle_inbound(
     hub: &SharedHub,
-    agent: &AgentRow,
+    agent: &Agent,
     env: sonde_protocol::Envelope,
     pending: &mut HashMap<String, (oneshot::Sender<ProbeReply>, MessageId)>,
 ) -> Option<(Kind, serde_json::Value)> {
     let agent_id = agent.id.clone();
     match env.kind {
         Kind::Heartbeat => {
+            // In memory; persisted with the next liveness batch.
             let head = env
                 .payload_as::<Heartbeat>()
                 .ok()
                 .and_then(|h| h.audit_head);
-            let _ = hub
-                .store
-                .write(move |c| store::agents::touch(c, &agent_id, head.as_ref(), now_ms()))
-                .await;
+            hub.fleet.heartbeat(&agent_id, head);
         }
         Kind::ProbeResponse => match env.payload_as::<ProbeResponse>() {
             Ok(r) => match pending.remove(&r.request_id) {
@@ -438,19 +400,13 @@ async fn handle_inbound(
             Err(e) => tracing::warn!(agent = %agent.name, error = %e, "unreadable probe.error"),
         },
         Kind::AgentStatus => {
-            if let Ok(status) = env.payload_as::<AgentStatus>() {
-                let _ = hub
-                    .store
-                    .write(move |c| {
-                        store::agents::record_packs(
-                            c,
-                            &agent_id,
-                            &status.packs,
-                            &status.audit_head,
-                            now_ms(),
-                        )
-                    })
-                    .await;
+            if let Ok(status) = env.payload_as::<AgentStatus>()
+                && let Err(e) = hub
+                    .fleet
+                    .packs_reported(&agent_id, status.packs, status.audit_head)
+                    .await
+            {
+                tracing::error!(agent = %agent.name, error = %e, "could not record the agent's packs");
             }
         }
         Kind::CertRenew => {
@@ -492,16 +448,10 @@ async fn handle_inbound(
 /// Issues a fresh client certificate for the agent's new key.
 async fn renew_certificate(
     hub: &SharedHub,
-    agent: &AgentRow,
+    agent: &Agent,
     csr_pem: &str,
 ) -> Option<(Kind, serde_json::Value)> {
-    let id = agent.id.clone();
-    let current = hub
-        .store
-        .read(move |c| store::agents::get(c, &id))
-        .await
-        .ok()
-        .flatten()?;
+    let current = hub.fleet.get(&agent.id)?.agent();
     let issued_at = current.cert_expires_ms - crate::ca::AGENT_CERT_DAYS * 86_400_000;
     let min_interval_ms = i64::try_from(hub.config.agents.min_cert_renewal_interval_s)
         .unwrap_or(i64::MAX / 1000)
@@ -527,22 +477,15 @@ async fn renew_certificate(
             return None;
         }
     };
-    let (id, pem, sha) = (agent.id.clone(), cert_pem.clone(), digest.to_hex());
-    if let Err(e) = hub
-        .store
-        .write(move |c| store::agents::set_certificate(c, &id, &pem, &sha, expires))
-        .await
-    {
+    let cert = IssuedCert {
+        pem: cert_pem.clone(),
+        sha256: digest,
+        expires_ms: expires,
+    };
+    if let Err(e) = hub.fleet.certificate_renewed(&agent.id, cert).await {
         tracing::error!(error = %e, "could not store a renewed certificate");
         return None;
     }
-    hub.audit(
-        NewEntry::new(actor(&agent.id), "certificate.renewed", "ok")
-            .agent(agent.id.clone())
-            .detail("cert_sha256", digest.to_hex())
-            .detail("expires_at_ms", expires),
-    )
-    .await;
     tracing::info!(agent = %agent.name, "renewed the agent's certificate");
     serde_json::to_value(CertIssued {
         cert_pem,
@@ -554,7 +497,7 @@ async fn renew_certificate(
 
 async fn audit_rejection(
     hub: &SharedHub,
-    agent: &AgentRow,
+    agent: &Agent,
     remote: SocketAddr,
     frame: &[u8],
     e: &sonde_protocol::VerifyError,
@@ -579,7 +522,7 @@ async fn audit_rejection(
 /// quarantines when they differ. Returns the quarantine state.
 async fn check_attestation(
     hub: &SharedHub,
-    agent: &AgentRow,
+    agent: &Agent,
     hello: &AgentHello,
 ) -> (bool, Option<String>) {
     let current = hello.attestation.clone();
@@ -594,43 +537,17 @@ async fn check_attestation(
         agent.name
     );
     let quarantine = hub.config.agents.quarantine_on_drift;
-    let agent_id = agent.id.clone();
-    let baseline = agent.baseline.clone();
-    let reason_db = reason.clone();
-    let drift_id = hub
-        .store
-        .write(move |c| {
-            let id = store::drift::record(c, &agent_id, &baseline, &current, now_ms())?;
-            if quarantine {
-                store::agents::set_quarantine(c, &agent_id, Some(&reason_db))?;
-            }
-            Ok(id)
-        })
+    let drift = hub
+        .fleet
+        .drift(
+            &agent.id,
+            current,
+            serde_json::to_value(&changes).unwrap_or_default(),
+            quarantine.then(|| reason.clone()),
+        )
         .await;
-    match drift_id {
-        Ok(id) => {
-            hub.audit(
-                NewEntry::new(
-                    actor(&agent.id),
-                    "attestation.drift",
-                    if quarantine {
-                        "quarantined"
-                    } else {
-                        "recorded"
-                    },
-                )
-                .agent(agent.id.clone())
-                .detail("drift_id", id)
-                .detail("baseline", agent.baseline.fingerprint().to_hex())
-                .detail("current", hello.attestation.fingerprint().to_hex())
-                .detail(
-                    "changes",
-                    serde_json::to_value(&changes).unwrap_or_default(),
-                ),
-            )
-            .await;
-            tracing::warn!(agent = %agent.name, changes = ?fields, "attestation drift");
-        }
+    match drift {
+        Ok(_) => tracing::warn!(agent = %agent.name, changes = ?fields, "attestation drift"),
         Err(e) => tracing::error!(error = %e, "could not record attestation drift"),
     }
     if quarantine {

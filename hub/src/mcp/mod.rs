@@ -33,8 +33,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::SharedHub;
+use crate::rate_limit::AuditBudget;
 use crate::store;
-use crate::util::AuditBudget;
 use policy::KeyPolicy;
 
 /// Every tool the MCP endpoint offers, for API key policies.
@@ -217,23 +217,17 @@ impl Gate {
                 .await;
             return Err(invalid());
         };
-        let lookup = prefix.clone();
-        let row = self
-            .hub
-            .store
-            .read(move |c| store::keys::by_prefix(c, &lookup))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "API key lookup failed");
-                deny(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the hub could not check the key; see its log",
-                )
-            })?;
-        let Some(row) = row.filter(|r| {
+        let row = self.hub.store.key_by_prefix(&prefix).await.map_err(|e| {
+            tracing::error!(error = %e, "API key lookup failed");
+            deny(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the hub could not check the key; see its log",
+            )
+        })?;
+        let Some((key, _)) = row.filter(|(_, secret_sha256)| {
             constant_time_eq(
-                r.secret_sha256.as_bytes(),
+                secret_sha256.as_bytes(),
                 store::keys::hash(&presented).as_bytes(),
             )
         }) else {
@@ -241,7 +235,7 @@ impl Gate {
                 .await;
             return Err(invalid());
         };
-        if row.info.revoked_at_ms.is_some() {
+        if key.revoked_at_ms.is_some() {
             self.audit_denial("mcp.auth_failed", "revoked key", &[("prefix", prefix)])
                 .await;
             return Err(deny(
@@ -250,7 +244,7 @@ impl Gate {
                 "this API key was revoked",
             ));
         }
-        if row.info.expires_at_ms.is_some_and(|e| e <= now_ms()) {
+        if key.expires_at_ms.is_some_and(|e| e <= now_ms()) {
             self.audit_denial("mcp.auth_failed", "expired key", &[("prefix", prefix)])
                 .await;
             return Err(deny(
@@ -259,7 +253,7 @@ impl Gate {
                 "this API key has expired; create a new one with `sonde-hub keys create`",
             ));
         }
-        Ok(KeyPolicy { key: row.info })
+        Ok(KeyPolicy { key })
     }
 
     /// Records last use at most once a minute per key.
@@ -274,13 +268,8 @@ impl Gate {
             }
             due
         };
-        if due {
-            let id = key_id.to_owned();
-            let _ = self
-                .hub
-                .store
-                .write(move |c| store::keys::touch(c, &id, now_ms()))
-                .await;
+        if due && let Err(e) = self.hub.store.touch_key(key_id, now_ms()).await {
+            tracing::warn!(error = %e, "could not record an API key's last use");
         }
     }
 }

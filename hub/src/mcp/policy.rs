@@ -2,7 +2,7 @@
 //! capability. Checked on every MCP call; a denial names what the key *may*
 //! do so the caller (often a model) can correct itself.
 
-use sonde_admin::api::KeyInfo;
+use crate::store::ApiKey;
 use sonde_protocol::Capability;
 
 /// `*` matches any run of characters; everything else is literal.
@@ -40,7 +40,7 @@ fn describe(patterns: &[String]) -> String {
 /// A key's policy.
 #[derive(Debug, Clone)]
 pub struct KeyPolicy {
-    pub key: KeyInfo,
+    pub key: ApiKey,
 }
 
 impl KeyPolicy {
@@ -113,7 +113,7 @@ mod tests {
     fn key(agents: &[&str], probes: &[&str], tools: &[&str], max: Capability) -> KeyPolicy {
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
         KeyPolicy {
-            key: KeyInfo {
+            key: ApiKey {
                 id: "key-1".into(),
                 name: "claude".into(),
                 prefix: "sk_12345678".into(),

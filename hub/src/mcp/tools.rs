@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use super::policy::KeyPolicy;
 use crate::error::HubError;
+use crate::fleet::AgentView;
 use crate::hub::SharedHub;
 use crate::probe::{self, ProbeCall};
-use crate::store::{self, agents::AgentRow};
 
 /// The MCP server for one session.
 #[derive(Clone, Debug)]
@@ -212,18 +212,18 @@ impl Args {
 }
 
 /// Probes of an agent that are registered (active pack, within its ceiling).
-fn registered(agent: &AgentRow) -> impl Iterator<Item = &ProbeSummary> {
+fn registered(agent: &AgentView) -> impl Iterator<Item = &ProbeSummary> {
     agent
-        .packs
+        .packs()
         .iter()
         .filter(|p| p.state == PackState::Active)
         .flat_map(|p| p.probes.iter())
         .filter(|s| s.registered)
 }
 
-fn runbooks(agent: &AgentRow) -> impl Iterator<Item = &RunbookSummary> {
+fn runbooks(agent: &AgentView) -> impl Iterator<Item = &RunbookSummary> {
     agent
-        .packs
+        .packs()
         .iter()
         .filter(|p| p.state == PackState::Active)
         .flat_map(|p| p.runbooks.iter())
@@ -231,10 +231,10 @@ fn runbooks(agent: &AgentRow) -> impl Iterator<Item = &RunbookSummary> {
 
 /// What the pack of `probe` serves instead of the machine's data, if its
 /// agent labels it sample data (`sample_data` in the agent config).
-fn sample_label<'a>(agent: &'a AgentRow, probe: &str) -> Option<&'a str> {
+fn sample_label<'a>(agent: &'a crate::store::Agent, probe: &str) -> Option<&'a str> {
     let pack = probe.split_once('.').map_or(probe, |(p, _)| p);
     agent
-        .packs
+        .packs()
         .iter()
         .find(|p| p.name == pack)
         .and_then(|p| p.sample_data.as_deref())
@@ -249,27 +249,20 @@ fn with_sample_label(mut v: Value, pack: &PackReport) -> Value {
 }
 
 impl SondeMcp {
-    async fn live_agents(&self) -> Result<Vec<AgentRow>, CallToolResult> {
-        self.hub
-            .store
-            .read(store::agents::list)
-            .await
-            .map(|rows| {
-                rows.into_iter()
-                    .filter(|a| a.revoked_at_ms.is_none())
-                    .collect()
-            })
-            .map_err(|e| tool_error("internal", e.to_string()))
+    /// Agents that are not revoked (from the in-memory fleet).
+    fn live_agents(&self) -> Vec<AgentView> {
+        self.hub.fleet.live()
     }
 
-    /// The agent named `name`, if it exists and the key may see it.
-    async fn scoped_agent(
-        &self,
-        policy: &KeyPolicy,
-        name: &str,
-    ) -> Result<AgentRow, CallToolResult> {
-        let agents = self.live_agents().await?;
-        let found = agents.into_iter().find(|a| a.name == name || a.id == name);
+    /// The agent named `name`, if it exists and the key may see it (one
+    /// lookup in the in-memory fleet).
+    fn scoped_agent(&self, policy: &KeyPolicy, name: &str) -> Result<AgentView, CallToolResult> {
+        let found = self
+            .hub
+            .fleet
+            .find(name)
+            .map(|live| live.view())
+            .filter(|a| !a.is_revoked());
         match found {
             Some(a) if policy.allows_agent(&a.name) => Ok(a),
             // Out-of-scope agents are reported like unknown ones.
@@ -283,12 +276,12 @@ impl SondeMcp {
         }
     }
 
-    fn state(&self, a: &AgentRow) -> &'static str {
-        crate::fleet::agent_state(&self.hub, a).as_str()
+    fn state(&self, a: &AgentView) -> &'static str {
+        crate::fleet::agent_state(a, crate::fleet::is_connected(&self.hub, &a.id)).as_str()
     }
 
     async fn list_agents(&self, policy: &KeyPolicy) -> Result<Value, CallToolResult> {
-        let agents = self.live_agents().await?;
+        let agents = self.live_agents();
         let list: Vec<Value> = agents
             .iter()
             .filter(|a| policy.allows_agent(&a.name))
@@ -299,13 +292,13 @@ impl SondeMcp {
                     "hostname": a.hostname,
                     "os": a.os,
                     "agent_version": a.agent_version,
-                    "last_seen_ms": a.last_seen_ms,
+                    "last_seen_ms": a.liveness.last_seen_ms,
                     "tags": a.tags,
                     "quarantined": a.quarantined,
                     "quarantine_reason": a.quarantine_reason,
                     "max_capability": a.max_capability,
                     "sandbox": a.current.as_ref().unwrap_or(&a.baseline).sandbox,
-                    "packs": a.packs.iter().map(|p| with_sample_label(json!({"name": p.name, "version": p.version, "state": p.state}), p)).collect::<Vec<_>>(),
+                    "packs": a.packs().iter().map(|p| with_sample_label(json!({"name": p.name, "version": p.version, "state": p.state}), p)).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -318,7 +311,7 @@ impl SondeMcp {
         args: &Args,
     ) -> Result<Value, CallToolResult> {
         args.allow_only(&["agent"])?;
-        let a = self.scoped_agent(policy, &args.str("agent")?).await?;
+        let a = self.scoped_agent(policy, &args.str("agent")?)?;
         let usable = |s: &ProbeSummary| {
             policy.allows_probe(&s.name) && policy.allows_capability(s.capability)
         };
@@ -332,15 +325,15 @@ impl SondeMcp {
             "kernel": current.kernel,
             "arch": current.arch,
             "agent_version": a.agent_version,
-            "last_seen_ms": a.last_seen_ms,
-            "remote_addr": a.remote_addr,
+            "last_seen_ms": a.liveness.last_seen_ms,
+            "remote_addr": a.liveness.remote_addr,
             "tags": a.tags,
             "quarantined": a.quarantined,
             "quarantine_reason": a.quarantine_reason,
             "max_capability": a.max_capability,
             "enrolled_at_ms": a.enrolled_at_ms,
-            "agent_audit_head": a.agent_audit_head,
-            "packs": a.packs.iter().map(|p| with_sample_label(json!({
+            "agent_audit_head": a.liveness.audit_head,
+            "packs": a.packs().iter().map(|p| with_sample_label(json!({
                 "name": p.name,
                 "version": p.version,
                 "description": p.description,
@@ -360,10 +353,9 @@ impl SondeMcp {
     ) -> Result<Value, CallToolResult> {
         args.allow_only(&["agent"])?;
         let agents = match args.opt_str("agent")? {
-            Some(name) => vec![self.scoped_agent(policy, &name).await?],
+            Some(name) => vec![self.scoped_agent(policy, &name)?],
             None => self
                 .live_agents()
-                .await?
                 .into_iter()
                 .filter(|a| policy.allows_agent(&a.name))
                 .collect(),
@@ -390,7 +382,7 @@ impl SondeMcp {
                     .map(|r| json!({"category": r.category, "description": r.description, "probes": r.steps.iter().map(|s| s.probe.as_str()).collect::<Vec<_>>()}))
                     .collect();
                 let inactive: Vec<Value> = a
-                    .packs
+                    .packs()
                     .iter()
                     .filter(|p| p.state != PackState::Active)
                     .map(|p| json!({"pack": p.name, "state": p.state, "missing": p.missing}))
@@ -403,7 +395,7 @@ impl SondeMcp {
                     "inactive_packs": inactive,
                 });
                 let samples: Map<String, Value> = a
-                    .packs
+                    .packs()
                     .iter()
                     .filter_map(|p| Some((p.name.clone(), json!(p.sample_data.as_ref()?))))
                     .collect();
@@ -420,7 +412,7 @@ impl SondeMcp {
     async fn run_probe(
         &self,
         policy: &KeyPolicy,
-        agent: &AgentRow,
+        agent: &AgentView,
         descriptor: ProbeDescriptor,
         timeout: Option<Duration>,
         via: &'static str,
@@ -432,8 +424,9 @@ impl SondeMcp {
             timeout,
             via,
         };
-        let capability = registered(agent)
-            .find(|s| s.name == descriptor.probe.as_str())
+        let capability = agent
+            .catalog
+            .probe(descriptor.probe.as_str())
             .map(|s| s.capability)
             .unwrap_or(Capability::Observe);
         if let Err(reason) = policy.check_probe(&agent.name, descriptor.probe.as_str(), capability)
@@ -486,7 +479,7 @@ impl SondeMcp {
 
     async fn probe(&self, policy: &KeyPolicy, args: &Args) -> Result<Value, CallToolResult> {
         args.allow_only(&["agent", "probe", "params", "timeout_s"])?;
-        let agent = self.scoped_agent(policy, &args.str("agent")?).await?;
+        let agent = self.scoped_agent(policy, &args.str("agent")?)?;
         let name = ProbeName::parse(&args.str("probe")?)
             .map_err(|e| tool_error("invalid_params", e.to_string()))?;
         let params = args.object("params")?;
@@ -515,7 +508,7 @@ impl SondeMcp {
     async fn run_runbook(
         &self,
         policy: &KeyPolicy,
-        agent: &AgentRow,
+        agent: &AgentView,
         runbook: &RunbookSummary,
     ) -> Value {
         let started = Instant::now();
@@ -578,7 +571,7 @@ impl SondeMcp {
 
     async fn diagnose(&self, policy: &KeyPolicy, args: &Args) -> Result<Value, CallToolResult> {
         args.allow_only(&["agent", "category"])?;
-        let agent = self.scoped_agent(policy, &args.str("agent")?).await?;
+        let agent = self.scoped_agent(policy, &args.str("agent")?)?;
         let category = args.str("category")?;
         let books: Vec<RunbookSummary> = runbooks(&agent)
             .filter(|r| r.category == category)
@@ -614,10 +607,9 @@ impl SondeMcp {
         args.allow_only(&["agent"])?;
         let started = Instant::now();
         let agents = match args.opt_str("agent")? {
-            Some(name) => vec![self.scoped_agent(policy, &name).await?],
+            Some(name) => vec![self.scoped_agent(policy, &name)?],
             None => self
                 .live_agents()
-                .await?
                 .into_iter()
                 .filter(|a| policy.allows_agent(&a.name))
                 .collect(),
@@ -674,7 +666,7 @@ impl SondeMcp {
                 ));
             }
         };
-        let agent = self.scoped_agent(policy, &args.str("agent")?).await?;
+        let agent = self.scoped_agent(policy, &args.str("agent")?)?;
         let name = ProbeName::parse(probe).map_err(|e| tool_error("internal", e.to_string()))?;
         let result = self
             .run_probe(
@@ -700,15 +692,14 @@ impl SondeMcp {
         let since_ms = args
             .opt_int("since_minutes", 1, 525_600)?
             .map(|m| sonde_protocol::time::now_ms() - m * 60_000);
-        let agents = self.live_agents().await?;
-        let in_scope: std::collections::HashMap<String, String> = agents
-            .iter()
-            .filter(|a| policy.allows_agent(&a.name))
-            .map(|a| (a.id.clone(), a.name.clone()))
-            .collect();
         let only_agent = match args.opt_str("agent")? {
-            Some(name) => Some(self.scoped_agent(policy, &name).await?.id),
+            Some(name) => Some(self.scoped_agent(policy, &name)?.id.clone()),
             None => None,
+        };
+        // Each entry's agent is looked up in the fleet (no scan of it).
+        let in_scope = |id: &str| -> Option<String> {
+            let a = self.hub.fleet.get(id)?.agent();
+            (!a.is_revoked() && policy.allows_agent(&a.name)).then(|| a.name.clone())
         };
         let mut query = AuditQuery {
             limit: Some(1000),
@@ -722,18 +713,17 @@ impl SondeMcp {
         // Page through, keeping entries about agents in scope, a bounded
         // number of pages so one call cannot scan the whole chain.
         for _ in 0..20 {
-            let q = store::page_query(&query);
-            let page = self
+            let (page, _) = self
                 .hub
                 .store
-                .read(move |c| Ok(store::audit::page(c, &q)?))
+                .audit_page(crate::audit::page_query(&query))
                 .await
                 .map_err(|e| tool_error("internal", e.to_string()))?;
             let Some(last) = page.last().map(|e| e.seq) else {
                 break;
             };
             for e in page {
-                let Some(agent_name) = e.agent.as_ref().and_then(|id| in_scope.get(id)) else {
+                let Some(agent_name) = e.agent.as_deref().and_then(in_scope) else {
                     continue;
                 };
                 out.push(json!({

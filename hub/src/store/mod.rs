@@ -1,21 +1,49 @@
-//! The hub's state in one SQLite file (WAL), and every SQL statement the hub
-//! runs. Nothing outside this module writes SQL, so another backend stays
-//! possible.
+//! The hub's state in one SQLite file (WAL), behind one interface:
+//! [`HubStore`]. Every operation is one method, which owns its transaction
+//! and its audit entry and returns domain types ([`model`]); nothing outside
+//! this module writes SQL or sees a rusqlite type, so another backend
+//! (PostgreSQL) is a new implementation of these methods, not a rewrite of
+//! their callers (ARCHITECTURE.md says what it would take).
+//!
+//! - **One writer.** A thread owns the write connection
+//!   ([`sonde_auditlog::GroupCommit`], `synchronous=FULL`). Every change goes
+//!   through [`HubStore::commit`]: the change and the audit entries that
+//!   record it run in one transaction, concurrent changes share one commit
+//!   (one fsync), and each caller is answered once its change is on disk.
+//!   The only writes without an audit entry are telemetry: liveness (last
+//!   seen, agent chain head) and API-key last use ([`HubStore::persist_liveness`],
+//!   [`HubStore::touch_key`]).
+//! - **A pool of readers** ([`pool`]): reads never wait for the writer (WAL)
+//!   nor for each other; a long read (`audit verify`) holds one connection
+//!   and at most one runs at a time, so an API-key check always finds one.
+//! - **Cached statements** everywhere (`prepare_cached`).
 //!
 //! Migrations are the numbered files in `hub/migrations/`, applied in order
 //! inside one transaction at start-up; `PRAGMA user_version` records the last
 //! one applied. A database newer than this binary is refused.
 
 pub mod agents;
+mod audit;
 pub mod drift;
 pub mod enrollments;
 pub mod grants;
 pub mod keys;
+mod meta;
+pub mod model;
+mod pool;
 pub mod tokens;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+pub use model::*;
+pub use sonde_auditlog::PageQuery;
+
+use ed25519_dalek::SigningKey;
+use rusqlite::{Connection, OpenFlags};
+use sonde_auditlog::GroupCommit;
+use sonde_protocol::audit::{AuditEntry, NewEntry};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use pool::ReadPool;
 
 /// Numbered migrations, in order.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -28,7 +56,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_audit_indexes",
         include_str!("../../migrations/0003_audit_indexes.sql"),
     ),
+    (
+        "0004_pack_catalogs",
+        include_str!("../../migrations/0004_pack_catalogs.sql"),
+    ),
 ];
+
+/// Read connections in the pool.
+const READERS: usize = 4;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,13 +84,12 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    /// The database cannot take the operation now (writer stopped, batch
+    /// not committed, read-only).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("the database task failed: {0}")]
     Task(String),
-}
-
-/// The audit chain tables (shared with the agent's local chain).
-pub mod audit {
-    pub use sonde_auditlog::*;
 }
 
 impl From<sonde_auditlog::StoreError> for StoreError {
@@ -63,36 +97,75 @@ impl From<sonde_auditlog::StoreError> for StoreError {
         match e {
             sonde_auditlog::StoreError::Sqlite(e) => StoreError::Sqlite(e),
             sonde_auditlog::StoreError::Corrupt(m) => StoreError::Corrupt(m),
+            e @ (sonde_auditlog::StoreError::Commit(_) | sonde_auditlog::StoreError::Closed(_)) => {
+                StoreError::Unavailable(e.to_string())
+            }
         }
     }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// A handle to the hub database: one writer connection and one reader, both
-/// used from blocking threads.
+/// A change and the audit entries that record it. A change cannot be
+/// committed without one: [`HubStore::commit`] takes only this.
+#[must_use]
+pub(crate) struct Audited<T> {
+    value: T,
+    entries: Vec<NewEntry>,
+}
+
+impl<T> Audited<T> {
+    pub(crate) fn new(value: T, entry: NewEntry) -> Self {
+        Audited {
+            value,
+            entries: vec![entry],
+        }
+    }
+
+    /// One more entry for the same change.
+    pub(crate) fn and(mut self, entry: NewEntry) -> Self {
+        self.entries.push(entry);
+        self
+    }
+}
+
+/// The hub database.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct HubStore {
     inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
-    read_only: bool,
+    writer: Option<GroupCommit>,
+    readers: ReadPool,
+    catalogs: Arc<CatalogCache>,
 }
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
 
-impl Store {
-    /// Opens (creating if needed) the database and applies migrations.
-    pub fn open(path: &Path) -> Result<Store> {
+fn open_reader(path: &Path) -> Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&c)?;
+    // Bounded page cache per reader (KiB): memory stays flat with the pool.
+    c.pragma_update(None, "cache_size", -1024)?;
+    Ok(c)
+}
+
+impl HubStore {
+    /// Opens (creating if needed) the database, applies migrations and
+    /// starts the writer. `key` signs the audit checkpoints, written at
+    /// every multiple of `checkpoint_every`.
+    pub fn open(path: &Path, key: SigningKey, checkpoint_every: u64) -> Result<HubStore> {
         let writer = Connection::open(path)?;
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
@@ -100,40 +173,28 @@ impl Store {
         // chain must survive a power cut.
         writer.pragma_update(None, "synchronous", "FULL")?;
         migrate(&writer, path)?;
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure(&reader)?;
-        Ok(Store {
+        let writer = GroupCommit::start(writer, key, checkpoint_every, "hub-db-writer")?;
+        Ok(HubStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: Mutex::new(writer),
-                reader: Mutex::new(reader),
-                read_only: false,
+                writer: Some(writer),
+                readers: ReadPool::new(path, READERS, open_reader)?,
+                catalogs: Arc::default(),
             }),
         })
     }
 
     /// Opens an existing database read-only (for `list`/`verify` while the
     /// hub is down). Writes fail.
-    pub fn open_read_only(path: &Path) -> Result<Store> {
+    pub fn open_read_only(path: &Path) -> Result<HubStore> {
         if !path.exists() {
             return Err(StoreError::NotFound(format!(
                 "no hub database at {}; create one with `sonde-hub init`",
                 path.display()
             )));
         }
-        let open = || -> Result<Connection> {
-            let c = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            configure(&c)?;
-            Ok(c)
-        };
-        let reader = open()?;
-        let version: i64 = reader.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let probe = open_reader(path)?;
+        let version: i64 = probe.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > MIGRATIONS.len() as i64 {
             return Err(StoreError::TooNew {
                 path: path.to_owned(),
@@ -141,12 +202,13 @@ impl Store {
                 known: MIGRATIONS.len() as i64,
             });
         }
-        Ok(Store {
+        drop(probe);
+        Ok(HubStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: Mutex::new(open()?),
-                reader: Mutex::new(reader),
-                read_only: true,
+                writer: None,
+                readers: ReadPool::new(path, 1, open_reader)?,
+                catalogs: Arc::default(),
             }),
         })
     }
@@ -156,63 +218,111 @@ impl Store {
     }
 
     pub fn is_read_only(&self) -> bool {
-        self.inner.read_only
+        self.inner.writer.is_none()
     }
 
-    /// Runs `f` with the writer connection on a blocking thread.
-    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    fn writer(&self) -> Result<&GroupCommit> {
+        self.inner.writer.as_ref().ok_or_else(|| {
+            StoreError::Unavailable(
+                "the database is open read-only (the hub is not running)".into(),
+            )
+        })
+    }
+
+    /// The one way a change reaches the database: `op` runs inside the
+    /// writer's transaction and returns its value with the audit entries
+    /// that record it; the entries are appended to the chain in the same
+    /// transaction; the call returns once that transaction is committed
+    /// (shared with concurrent changes). If `op` fails, nothing of it is
+    /// kept.
+    pub(crate) async fn commit<T, F>(&self, op: F) -> Result<(T, Vec<AuditEntry>)>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<Audited<T>> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Task("writer lock poisoned".into()))?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        self.writer()?
+            .run(move |tx| -> Result<(T, Vec<AuditEntry>)> {
+                let audited = op(tx.conn())?;
+                let mut appended = Vec::with_capacity(audited.entries.len());
+                for entry in audited.entries {
+                    appended.push(tx.append(entry)?);
+                }
+                Ok((audited.value, appended))
+            })
+            .await
     }
 
-    /// Runs `f` with the reader connection on a blocking thread.
-    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    /// [`HubStore::commit`] for one-off commands (`init`, `cert reissue`):
+    /// blocks the calling thread until the change is committed.
+    pub(crate) fn commit_blocking<T, F>(&self, op: F) -> Result<(T, Vec<AuditEntry>)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<Audited<T>> + Send + 'static,
+    {
+        self.writer()?
+            .run_blocking(move |tx| -> Result<(T, Vec<AuditEntry>)> {
+                let audited = op(tx.conn())?;
+                let mut appended = Vec::with_capacity(audited.entries.len());
+                for entry in audited.entries {
+                    appended.push(tx.append(entry)?);
+                }
+                Ok((audited.value, appended))
+            })
+    }
+
+    /// A write that is telemetry, not a state change: no audit entry.
+    /// Only [`HubStore::persist_liveness`] and [`HubStore::touch_key`] use it.
+    async fn telemetry<F>(&self, op: F) -> Result<()>
+    where
+        F: FnOnce(&Connection) -> Result<()> + Send + 'static,
+    {
+        self.writer()?
+            .run(move |tx| -> Result<()> { op(tx.conn()) })
+            .await
+    }
+
+    /// Runs `f` on a pooled read connection.
+    async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let conn = inner
-                .reader
-                .lock()
-                .map_err(|_| StoreError::Task("reader lock poisoned".into()))?;
-            f(&conn)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        self.inner.readers.read(f).await
     }
 
-    /// Synchronous access to the writer, for start-up and shutdown paths.
-    pub fn write_blocking<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self
-            .inner
+    /// Same, for a read that may take long (whole-chain verification): at
+    /// most one runs at a time, so the others always find a connection.
+    async fn read_long<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.readers.read_long(f).await
+    }
+
+    /// The interned catalog for a pack list (agents reporting the same
+    /// packs share one decoded copy).
+    pub fn catalog(&self, packs: Vec<sonde_protocol::messages::PackReport>) -> Arc<Catalog> {
+        self.inner.catalogs.intern(packs)
+    }
+
+    /// Stops the writer after the queued changes and truncates the WAL.
+    /// Later writes fail with [`StoreError::Unavailable`].
+    pub fn close(&self) {
+        if let Some(conn) = self.inner.writer.as_ref().and_then(GroupCommit::close)
+            && let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        {
+            tracing::warn!(error = %e, "could not truncate the write-ahead log");
+        }
+    }
+
+    /// Writer statistics: (batches, changes) committed so far.
+    pub fn writer_stats(&self) -> (u64, u64) {
+        self.inner
             .writer
-            .lock()
-            .map_err(|_| StoreError::Task("writer lock poisoned".into()))?;
-        f(&mut conn)
-    }
-
-    /// Synchronous access to the reader.
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self
-            .inner
-            .reader
-            .lock()
-            .map_err(|_| StoreError::Task("reader lock poisoned".into()))?;
-        f(&conn)
+            .as_ref()
+            .map(|w| (w.stats().batches(), w.stats().jobs()))
+            .unwrap_or_default()
     }
 }
 
@@ -250,39 +360,6 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
 }
 
-pub(crate) use enrollments::placeholder_attestation as enrollments_placeholder;
-
-/// The admin API's audit query as a store query.
-pub fn page_query(q: &sonde_admin::api::AuditQuery) -> audit::PageQuery {
-    audit::PageQuery {
-        before_seq: q.before_seq,
-        limit: q.limit,
-        agent: q.agent.clone(),
-        actor: q.actor.clone(),
-        probe: q.probe.clone(),
-        outcome: q.outcome.clone(),
-        action: q.action.clone(),
-        since_ms: q.since_ms,
-        until_ms: q.until_ms,
-    }
-}
-
-/// Reads a `meta` value.
-pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
-}
-
-/// Writes a `meta` value.
-pub fn meta_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [key, value],
-    )?;
-    Ok(())
-}
-
 /// Decodes a JSON column, naming the column on failure.
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
@@ -304,34 +381,49 @@ pub fn new_id(prefix: &str, bytes: usize) -> String {
 pub(crate) mod test_support {
     use super::*;
 
+    pub const CHECKPOINT_EVERY: u64 = 1000;
+
+    pub fn key() -> SigningKey {
+        SigningKey::from_bytes(&[3; 32])
+    }
+
     /// A fresh store in a temp dir (kept alive by the returned guard).
-    pub fn store() -> (tempfile::TempDir, Store) {
+    pub fn store() -> (tempfile::TempDir, HubStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("hub.db")).unwrap();
+        let store = HubStore::open(&dir.path().join("hub.db"), key(), CHECKPOINT_EVERY).unwrap();
         (dir, store)
+    }
+
+    /// Direct SQL on the file, for tests that look under the store.
+    pub fn raw(dir: &tempfile::TempDir) -> Connection {
+        Connection::open(dir.path().join("hub.db")).unwrap()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sonde_protocol::audit::NewEntry;
 
     #[test]
     fn migrations_apply_once_and_newer_databases_are_refused() {
         let (dir, store) = test_support::store();
+        store.close();
         drop(store);
         let path = dir.path().join("hub.db");
-        Store::open(&path).unwrap();
+        HubStore::open(&path, test_support::key(), 1000)
+            .unwrap()
+            .close();
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        let err = Store::open(&path).unwrap_err();
+        let err = HubStore::open(&path, test_support::key(), 1000).unwrap_err();
         assert!(err.to_string().contains("upgrade sonde-hub"), "{err}");
-        assert!(Store::open_read_only(&path).is_err());
+        assert!(HubStore::open_read_only(&path).is_err());
     }
 
-    #[test]
-    fn an_old_database_is_upgraded_without_losing_rows() {
+    #[tokio::test]
+    async fn an_old_database_is_upgraded_without_losing_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");
         {
@@ -344,8 +436,8 @@ mod tests {
             // drift row points at); the rest of the graph is not needed.
             conn.pragma_update(None, "foreign_keys", false).unwrap();
             conn.execute(
-                "INSERT INTO agents (id, name, hostname, signing_key, cert_pem, cert_sha256, cert_expires_ms, enrolled_at_ms, enrollment_id, baseline, baseline_sha256) VALUES ('a1', 'nas', 'nas', 'k', 'c', 's', 1, 1, 'e1', '{}', 'b')",
-                [],
+                "INSERT INTO agents (id, name, hostname, signing_key, cert_pem, cert_sha256, cert_expires_ms, enrolled_at_ms, enrollment_id, baseline, baseline_sha256) VALUES ('a1', 'nas', 'nas', 'k', 'c', 's', 1, 1, 'e1', ?1, 'b')",
+                [serde_json::to_string(&enrollments::placeholder_attestation()).unwrap()],
             )
             .unwrap();
             conn.execute(
@@ -356,37 +448,119 @@ mod tests {
             let err = conn.execute("UPDATE drift_events SET status = 'kept'", []);
             assert!(err.is_err(), "version 1 does not know 'kept'");
         }
-        let store = Store::open(&path).unwrap();
-        store
-            .write_blocking(|c| {
-                let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
-                assert_eq!(v, MIGRATIONS.len() as i64);
-                let (id, agent, status): (i64, String, String) =
-                    c.query_row("SELECT id, agent_id, status FROM drift_events", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?;
-                assert_eq!((id, agent.as_str(), status.as_str()), (1, "a1", "open"));
-                c.execute("UPDATE drift_events SET status = 'kept'", [])?;
-                assert!(
-                    c.execute("UPDATE drift_events SET status = 'maybe'", [])
-                        .is_err()
-                );
-                Ok(())
+        let store = HubStore::open(&path, test_support::key(), 1000).unwrap();
+        // The version-1 agent row loads (its packs from the old column).
+        let agents = store.agents().await.unwrap();
+        assert_eq!(agents.len(), 1);
+        assert_eq!(agents[0].name, "nas");
+        assert!(agents[0].catalog.packs().is_empty());
+        store.close();
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        let (id, agent, status): (i64, String, String) = c
+            .query_row("SELECT id, agent_id, status FROM drift_events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .unwrap();
+        assert_eq!((id, agent.as_str(), status.as_str()), (1, "a1", "open"));
+        c.execute("UPDATE drift_events SET status = 'kept'", [])
+            .unwrap();
+        assert!(
+            c.execute("UPDATE drift_events SET status = 'maybe'", [])
+                .is_err()
+        );
     }
 
-    #[test]
-    fn meta_round_trip() {
+    #[tokio::test]
+    async fn meta_round_trip_with_its_audit_entry() {
         let (_dir, store) = test_support::store();
         store
-            .write_blocking(|c| {
-                meta_set(c, "hub_id", "hub-1")?;
-                meta_set(c, "hub_id", "hub-2")?;
-                assert_eq!(meta_get(c, "hub_id")?, Some("hub-2".into()));
-                assert_eq!(meta_get(c, "missing")?, None);
-                Ok(())
-            })
+            .initialise("hub-1", &["nas.lan".to_owned()], 5)
             .unwrap();
+        let (id, names) = store.hub_identity().await.unwrap();
+        assert_eq!(id, "hub-1");
+        assert_eq!(names, ["nas.lan"]);
+        let (page, head) = store.audit_page(PageQuery::default()).await.unwrap();
+        assert_eq!(head.seq, 1);
+        assert_eq!(page[0].action, "hub.initialised");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_checkpoint_per_thousand_under_eight_concurrent_callers() {
+        let (_dir, store) = test_support::store();
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..400 {
+                        store
+                            .record(NewEntry::new("test", "probe", "ok").detail("i", t * 1000 + i))
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let report = store
+            .verify_audit(test_support::key().verifying_key())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(report.entries, 3200);
+        assert_eq!(
+            report.checkpoints_verified, 3,
+            "exactly one checkpoint at each of 1000, 2000 and 3000"
+        );
+        let (batches, changes) = store.writer_stats();
+        assert_eq!(changes, 3200);
+        assert!(batches <= changes);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_verify_never_blocks_an_api_key_check() {
+        let (_dir, store) = test_support::store();
+        let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        // A long read (as `audit verify` on a big chain) holds its slot.
+        let long = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .read_long(move |_c| {
+                        held_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        held_rx.recv().unwrap();
+        // A second verify waits for the first; key checks do not.
+        let second = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .verify_audit(test_support::key().verifying_key())
+                    .await
+            })
+        };
+        let checks = async {
+            for _ in 0..(READERS * 4) {
+                assert!(store.key_by_prefix("sk_00000000").await.unwrap().is_none());
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(20), checks)
+            .await
+            .expect("API-key checks waited for the long read");
+        assert!(!second.is_finished(), "one long read at a time");
+        release_tx.send(()).unwrap();
+        long.await.unwrap().unwrap();
+        assert!(second.await.unwrap().unwrap().is_ok());
     }
 }

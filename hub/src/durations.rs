@@ -1,4 +1,4 @@
-//! Small formatting and parsing helpers shared by the hub's commands.
+//! Durations as operators type and read them: `15m`, `2h5m`, `90d`.
 
 /// `3m`, `2h5m`, `4d`, `850ms` — for messages.
 pub fn human_duration_ms(ms: i64) -> String {
@@ -44,49 +44,6 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
-/// Lets at most `limit` audit entries of one kind through per minute; the
-/// rest are counted and reported with the next one let through. Keeps a
-/// flood (bad handshakes, bad API keys) from bloating the audit chain.
-#[derive(Debug)]
-pub struct AuditBudget {
-    limit: u32,
-    state: std::sync::Mutex<(std::time::Instant, u32, u64)>,
-}
-
-impl AuditBudget {
-    pub fn per_minute(limit: u32) -> Self {
-        AuditBudget {
-            limit,
-            state: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
-        }
-    }
-
-    /// `Some(suppressed_since_last)` if this event may be audited.
-    pub fn take(&self) -> Option<u64> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.0.elapsed() > std::time::Duration::from_secs(60) {
-            *s = (std::time::Instant::now(), 0, s.2);
-        }
-        if s.1 >= self.limit {
-            s.2 += 1;
-            return None;
-        }
-        s.1 += 1;
-        Some(std::mem::take(&mut s.2))
-    }
-}
-
-/// The name of `uid` from `/etc/passwd`.
-pub fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        let name = f.next()?;
-        f.next()?;
-        (f.next()?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,10 +61,5 @@ mod tests {
         assert!(parse_duration("15x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("0s").is_err());
-        let b = AuditBudget::per_minute(2);
-        assert_eq!(b.take(), Some(0));
-        assert_eq!(b.take(), Some(0));
-        assert_eq!(b.take(), None);
-        assert_eq!(b.take(), None);
     }
 }
