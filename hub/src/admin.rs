@@ -95,6 +95,8 @@ pub fn router(hub: SharedHub) -> Router {
         .route("/v1/enrollments/{name}/deny", post(deny))
         .route("/v1/permissions", get(permissions))
         .route("/v1/drift", get(drift))
+        .route("/v1/quarantined", get(quarantined))
+        .route("/v1/metrics", get(metrics))
         .route("/v1/audit", get(audit_page))
         .route("/v1/audit/verify", post(audit_verify))
         .route("/v1/audit/{seq}", get(audit_entry))
@@ -234,7 +236,91 @@ async fn drift(
     State(hub): State<SharedHub>,
     Query(q): Query<AllQuery>,
 ) -> ApiResult<Vec<DriftEvent>> {
-    Ok(Json(fleet::drift(&hub, q.all).await?))
+    let events = fleet::drift(&hub, q.all).await?;
+    Ok(Json(with_agent_versions(&hub, events).await?))
+}
+
+/// Adds the agent versions around each drift (from the audit chain).
+async fn with_agent_versions(
+    hub: &crate::hub::Hub,
+    mut events: Vec<DriftEvent>,
+) -> Result<Vec<DriftEvent>, ApiError> {
+    let keys: Vec<(String, i64)> = events.iter().map(|e| (e.agent_id.clone(), e.id)).collect();
+    let versions = hub
+        .store
+        .read(move |c| {
+            keys.iter()
+                .map(|(agent, id)| store::console::agent_versions_around_drift(c, agent, *id))
+                .collect::<store::Result<Vec<_>>>()
+        })
+        .await?;
+    for (e, v) in events.iter_mut().zip(versions) {
+        e.agent_version = v;
+    }
+    Ok(events)
+}
+
+/// Every quarantined agent, whether its drift is open or was kept, with its
+/// latest drift event: nothing quarantined is out of the operator's reach.
+async fn quarantined(State(hub): State<SharedHub>) -> ApiResult<Vec<QuarantinedAgent>> {
+    let agents = fleet::agents(&hub).await?;
+    let quarantined: Vec<AgentSummary> = agents
+        .into_iter()
+        .filter(|a| a.state == AgentState::Quarantined)
+        .collect();
+    if quarantined.is_empty() {
+        return Ok(Json(Vec::new()));
+    }
+    // Newest first: the first event of an agent is its latest.
+    let events = fleet::drift(&hub, true).await?;
+    let latest: Vec<DriftEvent> = quarantined
+        .iter()
+        .filter_map(|a| events.iter().find(|e| e.agent_id == a.id).cloned())
+        .collect();
+    let latest = with_agent_versions(&hub, latest).await?;
+    Ok(Json(
+        quarantined
+            .into_iter()
+            .map(|agent| QuarantinedAgent {
+                drift: latest.iter().find(|e| e.agent_id == agent.id).cloned(),
+                agent,
+            })
+            .collect(),
+    ))
+}
+
+/// Probe traffic per minute for the console's sparklines.
+async fn metrics(
+    State(hub): State<SharedHub>,
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<FleetMetrics> {
+    let minutes = q.minutes.unwrap_or(60).clamp(1, 1440);
+    let now = sonde_protocol::time::now_ms();
+    // Buckets end with the current (partial) minute.
+    let start_ms = (now - now.rem_euclid(60_000)) - (i64::from(minutes) - 1) * 60_000;
+    let (traffic, names) = hub
+        .store
+        .read(move |c| {
+            let t = store::console::traffic(c, start_ms, minutes)?;
+            let names = store::console::agent_names(c, t.agents.keys().map(String::as_str))?;
+            Ok((t, names))
+        })
+        .await?;
+    Ok(Json(FleetMetrics {
+        start_ms,
+        calls: traffic.calls,
+        refusals: traffic.refusals,
+        agents: traffic
+            .agents
+            .into_iter()
+            .map(|(agent_id, t)| AgentMetrics {
+                name: names.get(&agent_id).cloned().unwrap_or_default(),
+                agent_id,
+                calls: t.calls,
+                latency_ms: t.latency_ms,
+            })
+            .collect(),
+    }))
 }
 
 async fn audit_page(
@@ -242,13 +328,13 @@ async fn audit_page(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<AuditPage> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
-    let (entries, head) = hub
+    let (entries, head, agent_names) = hub
         .store
         .read(move |c| {
-            Ok((
-                store::audit::page(c, &store::page_query(&q))?,
-                store::audit::head(c)?,
-            ))
+            let entries = store::console::audit_page(c, &q)?;
+            let names =
+                store::console::agent_names(c, entries.iter().filter_map(|e| e.agent.as_deref()))?;
+            Ok((entries, store::audit::head(c)?, names))
         })
         .await?;
     let next_before_seq = (entries.len() == limit)
@@ -258,6 +344,7 @@ async fn audit_page(
         entries,
         next_before_seq,
         head,
+        agent_names,
     }))
 }
 

@@ -7,6 +7,7 @@
 //! one applied. A database newer than this binary is refused.
 
 pub mod agents;
+pub mod console;
 pub mod drift;
 pub mod enrollments;
 pub mod grants;
