@@ -223,8 +223,6 @@ pub fn render_help(f: &mut Frame, area: Rect, scroll: &Scroll, theme: &Theme) {
 }
 
 pub fn render_confirm(f: &mut Frame, area: Rect, c: &Confirm, theme: &Theme) {
-    let h = (c.lines.len() as u16).saturating_add(6).min(24);
-    let inner = overlay(f, area, 100, h, "Confirm", theme);
     let mut lines = vec![Line::styled(clip(&c.title, 300), theme.header())];
     for (text, tone) in &c.lines {
         lines.push(Line::styled(clip(text, 600), tone.style(theme)));
@@ -236,6 +234,12 @@ pub fn render_confirm(f: &mut Frame, area: Rect, c: &Confirm, theme: &Theme) {
         Span::styled("any other key", theme.key()),
         Span::raw(" no"),
     ]));
+    // As tall as the wrapped text needs (and the screen allows).
+    let w = area.width.min(100);
+    let rows = crate::screens::fleet::wrapped_rows(&lines, w.saturating_sub(2));
+    // Word wrapping leaves ragged ends: a little room beyond the estimate.
+    let h = (rows.min(200) as u16).saturating_add(4);
+    let inner = overlay(f, area, w, h, "Confirm", theme);
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 

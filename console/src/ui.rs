@@ -98,24 +98,34 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
             }
             _ => (String::new(), t.text()),
         };
-        let title = if narrow { v.short() } else { v.title() };
         let current = *v == app.view;
         let base = if current {
             t.selected().add_modifier(ratatui::style::Modifier::BOLD)
         } else {
             t.text()
         };
-        spans.push(Span::styled(format!(" {} {title}", i + 1), base));
         // The count keeps its colour on the current tab too.
-        spans.push(Span::styled(
-            count,
-            if current {
-                style.patch(t.selected())
-            } else {
-                style
-            },
-        ));
-        spans.push(Span::styled(" ", base));
+        let count_style = if current {
+            style.patch(t.selected())
+        } else {
+            style
+        };
+        if area.width < 100 {
+            // Compact (`1 Fleet 1off│2 Enroll 1│…`): 80 columns hold every tab.
+            let count: String = count
+                .chars()
+                .filter(|c| !matches!(c, '(' | ')' | ' '))
+                .collect();
+            spans.push(Span::styled(format!("{} {}", i + 1, v.short()), base));
+            if !count.is_empty() {
+                spans.push(Span::styled(format!(" {count}"), count_style));
+            }
+        } else {
+            let title = if narrow { v.short() } else { v.title() };
+            spans.push(Span::styled(format!(" {} {title}", i + 1), base));
+            spans.push(Span::styled(count, count_style));
+            spans.push(Span::styled(" ", base));
+        }
         spans.push(Span::styled("│", t.dim()));
     }
     let used: usize = spans.iter().map(|s| s.width()).sum();

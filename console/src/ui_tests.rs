@@ -842,3 +842,33 @@ mod any_size {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn dump_screens() {
+    let mut out = String::new();
+    let mut app = loaded_app();
+    for (w, h) in [(80u16, 24u16), (160, 45)] {
+        for view in View::ALL {
+            app.view = view;
+            out.push_str(&format!("==== {view:?} {w}x{h}\n"));
+            out.push_str(&render(&app, w, h));
+        }
+        app.view = View::Fleet;
+        app.fleet.detail_open = true;
+        out.push_str(&format!("==== Fleet detail {w}x{h}\n"));
+        out.push_str(&render(&app, w, h));
+        app.fleet.detail_open = false;
+        app.view = View::Permissions;
+        press(&mut app, 'a');
+        out.push_str(&format!("==== confirm {w}x{h}\n"));
+        out.push_str(&render(&app, w, h));
+        app.modal = None;
+        app.view = View::Fleet;
+        app.modal = Some(Modal::Help(Default::default()));
+        out.push_str(&format!("==== help {w}x{h}\n"));
+        out.push_str(&render(&app, w, h));
+        app.modal = None;
+    }
+    std::fs::write("/tmp/console-screens.txt", out).unwrap();
+}
