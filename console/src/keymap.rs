@@ -75,6 +75,8 @@ impl Key {
         match self {
             Key::Char(c) => !ctrl && !alt && ev.code == KeyCode::Char(c),
             Key::Ctrl(c) => ctrl && ev.code == KeyCode::Char(c),
+            // Two quick Esc presses can arrive as Alt+Esc: still Esc.
+            Key::Code(KeyCode::Esc) => !ctrl && ev.code == KeyCode::Esc,
             Key::Code(k) => !ctrl && !alt && ev.code == k,
         }
     }
@@ -824,6 +826,8 @@ mod tests {
         // Shifted letters arrive with SHIFT set.
         let shift_h = KeyEvent::new(KeyCode::Char('H'), KeyModifiers::SHIFT);
         assert_eq!(resolve(&attest, &shift_h), Some(Action::History));
+        let alt_esc = KeyEvent::new(KeyCode::Esc, KeyModifiers::ALT);
+        assert_eq!(resolve(&[Scope::Form], &alt_esc), Some(Action::Back));
     }
 
     #[test]

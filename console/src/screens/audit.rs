@@ -414,7 +414,11 @@ impl Screen for Audit {
         self.filter = text.to_owned();
         self.follow = true;
         self.new_above = 0;
+        // The old rows do not match the new filter: none until it answers.
         self.loaded = false;
+        self.entries.clear();
+        self.names.clear();
+        self.next_before = None;
         Ok(self.load(vec![None], false))
     }
 
