@@ -69,12 +69,11 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         if unit.is_empty() {
             return Err(malformed());
         }
-        let per = unit_seconds(&unit.to_ascii_lowercase()).ok_or_else(|| {
-            DurationError::UnknownUnit {
+        let per =
+            unit_seconds(&unit.to_ascii_lowercase()).ok_or_else(|| DurationError::UnknownUnit {
                 text: trimmed.to_owned(),
                 unit: unit.to_owned(),
-            }
-        })?;
+            })?;
         let n: u64 = number
             .parse()
             .map_err(|_| DurationError::Overflow(trimmed.to_owned()))?;
@@ -125,8 +124,14 @@ mod tests {
         assert!(matches!(parse("1.5h"), Err(DurationError::Malformed(_))));
         let e = parse("15x").unwrap_err();
         assert!(e.to_string().contains("unknown unit \"x\""), "{e}");
-        assert!(matches!(parse("3mo"), Err(DurationError::UnknownUnit { .. })));
-        assert!(matches!(parse("1y"), Err(DurationError::UnknownUnit { .. })));
+        assert!(matches!(
+            parse("3mo"),
+            Err(DurationError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse("1y"),
+            Err(DurationError::UnknownUnit { .. })
+        ));
         assert!(matches!(
             parse("99999999999999999999"),
             Err(DurationError::Overflow(_))
