@@ -242,7 +242,8 @@ pub struct AgentMetrics {
     /// Empty when the id names no agent.
     pub name: String,
     pub calls: Vec<u64>,
-    /// Mean duration of the probes the agent answered that minute, in ms.
+    /// Mean duration of the probes the agent answered (outcome `ok`) that
+    /// minute, in ms.
     pub latency_ms: Vec<Option<u64>>,
 }
 

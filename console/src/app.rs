@@ -244,6 +244,12 @@ impl App {
         if reads.iter().any(|r| matches!(r, Request::Metrics(_))) {
             if metrics_due {
                 self.last_metrics_ms = Some(self.now_ms);
+                let minutes = self.data.metrics_minutes(self.now_ms);
+                for r in &mut reads {
+                    if let Request::Metrics(m) = r {
+                        *m = minutes;
+                    }
+                }
             } else {
                 reads.retain(|r| !matches!(r, Request::Metrics(_)));
             }

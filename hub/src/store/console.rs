@@ -157,11 +157,16 @@ pub fn traffic(conn: &Connection, start_ms: i64, minutes: u32) -> Result<Traffic
         refusals: vec![0; n],
         agents: BTreeMap::new(),
     };
+    // The duration is read once per row (only answered probes carry one).
+    // `+action` keeps SQLite on the time index: the action index would walk
+    // every probe entry ever recorded to find the window's.
     let mut stmt = conn.prepare_cached(
-        "SELECT (timestamp_ms - ?1) / 60000 AS bucket, agent, action, outcome IN ('refused', 'denied'), \
-                COUNT(*), SUM(json_extract(detail, '$.duration_ms')), COUNT(json_extract(detail, '$.duration_ms')) \
-         FROM audit_entries \
-         WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2 AND action IN ('probe', 'tool.denied') \
+        "SELECT bucket, agent, action, refused, COUNT(*), SUM(d), COUNT(d) FROM ( \
+             SELECT (timestamp_ms - ?1) / 60000 AS bucket, agent, action, \
+                    outcome IN ('refused', 'denied') AS refused, \
+                    CASE WHEN action = 'probe' AND outcome = 'ok' THEN json_extract(detail, '$.duration_ms') END AS d \
+             FROM audit_entries \
+             WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2 AND +action IN ('probe', 'tool.denied')) \
          GROUP BY 1, 2, 3, 4",
     )?;
     let rows = stmt.query_map(params![start_ms, end_ms], |r| {
@@ -406,5 +411,77 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+}
+
+/// How long the console's queries take on a busy hour (a measurement, not
+/// a test: it asserts nothing about time). Run with
+/// `cargo test -p sonde-hub traffic_query_cost -- --ignored --nocapture`;
+/// figures in docs/performance.md.
+#[cfg(test)]
+mod measure {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::test_support;
+    use sonde_protocol::audit::NewEntry;
+
+    #[test]
+    #[ignore]
+    fn traffic_query_cost() {
+        let (_dir, store) = test_support::store();
+        let start = 1_714_566_840_000i64;
+        for (n, label) in [(36_000usize, "10/s"), (324_000, "100/s")] {
+            store
+                .write_blocking(|c| {
+                    c.execute_batch("BEGIN")?;
+                    let have: i64 =
+                        c.query_row("SELECT COUNT(*) FROM audit_entries", [], |r| r.get(0))?;
+                    for i in have as usize..n {
+                        let at = start + (i as i64 * 3_600_000 / n as i64);
+                        let e = NewEntry::new(
+                            "key:k",
+                            "probe",
+                            if i % 100 == 0 { "denied" } else { "ok" },
+                        )
+                        .agent(format!("agt-{}", i % 20))
+                        .probe("system.uptime")
+                        .detail("duration_ms", (i % 50) as u64)
+                        .detail("via", "mcp");
+                        crate::store::audit::append(c, e, at)?;
+                    }
+                    c.execute_batch("COMMIT")?;
+                    Ok(())
+                })
+                .unwrap();
+            store
+                .read_blocking(|c| {
+                    for _ in 0..3 {
+                        let t0 = std::time::Instant::now();
+                        let t = traffic(c, start, 60)?;
+                        eprintln!(
+                            "{label}: {n} entries in the hour: traffic() {:?} ({} calls)",
+                            t0.elapsed(),
+                            t.calls.iter().sum::<u64>()
+                        );
+                    }
+                    let t0 = std::time::Instant::now();
+                    let t = traffic(c, start + 58 * 60_000, 2)?;
+                    eprintln!(
+                        "{label}: the last 2 minutes: traffic() {:?} ({} calls)",
+                        t0.elapsed(),
+                        t.calls.iter().sum::<u64>()
+                    );
+                    let t0 = std::time::Instant::now();
+                    let q = AuditQuery {
+                        agent: Some("agt-3".into()),
+                        limit: Some(200),
+                        ..Default::default()
+                    };
+                    let p = audit_page(c, &q)?;
+                    eprintln!("{label}: page by agent {:?} ({})", t0.elapsed(), p.len());
+                    Ok(())
+                })
+                .unwrap();
+        }
     }
 }
