@@ -475,12 +475,13 @@ impl App {
                         return Vec::new();
                     }
                     Some(Action::Enter) => {
+                        // What is typed, or else the suggestion picked (typed
+                        // a prefix of it, or moved onto it).
+                        let picked = !p.input.trim().is_empty() || p.selected > 0;
                         let parsed =
                             palette::parse(&p.input, &known).or_else(|e| {
                                 match suggestions.get(p.selected) {
-                                    Some(s) if !p.input.trim().is_empty() => {
-                                        palette::parse(&s.text, &known)
-                                    }
+                                    Some(s) if picked => palette::parse(&s.text, &known),
                                     _ => Err(e),
                                 }
                             });

@@ -917,6 +917,25 @@ fn palette_jumps_to_screens_agents_filters_and_probes() {
         other => panic!("{other:?}"),
     }
     key(&mut app, KeyCode::Esc);
+    // A suggestion picked with ↓ runs as it is.
+    ch(&mut app, ':');
+    typed(&mut app, "en");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.view,
+        View::Enrollments,
+        "a prefix runs its only command"
+    );
+    ch(&mut app, ':');
+    key(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(app.modal, Some(Modal::Palette(_))),
+        "nothing typed or picked: stays open"
+    );
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.view, View::Permissions, "the third suggestion");
     // Completion: Tab picks, → completes.
     ch(&mut app, ':');
     typed(&mut app, "tok");

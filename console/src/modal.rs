@@ -186,23 +186,33 @@ pub fn overlay(f: &mut Frame, area: Rect, w: u16, h: u16, title: &str, theme: &T
 
 /// The help overlay: every key, from the key map, and the palette's commands.
 pub fn render_help(f: &mut Frame, area: Rect, scroll: &Scroll, theme: &Theme) {
+    let width = area.width.min(150).saturating_sub(2) as usize;
+    // Two columns: the keys, and the help wrapped beside them.
+    let row = |lines: &mut Vec<Line<'static>>, keys: &str, help: &str| {
+        let text = crate::text::wrap_words(help, width.saturating_sub(24).max(10));
+        for (i, part) in text.into_iter().enumerate() {
+            let left = if i == 0 {
+                format!("  {keys:<22}")
+            } else {
+                " ".repeat(24)
+            };
+            lines.push(Line::from(vec![
+                Span::styled(left, theme.key()),
+                Span::raw(part),
+            ]));
+        }
+    };
     let mut lines = Vec::new();
     for (group, rows) in keymap::help_groups() {
         lines.push(Line::styled(group, theme.header()));
         for (keys, help) in rows {
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {keys:<22}"), theme.key()),
-                Span::raw(help),
-            ]));
+            row(&mut lines, &keys, help);
         }
         lines.push(Line::raw(""));
     }
     lines.push(Line::styled("Palette commands (:)", theme.header()));
     for (cmd, help) in crate::palette::COMMANDS {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {cmd:<22}"), theme.key()),
-            Span::raw(*help),
-        ]));
+        row(&mut lines, cmd, help);
     }
     let inner = overlay(
         f,

@@ -95,6 +95,37 @@ pub fn wrap_chars(text: &str, cols: usize) -> Vec<String> {
     rows
 }
 
+/// `text` cleaned and cut into rows of at most `cols` columns at spaces
+/// (a word longer than a row is cut at any character).
+pub fn wrap_words(text: &str, cols: usize) -> Vec<String> {
+    let cols = cols.max(1);
+    let mut rows: Vec<String> = Vec::new();
+    let mut row = String::new();
+    for word in clean(text).split(' ') {
+        let needed = if row.is_empty() {
+            width(word)
+        } else {
+            width(&row) + 1 + width(word)
+        };
+        if needed > cols && !row.is_empty() {
+            rows.push(std::mem::take(&mut row));
+        }
+        if width(word) > cols {
+            let mut pieces = wrap_chars(word, cols);
+            let last = pieces.pop().unwrap_or_default();
+            rows.extend(pieces);
+            row = last;
+            continue;
+        }
+        if !row.is_empty() {
+            row.push(' ');
+        }
+        row.push_str(word);
+    }
+    rows.push(row);
+    rows
+}
+
 /// "just now", "42s ago", "5m ago", "3h ago", "2d ago" (or "in 5m" for the future).
 pub fn ago(now_ms: i64, then_ms: i64) -> String {
     let diff = now_ms.saturating_sub(then_ms);
@@ -284,6 +315,16 @@ mod tests {
         assert_eq!(rows.concat(), cmd);
         assert_eq!(wrap_chars("", 5), [""]);
         assert_eq!(wrap_chars("abc", 0).concat(), "abc");
+    }
+
+    #[test]
+    fn word_wrapping_keeps_every_word() {
+        let text = "accept the current attestation as the baseline, ending the quarantine";
+        let rows = wrap_words(text, 20);
+        assert!(rows.iter().all(|r| width(r) <= 20), "{rows:?}");
+        assert_eq!(rows.join(" "), text);
+        assert_eq!(wrap_words("", 5), [""]);
+        assert_eq!(wrap_words("abcdefghij", 4).concat(), "abcdefghij");
     }
 
     #[test]
