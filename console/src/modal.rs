@@ -325,10 +325,7 @@ pub fn render_secret(f: &mut Frame, area: Rect, s: &Secret, theme: &Theme) {
         area,
         area.width,
         area.height,
-        &format!(
-            "{} — y copies the marked line, p shows it plainly, Esc closes",
-            s.title
-        ),
+        &format!("{} — y copy, p plain, Esc close", s.title),
         theme,
     );
     let room = inner.width.saturating_sub(2) as usize;

@@ -144,20 +144,24 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
 fn draw_status(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let mut spans = Vec::new();
-    let count = |label: &str, n: u64, loud: ratatui::style::Style| {
-        let style = if n > 0 { loud } else { t.dim() };
-        Span::styled(format!("{label} {n}  "), style)
+    // Narrow: only what is not zero, so the message has room.
+    let narrow = area.width < 120;
+    let mut count = |label: &str, n: u64, loud: ratatui::style::Style| {
+        if n > 0 || !narrow {
+            let style = if n > 0 { loud } else { t.dim() };
+            spans.push(Span::styled(format!("{label} {n}  "), style));
+        }
     };
     match &app.data.status {
         Some(s) => {
-            spans.push(count("enrollments", s.pending_enrollments, t.warn()));
-            spans.push(count("permissions", s.pending_permissions, t.warn()));
-            spans.push(count("quarantined", s.quarantined, t.warn()));
-            spans.push(count(
+            count("enrollments", s.pending_enrollments, t.warn());
+            count("permissions", s.pending_permissions, t.warn());
+            count("quarantined", s.quarantined, t.warn());
+            count(
                 "offline",
                 s.agents_total.saturating_sub(s.agents_online),
                 t.bad(),
-            ));
+            );
             spans.push(Span::raw(format!(
                 "agents {}/{} online  ",
                 s.agents_online, s.agents_total
@@ -172,8 +176,10 @@ fn draw_status(f: &mut Frame, area: Rect, app: &App) {
         ));
     }
     if let Some(m) = &app.message {
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        let room = (area.width as usize).saturating_sub(used);
         spans.push(Span::styled(
-            clip(&m.text, 400),
+            fit(&m.text, room),
             if m.error { t.bad() } else { t.text() },
         ));
     }
