@@ -459,8 +459,9 @@ pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Resul
             };
             let entries = match client(data).audit(&q).await {
                 Ok(p) => p.entries,
-                Err(e) if e.is_unreachable() => offline_store(data)?
-                    .read_blocking(|c| Ok(store::audit::page(c, &store::page_query(&q))?))?,
+                Err(e) if e.is_unreachable() => {
+                    offline_store(data)?.read_blocking(|c| store::console::audit_page(c, &q))?
+                }
                 Err(e) => return Err(e.into()),
             };
             out.print(&entries, |es| {
