@@ -26,6 +26,9 @@ pub enum Action {
     /// Mouse wheel.
     ScrollUp,
     ScrollDown,
+    /// Scroll a detail pane (the list keeps its cursor).
+    DetailDown,
+    DetailUp,
     /// Open the detail, pick, run.
     Enter,
     /// Close, go back, cancel.

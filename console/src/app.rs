@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::action::Action;
 use crate::data::HubData;
-use crate::form::{self, Form};
+use crate::form::Form;
 use crate::keymap::{self, Scope};
 use crate::modal::{Modal, Prompt, PromptFor, Secret, SecretItem, edit_line};
 use crate::palette::{self, Command, Known, Palette};
@@ -1062,9 +1062,6 @@ fn token_create(v: &serde_json::Map<String, Value>) -> TokenCreate {
             .unwrap_or(false),
     }
 }
-
-/// The form builders, re-exported for tests.
-pub use form::{key_form, token_form};
 
 #[cfg(test)]
 #[path = "app_tests.rs"]

@@ -110,33 +110,6 @@ impl HubData {
         let behind = (minute - last) / 60_000;
         (behind.max(0) + 1).min(i64::from(METRICS_MINUTES)) as u32
     }
-
-    pub fn agent(&self, name: &str) -> Option<&AgentSummary> {
-        self.agents.iter().find(|a| a.name == name)
-    }
-
-    /// Counts by state over the agents list (revoked ones left out).
-    pub fn counts(&self) -> AgentCounts {
-        let mut c = AgentCounts::default();
-        for a in &self.agents {
-            match a.state {
-                AgentState::Online => c.online += 1,
-                AgentState::Offline => c.offline += 1,
-                AgentState::Quarantined => c.quarantined += 1,
-                AgentState::Revoked => c.revoked += 1,
-            }
-        }
-        c
-    }
-}
-
-/// Agents by state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AgentCounts {
-    pub online: u64,
-    pub offline: u64,
-    pub quarantined: u64,
-    pub revoked: u64,
 }
 
 /// `new` laid over `old`, in one window of `keep` minutes ending with

@@ -298,6 +298,20 @@ pub const KEYMAP: &[Binding] = &[
         "edit its tags",
         Some("tags"),
     ),
+    b(
+        FLEET,
+        &[C('J')],
+        Action::DetailDown,
+        "scroll the detail down",
+        None,
+    ),
+    b(
+        FLEET,
+        &[C('K')],
+        Action::DetailUp,
+        "scroll the detail up",
+        None,
+    ),
     // Enrollments.
     b(
         ENROLL,
@@ -363,6 +377,20 @@ pub const KEYMAP: &[Binding] = &[
         Action::History,
         "history: closed drift events too, with who decided what",
         Some("history"),
+    ),
+    b(
+        ATTEST,
+        &[C('J')],
+        Action::DetailDown,
+        "scroll both attestations down",
+        None,
+    ),
+    b(
+        ATTEST,
+        &[C('K')],
+        Action::DetailUp,
+        "scroll both attestations up",
+        None,
     ),
     // Audit.
     b(

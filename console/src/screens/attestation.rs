@@ -70,6 +70,8 @@ pub struct AttestationScreen {
     /// Every drift event (read while `history` is on).
     pub all_events: Vec<DriftEvent>,
     pub history_loaded: bool,
+    /// Both attestations scroll together (`J`/`K`).
+    pub detail_scroll: crate::list::Scroll,
 }
 
 fn short(hex: &str) -> String {
@@ -397,6 +399,8 @@ impl Screen for AttestationScreen {
             Action::Top => self.selection.select(&ids, 0),
             Action::Bottom => self.selection.select(&ids, usize::MAX),
             Action::Enter => self.detail_open = !self.detail_open,
+            Action::DetailDown => self.detail_scroll.by(3),
+            Action::DetailUp => self.detail_scroll.by(-3),
             Action::History => {
                 self.history = !self.history;
                 self.all_events.clear();
@@ -531,7 +535,7 @@ impl Screen for AttestationScreen {
         let Some(r) = self.selected(ctx.data) else {
             return;
         };
-        render_detail(f, detail, &r, ctx);
+        render_detail(f, detail, &r, &self.detail_scroll, ctx);
     }
 }
 
@@ -648,7 +652,7 @@ fn side(
     lines
 }
 
-fn render_detail(f: &mut Frame, area: Rect, r: &Row, ctx: &Ctx) {
+fn render_detail(f: &mut Frame, area: Rect, r: &Row, scroll: &crate::list::Scroll, ctx: &Ctx) {
     let t = &ctx.theme;
     if area.height < 3 {
         return;
@@ -727,26 +731,41 @@ fn render_detail(f: &mut Frame, area: Rect, r: &Row, ctx: &Ctx) {
     let cur = fields(&e.current);
     let [l, rr] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(sides);
+    let left = side(
+        &format!("fingerprint {}", e.baseline_fingerprint),
+        &base,
+        &cur,
+        t,
+    );
+    let right = side(
+        &format!("fingerprint {}", e.current_fingerprint),
+        &cur,
+        &base,
+        t,
+    );
+    let inner_w = l.width.saturating_sub(2);
+    let rows =
+        super::fleet::wrapped_rows(&left, inner_w).max(super::fleet::wrapped_rows(&right, inner_w));
+    let offset = scroll.fit(rows, sides.height.saturating_sub(2));
+    let title = |name: &str| {
+        if scroll.max() > 0 {
+            format!("{name} — J/K scroll")
+        } else {
+            name.to_owned()
+        }
+    };
     f.render_widget(
-        Paragraph::new(side(
-            &format!("fingerprint {}", e.baseline_fingerprint),
-            &base,
-            &cur,
-            t,
-        ))
-        .block(table::block("Baseline (approved)", l, Style::new()))
-        .wrap(Wrap { trim: false }),
+        Paragraph::new(left)
+            .block(table::block(&title("Baseline (approved)"), l, Style::new()))
+            .wrap(Wrap { trim: false })
+            .scroll((offset, 0)),
         l,
     );
     f.render_widget(
-        Paragraph::new(side(
-            &format!("fingerprint {}", e.current_fingerprint),
-            &cur,
-            &base,
-            t,
-        ))
-        .block(table::block("Current (now)", rr, Style::new()))
-        .wrap(Wrap { trim: false }),
+        Paragraph::new(right)
+            .block(table::block(&title("Current (now)"), rr, Style::new()))
+            .wrap(Wrap { trim: false })
+            .scroll((offset, 0)),
         rr,
     );
 }

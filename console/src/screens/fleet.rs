@@ -168,6 +168,14 @@ impl Screen for Fleet {
             Action::PageUp => self.move_by(data, -10),
             Action::Top => self.move_by(data, isize::MIN / 2),
             Action::Bottom => self.move_by(data, isize::MAX / 2),
+            Action::DetailDown => {
+                self.detail_scroll.by(3);
+                Vec::new()
+            }
+            Action::DetailUp => {
+                self.detail_scroll.by(-3);
+                Vec::new()
+            }
             Action::Enter => {
                 self.detail_open = !self.detail_open;
                 self.detail_scroll.top();
@@ -523,7 +531,7 @@ impl Fleet {
             _ => lines.push(Line::styled("loading detail…", t.dim())),
         }
         let block = table::block(
-            &format!("Agent {} — Esc closes", clip(&a.name, 40)),
+            &format!("Agent {} — J/K scroll, Esc closes", clip(&a.name, 40)),
             area,
             Style::new(),
         );
