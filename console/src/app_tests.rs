@@ -1534,14 +1534,28 @@ fn themes_change_and_no_color_wins() {
 fn long_details_scroll_with_j_and_k() {
     let mut app = loaded_app();
     app.fleet.detail_open = true;
-    answer(&mut app, Request::Agent("db3".into()), Reply::Agent(Box::new(detail("db3"))));
+    answer(
+        &mut app,
+        Request::Agent("db3".into()),
+        Reply::Agent(Box::new(detail("db3"))),
+    );
     render(&app, 80, 24);
-    assert!(app.fleet.detail_scroll.max() > 0, "the detail is longer than its pane at 80x24");
+    assert!(
+        app.fleet.detail_scroll.max() > 0,
+        "the detail is longer than its pane at 80x24"
+    );
     for _ in 0..30 {
         ch(&mut app, 'J');
     }
-    assert_eq!(app.fleet.detail_scroll.offset, app.fleet.detail_scroll.max());
-    assert_eq!(app.fleet.selected(&app.data).unwrap().name, "db3", "the list keeps its cursor");
+    assert_eq!(
+        app.fleet.detail_scroll.offset,
+        app.fleet.detail_scroll.max()
+    );
+    assert_eq!(
+        app.fleet.selected(&app.data).unwrap().name,
+        "db3",
+        "the list keeps its cursor"
+    );
     ch(&mut app, 'K');
     assert!(app.fleet.detail_scroll.offset < app.fleet.detail_scroll.max());
     ch(&mut app, '4');
@@ -1549,7 +1563,10 @@ fn long_details_scroll_with_j_and_k() {
     for _ in 0..30 {
         ch(&mut app, 'J');
     }
-    assert_eq!(app.attestation.detail_scroll.offset, app.attestation.detail_scroll.max());
+    assert_eq!(
+        app.attestation.detail_scroll.offset,
+        app.attestation.detail_scroll.max()
+    );
     let s = render(&app, 80, 24);
     assert!(s.contains("J/K scroll"), "{s}");
 }
