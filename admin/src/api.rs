@@ -102,6 +102,10 @@ pub struct AgentSummary {
     pub enrolled_at_ms: i64,
     pub cert_expires_ms: i64,
     pub remote_addr: Option<String>,
+    /// How the agent's kernel confines its probes, as last attested:
+    /// `landlock-v7`, `landlock-v3-partial`, `none` (empty: an older agent).
+    #[serde(default)]
+    pub sandbox: String,
 }
 
 /// `GET /v1/agents/{name}`

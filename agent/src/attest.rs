@@ -53,7 +53,12 @@ pub fn binary_sha256() -> Digest {
 }
 
 /// Builds the attestation for the given packs and config.
-pub fn attest(config: &AgentConfig, packs: Vec<AttestedPack>, binary: Digest) -> Attestation {
+pub fn attest(
+    config: &AgentConfig,
+    packs: Vec<AttestedPack>,
+    binary: Digest,
+    sandbox: sonde_packs::sandbox::SandboxLevel,
+) -> Attestation {
     let mut packs = packs;
     packs.sort_by(|a, b| a.name.cmp(&b.name));
     Attestation {
@@ -64,5 +69,6 @@ pub fn attest(config: &AgentConfig, packs: Vec<AttestedPack>, binary: Digest) ->
         packs,
         config_sha256: config.sha256(),
         machine_id: machine_id(),
+        sandbox: sandbox.as_attested(),
     }
 }

@@ -1,6 +1,15 @@
 //! What each `sonde-agent` subcommand does.
 
+/// Prints one line that may hold text from packs, files or the hub, with
+/// every terminal control escaped.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", terminal_text(&format!($($arg)*)))
+    };
+}
+
 use serde::{Deserialize, Serialize};
+use sonde_protocol::display::{terminal_json, terminal_text};
 use sonde_protocol::keys;
 use sonde_protocol::messages::PackState;
 use std::io::Write;
@@ -76,33 +85,35 @@ pub fn status(config: AgentConfig, json: bool) -> anyhow::Result<()> {
         "packs": reports.iter().map(|p| serde_json::json!({"name": p.name, "state": p.state, "missing": p.missing})).collect::<Vec<_>>(),
     });
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", terminal_json(&serde_json::to_string_pretty(&value)?));
         return Ok(());
     }
     match &runtime.hub {
-        Some(h) => println!(
+        Some(h) => say!(
             "enrolled:    {} ({}) with hub {}",
-            h.name, h.agent_id, h.address
+            h.name,
+            h.agent_id,
+            h.address
         ),
         None => match runtime.data.pending_enrollment()? {
-            Some(p) => println!(
+            Some(p) => say!(
                 "enrolled:    no (enrollment {} pending approval)",
                 p.enrollment_id
             ),
-            None => println!("enrolled:    no (run `sonde-agent enroll`)"),
+            None => say!("enrolled:    no (run `sonde-agent enroll`)"),
         },
     }
     match link {
-        Some(l) if l.connected => println!("connection:  connected to {} (pid {})", l.hub, l.pid),
-        Some(l) => println!("connection:  not connected: {} (pid {})", l.detail, l.pid),
-        None => println!("connection:  agent not running"),
+        Some(l) if l.connected => say!("connection:  connected to {} (pid {})", l.hub, l.pid),
+        Some(l) => say!("connection:  not connected: {} (pid {})", l.detail, l.pid),
+        None => say!("connection:  agent not running"),
     }
-    println!("ceiling:     {}", runtime.config.max_capability);
-    println!("audit head:  {head}");
-    println!("packs:");
+    say!("ceiling:     {}", runtime.config.max_capability);
+    say!("audit head:  {head}");
+    say!("packs:");
     for p in &reports {
         let probes = p.probes.iter().filter(|x| x.registered).count();
-        println!(
+        say!(
             "  {:<8} {:<11} {:>2} probes  {}",
             p.name,
             p.state.as_str(),
@@ -119,11 +130,14 @@ pub fn packs(config: AgentConfig, cmd: PacksCommand) -> anyhow::Result<()> {
             let runtime = Runtime::open(config)?;
             let reports = runtime.pack_reports();
             if json {
-                println!("{}", serde_json::to_string_pretty(&reports)?);
+                println!(
+                    "{}",
+                    terminal_json(&serde_json::to_string_pretty(&reports)?)
+                );
                 return Ok(());
             }
             for p in &reports {
-                println!(
+                say!(
                     "{} {} — {} [{}{}]",
                     p.name,
                     p.version,
@@ -132,13 +146,13 @@ pub fn packs(config: AgentConfig, cmd: PacksCommand) -> anyhow::Result<()> {
                     if p.detected { ", detected" } else { "" }
                 );
                 if !p.requires.is_empty() {
-                    println!("    grants:  {}", p.requires.join("; "));
+                    say!("    grants:  {}", p.requires.join("; "));
                 }
                 for m in &p.missing {
-                    println!("    to do:   {m}");
+                    say!("    to do:   {m}");
                 }
                 if p.state == PackState::Pending {
-                    println!(
+                    say!(
                         "    approve: sonde-hub packs approve <this agent> {}",
                         p.name
                     );
@@ -149,7 +163,7 @@ pub fn packs(config: AgentConfig, cmd: PacksCommand) -> anyhow::Result<()> {
         PacksCommand::Keygen { out } => {
             let key = keys::generate_signing_key()?;
             write_private(&out, keys::encode_secret_key(&key).as_bytes())?;
-            println!("{}", keys::encode_public_key(&key.verifying_key()));
+            say!("{}", keys::encode_public_key(&key.verifying_key()));
             eprintln!(
                 "secret key written to {} (0600); add the public key above to publisher_keys on agents that should trust it",
                 out.display()
@@ -167,7 +181,7 @@ fn sign_pack(dir: &Path, key: &Path) -> anyhow::Result<()> {
     sonde_packs::declarative::pack_from_manifest(manifest.clone())?;
     let sig = sonde_packs::signing::sign(&manifest.sha256(), &key);
     std::fs::write(dir.join("pack.sig"), sig.to_toml())?;
-    println!(
+    say!(
         "signed {} {} ({})",
         manifest.name,
         manifest.version,
@@ -186,20 +200,22 @@ pub fn audit(config: AgentConfig, cmd: AuditCommand) -> anyhow::Result<u8> {
     match cmd {
         AuditCommand::Verify => match audit.verify()? {
             Ok(r) => {
-                println!(
+                say!(
                     "OK: {} entries, head {}, {} signed checkpoint(s) verified",
-                    r.entries, r.head, r.checkpoints_verified
+                    r.entries,
+                    r.head,
+                    r.checkpoints_verified
                 );
                 Ok(0)
             }
             Err(b) => {
-                println!("BROKEN at entry {} ({}): {b}", b.seq(), b.kind());
+                say!("BROKEN at entry {} ({}): {b}", b.seq(), b.kind());
                 Ok(1)
             }
         },
         AuditCommand::List { limit } => {
             for e in audit.recent(limit.clamp(1, 1000))? {
-                println!(
+                say!(
                     "{:>6} {} {:<22} {:<16} {:<24} {}",
                     e.seq,
                     e.timestamp_ms,
@@ -220,7 +236,7 @@ fn print_result(result: &local::LocalResult, format: Format) -> anyhow::Result<(
         Format::Pretty => serde_json::to_string_pretty(result)?,
     };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
+    writeln!(out, "{}", terminal_json(&text))?;
     Ok(())
 }
 
@@ -240,12 +256,12 @@ pub async fn probe(config: AgentConfig, args: ProbeArgs) -> anyhow::Result<u8> {
         let mut probes: Vec<_> = loaded.table.values().map(|r| r.summary.clone()).collect();
         probes.sort_by(|a, b| a.name.cmp(&b.name));
         match args.format {
-            Format::Json => println!("{}", serde_json::to_string(&probes)?),
+            Format::Json => println!("{}", terminal_json(&serde_json::to_string(&probes)?)),
             Format::Pretty => {
                 for p in &probes {
-                    println!("{} [{}] — {}", p.name, p.capability, p.description);
+                    say!("{} [{}] — {}", p.name, p.capability, p.description);
                     for param in &p.params {
-                        println!(
+                        say!(
                             "    {}{}: {}",
                             param.name,
                             if param.required { " (required)" } else { "" },
@@ -266,14 +282,14 @@ pub async fn probe(config: AgentConfig, args: ProbeArgs) -> anyhow::Result<u8> {
     let params = match local::build_params(&runtime, &name, args.params.as_deref(), &args.param) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", terminal_text(&e.to_string()));
             return Ok(local::EXIT_BAD_INPUT);
         }
     };
     let result = local::run_one(&runtime, &actor, None, &name, params).await;
     print_result(&result, args.format)?;
     if let Some(e) = &result.error {
-        eprintln!("error ({}): {}", e.code, e.message);
+        eprintln!("error ({}): {}", e.code, terminal_text(&e.message));
     }
     Ok(result.exit_code())
 }

@@ -46,9 +46,26 @@ pub struct AgentConfig {
     pub renew_cert_days_before_expiry: u32,
     #[serde(default)]
     pub scrub: ScrubConfig,
+    /// Refuse to start unless the kernel enforces the whole probe sandbox
+    /// (Landlock ABI 6 or newer).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_sandbox: bool,
+    /// More paths no probe may ever read (besides the agent's data dir and
+    /// config file), e.g. `["/etc/ssl/private"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hide_paths: Vec<PathBuf>,
     /// Per-pack settings, e.g. `[packs.zfs] datasets = ["tank/home"]`.
     #[serde(default)]
     pub packs: BTreeMap<String, toml::Value>,
+    /// Packs that serve sample data rather than this machine's, with what
+    /// that data is (`[sample_data] zfs = "…"`; `sonde-hub demo` sets it
+    /// for its generated ZFS pool). Reported with the pack, so the hub,
+    /// its MCP clients and the console label it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sample_data: BTreeMap<String, String>,
+    /// The file this was read from (hidden from every probe).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -80,6 +97,9 @@ pub struct ScrubConfig {
 pub struct ScrubRuleConfig {
     pub name: String,
     pub pattern: RegexText,
+    /// Words every match contains (any case): the rule runs only near them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
 }
 
 /// A regex checked while the file is parsed (so errors carry the line).
@@ -90,7 +110,8 @@ pub struct RegexText(pub String);
 impl<'de> Deserialize<'de> for RegexText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        regex::Regex::new(&text)
+        // Compiled exactly as the scrubber will (bytes, Unicode off).
+        sonde_packs::scrub::compile_rule("", &text)
             .map_err(|e| serde::de::Error::custom(format!("invalid regex: {e}")))?;
         Ok(RegexText(text))
     }
@@ -122,7 +143,11 @@ impl Default for AgentConfig {
             max_concurrent_probes: default_concurrency(),
             renew_cert_days_before_expiry: default_renew_days(),
             scrub: ScrubConfig::default(),
+            require_sandbox: false,
+            hide_paths: Vec::new(),
             packs: BTreeMap::new(),
+            sample_data: BTreeMap::new(),
+            source: None,
         }
     }
 }
@@ -150,7 +175,9 @@ impl AgentConfig {
             }
             Err(e) => return Err(err(format!("cannot read it: {e}"))),
         };
-        Self::parse(&text).map_err(err)
+        let mut config = Self::parse(&text).map_err(err)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and checks a config text.
@@ -160,6 +187,13 @@ impl AgentConfig {
             return Err(format!(
                 "max_concurrent_probes must be 1..=256 (line {})",
                 line_of(text, "max_concurrent_probes")
+            ));
+        }
+        if let Some(p) = config.hide_paths.iter().find(|p| !p.is_absolute()) {
+            return Err(format!(
+                "hide_paths: {} is not an absolute path (line {})",
+                p.display(),
+                line_of(text, "hide_paths")
             ));
         }
         let mut names = std::collections::BTreeSet::new();
@@ -184,6 +218,21 @@ impl AgentConfig {
             if let Some(check) = pack.settings_check {
                 let json = serde_json::to_value(settings).map_err(|e| e.to_string())?;
                 check(&json).map_err(|e| format!("[packs.{name}] (line {line}): {e}"))?;
+            }
+        }
+        for (name, what) in &config.sample_data {
+            let line = line_of(text, "[sample_data]");
+            if !packs.iter().any(|p| &p.manifest.name == name) {
+                let known: Vec<&str> = packs.iter().map(|p| p.manifest.name.as_str()).collect();
+                return Err(format!(
+                    "[sample_data] (line {line}): no built-in pack is called {name:?} (packs: {})",
+                    known.join(", ")
+                ));
+            }
+            if what.trim().is_empty() || what.len() > 200 || what.chars().any(char::is_control) {
+                return Err(format!(
+                    "[sample_data] {name} (line {line}): say in one line of 1 to 200 characters what the sample is"
+                ));
             }
         }
         Ok(config)
@@ -237,6 +286,22 @@ mod tests {
         assert!(e.contains("line 1"), "{e}");
         let e = AgentConfig::parse("\n[packs.nosuch]\nx = 1\n").unwrap_err();
         assert!(e.contains("line 2") && e.contains("nosuch"), "{e}");
+    }
+
+    #[test]
+    fn sample_data_names_a_pack_and_says_what_it_is() {
+        let c = AgentConfig::parse("[sample_data]\nzfs = \"generated sample pool\"\n").unwrap();
+        assert_eq!(c.sample_data["zfs"], "generated sample pool");
+        let e = AgentConfig::parse("\n[sample_data]\nnosuch = \"x\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("nosuch"), "{e}");
+        let e = AgentConfig::parse("[sample_data]\nzfs = \" \"\n").unwrap_err();
+        assert!(e.contains("1 to 200"), "{e}");
+        let e = AgentConfig::parse("[sample_data]\nzfs = \"a\\nb\"\n").unwrap_err();
+        assert!(e.contains("one line"), "{e}");
+        // Without it, the canonical form (and so the attestation) is unchanged.
+        let plain = AgentConfig::parse("").unwrap();
+        let v = serde_json::to_value(&plain).unwrap();
+        assert!(v.get("sample_data").is_none(), "{v}");
     }
 
     #[test]

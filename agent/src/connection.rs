@@ -1,7 +1,11 @@
 //! The agent's link to its hub: outbound only, mutual TLS, WebSocket.
 //!
-//! Connects, says hello (identity + attestation + packs + audit head), and
-//! waits for `hub.ack`. Then it serves probe requests, heartbeats, grant
+//! Connects, waits for the hub's `hub.challenge`, answers with a hello
+//! (identity + attestation + packs + audit head) that carries the challenge
+//! and the agent's own fresh nonce, and waits for `hub.ack`. From the hello
+//! on, every frame both ways is signed for this connection's session
+//! binding (derived from both nonces), so nothing from an earlier
+//! connection is ever valid on this one. Then it serves probe requests, heartbeats, grant
 //! updates, until the link drops; then it reconnects with exponential
 //! backoff and jitter (1 s doubling to a 60 s cap; a link that stayed up a
 //! minute resets it), so a restarted hub is found again and a dead one is
@@ -11,7 +15,9 @@
 
 use futures_util::{SinkExt, StreamExt};
 use sonde_protocol::audit::NewEntry;
-use sonde_protocol::envelope::{self, EnvelopeSigner, Kind, PeerVerifier, VerifyPolicy};
+use sonde_protocol::envelope::{
+    self, EnvelopeSigner, Kind, Nonce, PeerVerifier, SessionBinding, VerifyPolicy,
+};
 use sonde_protocol::messages::*;
 use sonde_protocol::time::now_ms;
 use std::sync::Arc;
@@ -166,21 +172,36 @@ async fn session(
     };
     let agent_id = runtime.agent_id();
     let mut signer = EnvelopeSigner::new(&agent_id, runtime.signing_key.clone())?;
-    let hello = runtime.hello()?;
+
+    // The challenge: the hub's only unbound frame.
+    let frame = read_first(&mut ws, "the hub's challenge").await?;
+    let env = match verifier.verify(&frame, now_ms()) {
+        Ok(env) => env,
+        Err(e) => {
+            audit_rejection(runtime, &frame, &e);
+            anyhow::bail!("the hub's challenge failed verification: {e}");
+        }
+    };
+    let challenge = match env.kind {
+        Kind::HubChallenge => {
+            let c: HubChallenge = env.payload_as()?;
+            Nonce::from_hex(&c.nonce)
+                .ok_or_else(|| anyhow::anyhow!("the hub's challenge is not 32 bytes of hex"))?
+        }
+        other => anyhow::bail!(
+            "expected hub.challenge, got {other} (is the hub older than this agent? upgrade it)"
+        ),
+    };
+    let nonce = Nonce::random();
+    let session = SessionBinding::new(&challenge, &nonce);
+    signer.bind(session);
+    let hello = runtime.hello(&challenge, &nonce)?;
     let (_, frame) = signer.seal(Kind::AgentHello, &hello)?;
     ws.send(Message::Binary(frame.into())).await?;
 
     // The ack.
-    let first = tokio::time::timeout(Duration::from_secs(15), ws.next())
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer to hello within 15 s"))?;
-    let frame = match first {
-        Some(Ok(Message::Binary(b))) => b,
-        Some(Ok(other)) => anyhow::bail!("unexpected first message from the hub: {other:?}"),
-        Some(Err(e)) => anyhow::bail!("reading the hub's answer: {e}"),
-        None => anyhow::bail!("the hub closed the connection after hello"),
-    };
-    let env = match verifier.verify(&frame, now_ms()) {
+    let frame = read_first(&mut ws, "the hub's answer to hello").await?;
+    let env = match verifier.verify_in(&frame, now_ms(), Some(&session)) {
         Ok(env) => env,
         Err(e) => {
             audit_rejection(runtime, &frame, &e);
@@ -265,10 +286,18 @@ async fn session(
                     Some(Err(e)) => break End::Lost(format!("connection error: {e}")),
                     Some(Ok(Message::Binary(b))) => b,
                     Some(Ok(Message::Close(_))) => break End::Lost("the hub closed the connection".into()),
+                    Some(Ok(Message::Text(_))) => {
+                        // Not ours: counts as a bad frame like any other.
+                        rejections += 1;
+                        if rejections >= 100 {
+                            break End::Lost("too many invalid frames from the hub".into());
+                        }
+                        continue;
+                    }
                     Some(Ok(_)) => continue,
                 };
                 last_inbound = Instant::now();
-                let env = match verifier.verify(&frame, now_ms()) {
+                let env = match verifier.verify_in(&frame, now_ms(), Some(&session)) {
                     Ok(env) => env,
                     Err(e) => {
                         rejections += 1;
@@ -343,6 +372,22 @@ async fn session(
     }
     let _ = ws.close(None).await;
     Ok(end)
+}
+
+/// The next binary frame, within 15 s (`what` names it in errors).
+async fn read_first<S>(ws: &mut S, what: &str) -> anyhow::Result<bytes::Bytes>
+where
+    S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    let first = tokio::time::timeout(Duration::from_secs(15), ws.next())
+        .await
+        .map_err(|_| anyhow::anyhow!("no {what} within 15 s"))?;
+    match first {
+        Some(Ok(Message::Binary(b))) => Ok(b),
+        Some(Ok(other)) => anyhow::bail!("unexpected message instead of {what}: {other:?}"),
+        Some(Err(e)) => anyhow::bail!("reading {what}: {e}"),
+        None => anyhow::bail!("the hub closed the connection before {what}"),
+    }
 }
 
 /// Stores a renewed certificate with its key (one atomic file); the next

@@ -266,7 +266,8 @@ pub async fn stdio(
                 )
             }
         };
-        serde_json::to_writer(&mut output, &result)?;
+        let line = serde_json::to_string(&result)?;
+        output.write_all(sonde_protocol::display::terminal_json(&line).as_bytes())?;
         output.write_all(b"\n")?;
         output.flush()?;
         served += 1;

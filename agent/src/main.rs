@@ -26,7 +26,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                sonde_protocol::display::terminal_text(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

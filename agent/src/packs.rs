@@ -104,6 +104,9 @@ pub struct LoadedPack {
     pub missing: Vec<String>,
     pub requires: Vec<String>,
     pub detected: bool,
+    /// What this pack serves instead of the machine's data, when the
+    /// config's `sample_data` names it.
+    pub sample_data: Option<String>,
 }
 
 impl LoadedPack {
@@ -135,6 +138,7 @@ impl LoadedPack {
             capability,
             probes,
             runbooks,
+            sample_data: self.sample_data.clone(),
         }
     }
 }
@@ -233,6 +237,7 @@ fn broken(name: &str, error: String) -> LoadedPack {
         missing: vec![error],
         requires: Vec::new(),
         detected: false,
+        sample_data: None,
     }
 }
 
@@ -273,6 +278,7 @@ fn decide(def: PackDef, trust: Trust, inputs: &PackInputs<'_>) -> LoadedPack {
         missing,
         requires: check.grants,
         detected,
+        sample_data: inputs.config.sample_data.get(&m.name).cloned(),
         def: Some(def),
     }
 }
@@ -302,4 +308,46 @@ pub fn verified_grants(
         .collect();
     let bad = total - good.len();
     (good, bad)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sonde_packs::exec::SystemRunner;
+
+    #[test]
+    fn a_pack_named_in_sample_data_reports_what_its_data_is() {
+        let config = AgentConfig::parse(
+            "packs_dir = \"/nonexistent\"\n[sample_data]\nzfs = \"generated sample pool\"\n",
+        )
+        .unwrap();
+        let runner = SystemRunner::new(&config.command_path);
+        let identity = Identity::current();
+        let packs = load(&PackInputs {
+            config: &config,
+            grants: &[],
+            runner: &runner,
+            identity: &identity,
+        });
+        let reports: Vec<PackReport> = packs
+            .iter()
+            .map(|p| p.report(Capability::Observe))
+            .collect();
+        let zfs = reports.iter().find(|r| r.name == "zfs").unwrap();
+        assert_eq!(zfs.sample_data.as_deref(), Some("generated sample pool"));
+        assert!(
+            reports
+                .iter()
+                .filter(|r| r.name != "zfs")
+                .all(|r| r.sample_data.is_none())
+        );
+        // On the wire only where set: other reports keep their byte form.
+        let system = reports.iter().find(|r| r.name == "system").unwrap();
+        assert!(
+            !serde_json::to_string(system)
+                .unwrap()
+                .contains("sample_data")
+        );
+    }
 }

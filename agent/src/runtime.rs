@@ -6,12 +6,21 @@
 //! holds exactly the probes of *active* packs whose capability is within
 //! `max_capability`. Anything else is "unknown probe" — a probe above the
 //! ceiling is indistinguishable from one that does not exist.
+//!
+//! Each probe runs on a thread of its own, confined by the kernel sandbox
+//! before the handler starts (`sonde_packs::sandbox`), with a runner that
+//! starts every program in its pack's tighter sandbox, and a
+//! `SecretGuard` that refuses the agent's own files and scrubs what
+//! filters look at. The result is scrubbed whole before it is digested.
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde_json::Value;
 use sonde_packs::exec::SystemRunner;
 use sonde_packs::handler::{ProbeContext, ProbeError, ProbeHandler};
 use sonde_packs::requirements::Identity;
+use sonde_packs::sandbox::{PackSandbox, Sandbox, SandboxLevel};
+use sonde_packs::scrub::Scrubber;
+use sonde_packs::secrets::{ProtectedFiles, SecretGuard};
 use sonde_protocol::audit::{ChainHead, NewEntry};
 use sonde_protocol::messages::{
     AgentHello, PackGrant, PackReport, PackState, ProbeErrorCode, ProbeSummary,
@@ -19,6 +28,7 @@ use sonde_protocol::messages::{
 use sonde_protocol::schema::validate;
 use sonde_protocol::{Digest, ProbeDescriptor};
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -28,7 +38,6 @@ use crate::audit::LocalAudit;
 use crate::config::AgentConfig;
 use crate::identity::{DataDir, HubInfo, read_json, replace_private};
 use crate::packs::{self, LoadedPack, PackInputs};
-use crate::scrub::Scrubber;
 
 /// Largest result the agent sends (the link's frame limit is 16 MiB; the
 /// rest is headroom for the envelope).
@@ -41,6 +50,10 @@ pub struct Registered {
     pub summary: ProbeSummary,
     pub handler: Arc<dyn ProbeHandler>,
     pub settings: Value,
+    /// What the pack's probes may touch beyond reading.
+    pub sandbox: PackSandbox,
+    /// Starts the pack's programs in their sandbox.
+    pub runner: Arc<SystemRunner>,
 }
 
 impl std::fmt::Debug for Registered {
@@ -85,7 +98,10 @@ pub struct Runtime {
     pub hub: Option<HubInfo>,
     pub hub_key: Option<VerifyingKey>,
     pub runner: Arc<SystemRunner>,
-    pub scrubber: Scrubber,
+    pub scrubber: Arc<Scrubber>,
+    pub sandbox: Arc<Sandbox>,
+    /// The agent's own files: never returned by any probe.
+    protected_roots: Vec<PathBuf>,
     pub audit: LocalAudit,
     pub identity: Identity,
     pub binary_sha256: Digest,
@@ -93,6 +109,8 @@ pub struct Runtime {
     grants: Mutex<Vec<PackGrant>>,
     slots: Arc<Semaphore>,
     quarantined: AtomicBool,
+    /// Refused packs already recorded in the audit chain (name, identity).
+    refusals_recorded: Mutex<std::collections::HashSet<(String, Digest)>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -114,7 +132,29 @@ impl Runtime {
         let hub = data.hub()?;
         let hub_key = data.hub_key()?;
         let audit = LocalAudit::open(&data.audit_db(), signing_key.clone())?;
-        let scrubber = Scrubber::new(&config.scrub.rules).map_err(|e| anyhow::anyhow!(e))?;
+        let scrubber = Arc::new(crate::scrub::agent_scrubber(&config, &data, &signing_key)?);
+        let mut protected_roots = vec![config.data_dir.clone()];
+        protected_roots.extend(config.source.clone());
+        protected_roots.extend(config.hide_paths.iter().cloned());
+        let sandbox = Sandbox::new(protected_roots.clone());
+        match sandbox.level() {
+            SandboxLevel::Full { abi } => {
+                tracing::info!(landlock_abi = abi, "probes run in the Landlock sandbox")
+            }
+            SandboxLevel::Partial { abi } => tracing::warn!(
+                landlock_abi = abi,
+                "this kernel enforces only part of the probe sandbox (Landlock ABI {abi}; 6 or newer enforces all of it)"
+            ),
+            SandboxLevel::None => tracing::warn!(
+                "this kernel has no Landlock: probes run without the kernel sandbox, with the agent's own checks only (attested as sandbox: none); enable Landlock (lsm=landlock,… on the kernel command line) or set require_sandbox = true to refuse this"
+            ),
+        }
+        if config.require_sandbox && !sandbox.level().is_full() {
+            anyhow::bail!(
+                "require_sandbox = true, but this kernel cannot enforce the whole probe sandbox (found: {}); run a kernel with Landlock ABI 6 or newer (Linux 6.12+) with Landlock enabled, or set require_sandbox = false",
+                sandbox.level()
+            );
+        }
         let stored: Vec<PackGrant> = read_json(&data.grants())?.unwrap_or_default();
         let grants = match (&hub_key, &hub) {
             (Some(key), Some(h)) => {
@@ -138,12 +178,15 @@ impl Runtime {
             hub,
             hub_key,
             scrubber,
+            sandbox,
+            protected_roots,
             audit,
             identity: Identity::current(),
             binary_sha256: crate::attest::binary_sha256(),
             loaded: RwLock::new(Arc::new(Loaded::default())),
             grants: Mutex::new(grants),
             quarantined: AtomicBool::new(false),
+            refusals_recorded: Mutex::new(Default::default()),
         };
         runtime.reload();
         Ok(runtime)
@@ -173,10 +216,16 @@ impl Runtime {
             runner: self.runner.as_ref(),
             identity: &self.identity,
         });
+        self.record_refusals(&packs);
         let mut table = HashMap::new();
         for p in packs.iter().filter(|p| p.state == PackState::Active) {
             let Some(def) = &p.def else { continue };
             let settings = self.config.pack_settings(&p.name);
+            let sandbox = def.manifest.sandbox.to_pack_sandbox();
+            let runner = Arc::new(
+                self.runner
+                    .confined(Arc::clone(&self.sandbox), sandbox.clone()),
+            );
             for summary in p
                 .report(self.config.max_capability)
                 .probes
@@ -196,6 +245,8 @@ impl Runtime {
                             summary,
                             handler: Arc::clone(handler),
                             settings: settings.clone(),
+                            sandbox: sandbox.clone(),
+                            runner: Arc::clone(&runner),
                         },
                     );
                 }
@@ -209,6 +260,29 @@ impl Runtime {
         );
         if let Ok(mut l) = self.loaded.write() {
             *l = Arc::new(Loaded { packs, table });
+        }
+    }
+
+    /// Records each refused pack (a shell as its program, a bad signature,
+    /// a broken manifest) in the audit chain, once per pack identity.
+    fn record_refusals(&self, packs: &[LoadedPack]) {
+        for p in packs.iter().filter(|p| p.state == PackState::Refused) {
+            let key = (p.name.clone(), p.manifest_sha256);
+            let new = self
+                .refusals_recorded
+                .lock()
+                .map(|mut seen| seen.insert(key))
+                .unwrap_or(false);
+            if new {
+                tracing::warn!(pack = %p.name, reason = %p.missing.join("; "), "refused a pack");
+                self.record(
+                    NewEntry::new("agent", "pack.refused", "refused")
+                        .agent(self.agent_id())
+                        .detail("pack", p.name.clone())
+                        .detail("manifest_sha256", p.manifest_sha256.to_hex())
+                        .detail("reason", p.missing.join("; ")),
+                );
+            }
         }
     }
 
@@ -253,11 +327,20 @@ impl Runtime {
             &self.config,
             packs::attested(&self.loaded().packs),
             self.binary_sha256,
+            self.sandbox.level(),
         )
     }
 
-    pub fn hello(&self) -> anyhow::Result<AgentHello> {
+    /// The hello that answers the hub's `challenge` with this agent's
+    /// fresh `nonce`.
+    pub fn hello(
+        &self,
+        challenge: &sonde_protocol::envelope::Nonce,
+        nonce: &sonde_protocol::envelope::Nonce,
+    ) -> anyhow::Result<AgentHello> {
         Ok(AgentHello {
+            challenge: challenge.to_hex(),
+            nonce: nonce.to_hex(),
             agent_id: self.agent_id(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             hostname: crate::attest::hostname(),
@@ -369,24 +452,43 @@ impl Runtime {
             .min(Duration::from_millis(reg.summary.timeout_ms))
             .max(Duration::from_millis(1));
         let deadline = Instant::now() + limit;
-        let runner = Arc::clone(&self.runner);
-        let handler = Arc::clone(&reg.handler);
-        let settings = reg.settings.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let ctx = ProbeContext {
-                deadline,
-                runner: runner.as_ref(),
-                settings: &settings,
-            };
-            handler.run(&ctx, &params)
-        });
+        let guard = Arc::new(SecretGuard::new(
+            Arc::clone(&self.scrubber),
+            ProtectedFiles::scan(self.protected_roots.clone()),
+        ));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sandbox = Arc::clone(&self.sandbox);
+        let job_guard = Arc::clone(&guard);
+        // A thread of its own: the sandbox confines it for good.
+        let spawned = std::thread::Builder::new()
+            .name(format!("probe {probe}"))
+            .spawn(move || {
+                let _permit = permit;
+                let result = match sandbox.confine_handler(&reg.sandbox) {
+                    Err(e) => Err(ProbeError::Failed(e.to_string())),
+                    Ok(()) => {
+                        let ctx = ProbeContext {
+                            deadline,
+                            runner: reg.runner.as_ref(),
+                            settings: &reg.settings,
+                            secrets: &job_guard,
+                        };
+                        reg.handler.run(&ctx, &params)
+                    }
+                };
+                let _ = tx.send(result);
+            });
         // The handler sees the deadline; this outer limit only catches one
         // that ignores it (its thread is left to finish on its own).
-        let outcome = match tokio::time::timeout(limit + Duration::from_secs(2), task).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(join)) => Err(ProbeError::Failed(format!("the probe crashed: {join}"))),
-            Err(_) => Err(ProbeError::Timeout),
+        let outcome = match spawned {
+            Err(e) => Err(ProbeError::Failed(format!(
+                "could not start the probe's thread: {e}"
+            ))),
+            Ok(_) => match tokio::time::timeout(limit + Duration::from_secs(2), rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(ProbeError::Failed("the probe crashed".into())),
+                Err(_) => Err(ProbeError::Timeout),
+            },
         };
         let failed_entry = |outcome: &str| NewEntry {
             action: "probe.failed".into(),
@@ -406,7 +508,8 @@ impl Runtime {
             Err(e) => return self.failed(e.code(), e.to_string(), started, failed_entry("error")),
         };
         let mut data = output.data;
-        let redactions = self.scrubber.scrub(&mut data);
+        guard.scrub_value(&mut data);
+        let redactions = guard.take_counts();
         let size = sonde_protocol::canonical::to_vec(&data).len();
         if size > MAX_RESULT_BYTES {
             return self.failed(

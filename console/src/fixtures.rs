@@ -53,6 +53,7 @@ pub fn agent(name: &str, state: AgentState) -> AgentSummary {
         enrolled_at_ms: NOW - 86_400_000,
         cert_expires_ms: NOW + 86_400_000,
         remote_addr: Some("10.0.0.5:50000".into()),
+        sandbox: "landlock-v7".into(),
     }
 }
 
@@ -65,6 +66,7 @@ pub fn attestation(kernel: &str) -> Attestation {
         packs: vec![],
         config_sha256: Digest::of(b"config"),
         machine_id: "m1".into(),
+        sandbox: "landlock-v7".into(),
     }
 }
 

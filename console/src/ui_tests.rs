@@ -113,6 +113,31 @@ fn fleet_detail_pane_shows_everything() {
     );
     assert!(s.contains("agt-nas1"), "the id, whole: {s}");
     assert!(s.contains("latency/min"), "{s}");
+    assert!(line_with(&s, "sandbox").contains("landlock-v7"), "{s}");
+}
+
+#[test]
+fn fleet_detail_labels_sample_data_and_an_unconfined_agent() {
+    let mut app = on(View::Fleet);
+    press(&mut app, 'j');
+    press(&mut app, 'j');
+    app.fleet.detail_open = true;
+    if let Some(a) = app.data.agents.iter_mut().find(|a| a.name == "nas1") {
+        a.sandbox = "none".into();
+    }
+    let mut d = detail("nas1");
+    d.packs[0].sample_data = Some("generated sample pool `sample` (sonde-hub demo)".into());
+    answer(
+        &mut app,
+        Request::Agent("nas1".into()),
+        Reply::Agent(Box::new(d)),
+    );
+    let s = screen(&app);
+    assert!(
+        line_with(&s, "SAMPLE DATA").contains("generated sample pool"),
+        "{s}"
+    );
+    assert!(line_with(&s, "sandbox").contains("cannot confine"), "{s}");
 }
 
 #[test]
@@ -323,9 +348,11 @@ fn attestation_says_what_changed_old_to_new() {
         after: Some("0.2.0".into()),
     });
     d.current.config_sha256 = sonde_protocol::Digest::of(b"cfg2");
+    d.current.sandbox = "none".into();
     app.data.drift = vec![d];
     let s = screen(&app);
     for want in [
+        "probe sandbox: landlock-v7 → none — probes are now less confined",
         "OS: Debian GNU/Linux 12 → Debian GNU/Linux 13",
         "kernel: 6.1.0-18 → 6.1.0-21",
         "agent version: 0.1.0 → 0.2.0",

@@ -204,12 +204,34 @@ pub struct DemoArgs {
     /// Where the demo keeps its hub and agent (reused on the next run).
     #[arg(long = "dir", default_value = "./sonde-demo")]
     pub dir: PathBuf,
+    /// Use the two ports from PORT on 127.0.0.1: agents on PORT, MCP on
+    /// PORT+1 (default 7443, i.e. 7443 and 7444).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..=65534), conflicts_with_all = ["mcp_port", "agent_port"])]
+    pub port_base: Option<u16>,
     /// MCP endpoint port on 127.0.0.1.
     #[arg(long, default_value_t = 7444)]
     pub mcp_port: u16,
     /// Agent endpoint port on 127.0.0.1.
     #[arg(long, default_value_t = 7443)]
     pub agent_port: u16,
+    /// Serve the sample ZFS pool even if this machine has a pool (the zfs
+    /// pack then shows the sample, labelled as such).
+    #[arg(long, conflicts_with = "no_sample_zfs")]
+    pub sample_zfs: bool,
+    /// Never serve the sample ZFS pool (by default it is served when this
+    /// machine has no pool).
+    #[arg(long)]
+    pub no_sample_zfs: bool,
+}
+
+impl DemoArgs {
+    /// (agent port, MCP port).
+    pub fn ports(&self) -> (u16, u16) {
+        match self.port_base {
+            Some(base) => (base, base.saturating_add(1)),
+            None => (self.agent_port, self.mcp_port),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,14 @@ use crate::cli::*;
 use crate::datadir::DataDir;
 use crate::store::{self, Store};
 use crate::util::{human_duration_ms, parse_duration};
+use sonde_protocol::display::{terminal_field, terminal_json, terminal_text};
 use sonde_protocol::time::format_utc_ms;
+
+/// One peer-supplied value inside a line (names, OS strings): controls and
+/// newlines escaped, so it can neither drive the terminal nor fake a line.
+fn field(text: &str) -> std::borrow::Cow<'_, str> {
+    terminal_field(text)
+}
 
 /// Output mode.
 #[derive(Debug, Clone, Copy)]
@@ -27,10 +34,12 @@ impl Out {
         value: &T,
         human: impl FnOnce(&T) -> String,
     ) -> anyhow::Result<()> {
+        // Everything printed may hold text from agents or MCP clients:
+        // nothing reaches the terminal unescaped.
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            println!("{}", terminal_json(&serde_json::to_string_pretty(value)?));
         } else {
-            print!("{}", human(value));
+            print!("{}", terminal_text(&human(value)));
         }
         Ok(())
     }
@@ -63,6 +72,10 @@ fn offline_store(data: &DataDir) -> anyhow::Result<Store> {
 
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| r.iter().map(|c| field(c).into_owned()).collect())
+        .collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
@@ -210,13 +223,14 @@ pub async fn enrollments(data: &DataDir, out: Out, cmd: EnrollmentCommand) -> an
             out.print(&e, |e| {
                 format!(
                     "approved {} ({}); it will connect on its next poll\n",
-                    e.name, e.id
+                    field(&e.name),
+                    e.id
                 )
             })
         }
         EnrollmentCommand::Deny { name } => {
             let e = require_hub(data, async |c| c.deny_enrollment(&name).await).await?;
-            out.print(&e, |e| format!("denied {} ({})\n", e.name, e.id))
+            out.print(&e, |e| format!("denied {} ({})\n", field(&e.name), e.id))
         }
     }
 }
@@ -288,6 +302,7 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
                         enrolled_at_ms: a.enrolled_at_ms,
                         cert_expires_ms: a.cert_expires_ms,
                         remote_addr: a.remote_addr.clone(),
+                        sandbox: a.current.as_ref().unwrap_or(&a.baseline).sandbox.clone(),
                     })
                     .collect();
                 eprintln!("(the hub is not running: states are from the database)");
@@ -300,15 +315,15 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
             out.print(&d, |d| {
                 let s = &d.summary;
                 let mut o = String::new();
-                let _ = writeln!(o, "{} ({})  {}", s.name, s.id, s.state.as_str());
+                let _ = writeln!(o, "{} ({})  {}", field(&s.name), s.id, s.state.as_str());
                 let _ = writeln!(
                     o,
                     "  host:         {} {}",
-                    s.hostname,
+                    field(&s.hostname),
                     s.remote_addr.clone().unwrap_or_default()
                 );
-                let _ = writeln!(o, "  os:           {}", s.os);
-                let _ = writeln!(o, "  version:      {}", s.agent_version);
+                let _ = writeln!(o, "  os:           {}", field(&s.os));
+                let _ = writeln!(o, "  version:      {}", field(&s.agent_version));
                 let _ = writeln!(o, "  ceiling:      {}", s.max_capability);
                 let _ = writeln!(
                     o,
@@ -327,7 +342,7 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
                 );
                 let _ = writeln!(o, "  baseline:     {}", d.baseline_fingerprint);
                 if let Some(r) = &s.quarantine_reason {
-                    let _ = writeln!(o, "  QUARANTINED:  {r}");
+                    let _ = writeln!(o, "  QUARANTINED:  {}", field(r));
                 }
                 if let Some(h) = &d.agent_audit_head {
                     let _ = writeln!(o, "  agent audit:  {h}");
@@ -338,11 +353,11 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
                     let _ = writeln!(
                         o,
                         "    {:<10} {:<8} {:<11} {} probes  {}",
-                        p.name,
-                        p.version,
+                        field(&p.name),
+                        field(&p.version),
                         p.state.as_str(),
                         probes,
-                        p.missing.join("; ")
+                        field(&p.missing.join("; "))
                     );
                 }
                 o
@@ -353,7 +368,7 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
             out.print(&a, |a| {
                 format!(
                     "agent {} revoked; its connections are refused from now on\n",
-                    a.name
+                    field(&a.name)
                 )
             })
         }
@@ -362,7 +377,7 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
             out.print(&a, |a| {
                 format!(
                     "accepted the current attestation of {} as its baseline\n",
-                    a.name
+                    field(&a.name)
                 )
             })
         }
@@ -371,7 +386,7 @@ pub async fn agents(data: &DataDir, out: Out, cmd: AgentCommand) -> anyhow::Resu
             out.print(&a, |a| {
                 format!(
                     "{} stays quarantined; accept its baseline or revoke it later\n",
-                    a.name
+                    field(&a.name)
                 )
             })
         }
@@ -411,7 +426,11 @@ pub async fn packs(data: &DataDir, out: Out, cmd: PackCommand) -> anyhow::Result
     };
     let p = require_hub(data, async |c| c.decide_pack(&agent, &pack, action).await).await?;
     out.print(&p, |p| {
-        format!("{action}: pack {} on {}\n", p.pack, p.agent_name)
+        format!(
+            "{action}: pack {} on {}\n",
+            field(&p.pack),
+            field(&p.agent_name)
+        )
     })
 }
 
@@ -482,7 +501,7 @@ pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Resul
                     .ok_or_else(|| anyhow::anyhow!("no audit entry {seq}"))?,
                 Err(e) => return Err(e.into()),
             };
-            println!("{}", serde_json::to_string_pretty(&entry)?);
+            println!("{}", terminal_json(&serde_json::to_string_pretty(&entry)?));
             Ok(0)
         }
         AuditCommand::Verify => {
@@ -503,7 +522,12 @@ pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Resul
                         .unwrap_or_default(),
                     r.duration_ms
                 ),
-                Some(b) => format!("BROKEN at entry {} ({}): {}\n", b.seq, b.kind, b.message),
+                Some(b) => format!(
+                    "BROKEN at entry {} ({}): {}\n",
+                    b.seq,
+                    b.kind,
+                    field(&b.message)
+                ),
             })?;
             Ok(if report.ok { 0 } else { 1 })
         }

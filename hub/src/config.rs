@@ -62,6 +62,13 @@ pub struct AgentLinkConfig {
     pub max_connections: usize,
     /// Least time between two certificate renewals of one agent.
     pub min_cert_renewal_interval_s: u64,
+    /// Most connections at once that have not (yet) shown an agent
+    /// certificate: enrollments, status polls, anything else.
+    pub max_unauthenticated: usize,
+    /// Most such connections at once from one address.
+    pub max_unauthenticated_per_ip: usize,
+    /// Time allowed for a TLS handshake on the agent port.
+    pub handshake_timeout_s: u64,
 }
 
 impl Default for HubConfig {
@@ -103,6 +110,9 @@ impl Default for AgentLinkConfig {
             max_frame_bytes: 16 << 20,
             max_connections: 1024,
             min_cert_renewal_interval_s: 3600,
+            max_unauthenticated: 256,
+            max_unauthenticated_per_ip: 16,
+            handshake_timeout_s: 5,
         }
     }
 }

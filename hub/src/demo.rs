@@ -9,8 +9,17 @@
 //! it approves the packs whose requirements are met and, on a rerun after a
 //! rebuild, accepts the agent's new attestation. It then prints the MCP URL,
 //! an API key (kept in `sonde-demo/mcp-key`, 0600, and reused), the
-//! `claude mcp add` line, a `curl` that calls a tool, and how to open the
-//! console. Ctrl-C stops the hub and the agent.
+//! `claude mcp add` line with the line that starts Claude Code trusting the
+//! hub CA, a `curl` that calls a tool (absolute, shell-quoted paths: they
+//! work from any directory), and how to open the console. Ctrl-C stops the
+//! hub and the agent.
+//!
+//! Before anything starts, the two ports are checked ([`ports`]): a busy
+//! one fails at once, naming its holder. Under `cargo run`, the agent, the
+//! console and the fake `zfs` are built in the user's environment
+//! ([`build`]) so that a re-run compiles nothing. On a machine without a
+//! ZFS pool the zfs pack reads a sample pool, labelled as sample data
+//! ([`zfs_sample`]).
 
 use anyhow::{Context, bail};
 use sonde_admin::AdminClient;
@@ -23,6 +32,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cli::DemoArgs;
+
+pub mod build;
+pub mod ports;
+pub mod zfs_sample;
+
+/// Three questions for an assistant about the sample pool (the README's
+/// first section shows them too).
+pub const SAMPLE_QUESTIONS: [&str; 3] = [
+    "On the sample pool, when did nginx/nginx.conf in sample/apps change, and what changed each time?",
+    "The photo site on the sample pool answers 502 for /api/ since last week: find the change that broke it and show me the line.",
+    "What was deleted or renamed in sample/home over the last two weeks, and what did the deleted website's index.html say?",
+];
 
 /// Prints a line; a closed stdout (e.g. a pipe whose reader left) is not
 /// worth dying for.
@@ -107,48 +128,99 @@ fn chown(path: &Path, id: Option<RunAs>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Finds `sonde-agent` next to this binary, building it when run by cargo.
-fn agent_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .context("no directory for the current executable")?;
-    let agent = dir.join("sonde-agent");
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        // Running under `cargo run`: make sure the agent and console are built
-        // with the same profile (a no-op when they are up to date).
-        let release = dir.file_name().is_some_and(|n| n == "release");
-        let mut c = Command::new(cargo);
-        c.args([
-            "build",
-            "--quiet",
-            "-p",
-            "sonde-agent",
-            "-p",
-            "sonde-console",
-        ]);
-        if release {
-            c.arg("--release");
-        }
-        // The workspace this binary was built from, wherever `cargo run`
-        // was started (e.g. with --manifest-path from another directory).
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+/// Builds the agent, the console and the sample pool's fake `zfs` when
+/// the demo runs under `cargo run` (a no-op when they are up to date),
+/// with the same profile, in the workspace this binary was built from.
+fn build_binaries(exe_dir: &Path) -> anyhow::Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    let release = exe_dir.file_name().is_some_and(|n| n == "release");
+    let target = exe_dir.parent().unwrap_or(exe_dir);
+    // Wherever `cargo run` was started (e.g. with --manifest-path).
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    say!("Building sonde-agent, sonde-console and the sample pool's fake zfs (if needed)…");
+    for args in build::invocations(release) {
+        let mut c = build::cargo_command(Path::new(&cargo), target);
+        c.args(&args).stdin(Stdio::null());
         if workspace.exists() {
-            c.arg("--manifest-path").arg(workspace);
+            c.arg("--manifest-path").arg(&workspace);
         }
-        say!("Building sonde-agent and sonde-console…");
         let status = c.status().context("running cargo build")?;
         if !status.success() {
-            bail!("building sonde-agent failed");
+            bail!("`cargo {}` failed (see above)", args.join(" "));
         }
     }
-    if !agent.exists() {
+    Ok(())
+}
+
+/// `name` next to this binary.
+fn sibling(exe_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = exe_dir.join(name);
+    if !path.exists() {
         bail!(
-            "sonde-agent was not found next to {}; build it with `cargo build --release -p sonde-agent`",
-            exe.display()
+            "{name} was not found in {}; build it with `cargo build --release -p {}`",
+            exe_dir.display(),
+            if name == "sonde-zfs-fixture" {
+                "sonde-pack-zfs --features fixture --bin sonde-zfs-fixture"
+            } else {
+                name
+            }
         );
     }
-    Ok(agent)
+    Ok(path)
+}
+
+/// Shell-quotes `s` for the commands the demo prints (POSIX `sh`).
+pub fn sh_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b));
+    if safe {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Fails at once when a port is taken, naming who holds it, and suggests
+/// `--port-base` with two ports that are free.
+fn check_ports(agent_port: u16, mcp_port: u16) -> anyhow::Result<()> {
+    let busy = ports::check(&[
+        ports::Wanted {
+            port: agent_port,
+            what: "agent endpoint",
+        },
+        ports::Wanted {
+            port: mcp_port,
+            what: "MCP endpoint",
+        },
+    ]);
+    if busy.is_empty() {
+        return Ok(());
+    }
+    let mut msg: Vec<String> = busy.iter().map(|b| b.to_string()).collect();
+    let free_base = (1..=50u16)
+        .filter_map(|i| agent_port.max(mcp_port).checked_add(i * 2))
+        .find(|b| {
+            b.checked_add(1).is_some()
+                && ports::check(&[
+                    ports::Wanted { port: *b, what: "" },
+                    ports::Wanted {
+                        port: b + 1,
+                        what: "",
+                    },
+                ])
+                .is_empty()
+        });
+    msg.push(match free_base {
+        Some(b) => format!(
+            "Stop it, or run the demo on other ports: `cargo run --release -p sonde-hub -- demo --port-base {b}` (agents on {b}, MCP on {}).",
+            b + 1
+        ),
+        None => "Stop it, or run the demo on other ports with `--port-base PORT` (agents on PORT, MCP on PORT+1).".into(),
+    });
+    bail!("{}", msg.join("\n"))
 }
 
 struct Children(Vec<(&'static str, Child)>);
@@ -204,12 +276,49 @@ where
     bail!("timed out waiting for {what}")
 }
 
+/// The agent's config: written by the demo, rewritten when what it should
+/// say changed (a change is attestation drift, which the demo accepts).
+fn agent_config(agent_root: &Path, sample: Option<&zfs_sample::Sample>) -> String {
+    let mut text = format!(
+        "# Written by `sonde-hub demo` (rewritten on each run).\ndata_dir = {:?}\npacks_dir = {:?}\n",
+        agent_root.join("data").display().to_string(),
+        agent_root.join("packs.d").display().to_string()
+    );
+    if let Some(sample) = sample {
+        text.push_str(&format!(
+            "\n# No ZFS pool here: the zfs pack reads the demo's sample pool, whose fake\n# `zfs` and `zpool` come first on the command path.\ncommand_path = {:?}\n\n[sample_data]\nzfs = {:?}\n",
+            format!(
+                "{}:{}",
+                sample.bin.display(),
+                zfs_sample::DEFAULT_SEARCH_PATH
+            ),
+            zfs_sample::LABEL
+        ));
+    }
+    text
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    // Caught from the start: a Ctrl-C or SIGTERM that arrives while the
+    // demo starts up stops it cleanly once it is up, instead of killing it
+    // and leaving its hub and agent behind.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let (agent_port, mcp_port) = args.ports();
+    // A busy port fails now, not after a build and a 30 s wait.
+    check_ports(agent_port, mcp_port)?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = std::fs::canonicalize(&args.dir)?;
     let hub_dir = dir.join("hub");
-    let agent_bin_src = agent_binary()?;
+    let exe = std::env::current_exe()?;
+    let exe_dir = exe
+        .parent()
+        .context("no directory for the current executable")?
+        .to_path_buf();
+    build_binaries(&exe_dir)?;
+    let agent_bin_src = sibling(&exe_dir, "sonde-agent")?;
     let who = agent_identity()?;
     let agent_root = if who.is_some() && !reachable_by_others(&dir) {
         PathBuf::from("/var/lib/sonde-demo")
@@ -230,40 +339,73 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::copy(&agent_bin_src, &tmp)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
     std::fs::rename(&tmp, &agent_bin)?;
+    let as_agent = |c: &mut Command| {
+        if let Some(id) = who {
+            c.uid(id.uid).gid(id.gid);
+        }
+    };
+
+    // ZFS: this machine's pool, or the sample.
+    let choice = if args.sample_zfs {
+        zfs_sample::Choice::Always
+    } else if args.no_sample_zfs {
+        zfs_sample::Choice::Never
+    } else {
+        zfs_sample::Choice::Auto
+    };
+    let pools = if choice == zfs_sample::Choice::Never {
+        zfs_sample::Pools::Unknown("not checked".into())
+    } else {
+        zfs_sample::detect(zfs_sample::DEFAULT_SEARCH_PATH)
+    };
+    let (use_sample, why) = zfs_sample::decide(choice, &pools);
+    say!("{why}");
+    let sample = if use_sample {
+        let built = sibling(&exe_dir, "sonde-zfs-fixture")
+            .and_then(|fixture| zfs_sample::prepare(&agent_root, &fixture, as_agent));
+        match built {
+            Ok(s) => Some(s),
+            Err(e) if choice == zfs_sample::Choice::Auto => {
+                say!("The sample ZFS pool is not available: {e:#}");
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    let old_sample = agent_root.join("sample-zfs");
+    if sample.is_none() && old_sample.join("bin/fixture.json").is_file() {
+        // A sample from an earlier run is no longer served: remove it.
+        if let Err(e) = std::fs::remove_dir_all(&old_sample) {
+            tracing::warn!(error = %e, "could not remove {}", old_sample.display());
+        }
+    }
     let config = agent_root.join("agent.toml");
-    if !config.exists() {
-        std::fs::write(
-            &config,
-            format!(
-                "# Written by `sonde-hub demo`.\ndata_dir = {:?}\npacks_dir = {:?}\n",
-                agent_root.join("data").display().to_string(),
-                agent_root.join("packs.d").display().to_string()
-            ),
-        )?;
+    let config_text = agent_config(&agent_root, sample.as_ref());
+    if std::fs::read_to_string(&config).ok().as_deref() != Some(config_text.as_str()) {
+        std::fs::write(&config, &config_text)?;
         chown(&config, who)?;
     }
     let agent_cmd = |sub: &[&str]| {
         let mut c = Command::new(&agent_bin);
         c.arg("--config").arg(&config).args(sub);
-        if let Some(id) = who {
-            c.uid(id.uid).gid(id.gid);
-        }
+        as_agent(&mut c);
         c
     };
 
     // The hub.
-    let me = std::env::current_exe()?;
     let mut children = Children(Vec::new());
     let hub_log = dir.join("hub.log");
-    let hub = Command::new(&me)
+    let hub = Command::new(&exe)
         .arg("--data")
         .arg(&hub_dir)
         .args([
             "serve",
             "--agent-listen",
-            &format!("127.0.0.1:{}", args.agent_port),
+            &format!("127.0.0.1:{agent_port}"),
             "--mcp-listen",
-            &format!("127.0.0.1:{}", args.mcp_port),
+            &format!("127.0.0.1:{mcp_port}"),
         ])
         .stdout(log_file(&hub_log)?)
         .stderr(log_file(&hub_log)?)
@@ -271,17 +413,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .spawn()?;
     children.0.push(("the hub", hub));
     let admin = AdminClient::for_data_dir(&hub_dir).with_timeout(Duration::from_secs(30));
-    let started = wait_for(Duration::from_secs(30), "the hub to start", || async {
-        admin.status().await.is_ok()
-    })
-    .await;
-    if started.is_err() {
+    let start = Instant::now();
+    let mut hub_exit = None;
+    while start.elapsed() < Duration::from_secs(30) {
+        if admin.status().await.is_ok() {
+            break;
+        }
+        // A hub that exits (a port taken since the check, a bad data dir)
+        // fails the demo now, with its last words.
+        if let Some((_, child)) = children.0.first_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            hub_exit = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if hub_exit.is_some() || admin.status().await.is_err() {
         let log = std::fs::read_to_string(&hub_log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(5).collect();
         bail!(
-            "the hub did not start (ports {} and {} free?); last lines of {}:\n{}",
-            args.agent_port,
-            args.mcp_port,
+            "the hub {} (agent port {agent_port}, MCP port {mcp_port}); last lines of {}:\n{}",
+            match hub_exit {
+                Some(s) => format!("exited at start ({s})"),
+                None => "did not answer within 30 s".into(),
+            },
             hub_log.display(),
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
@@ -301,7 +457,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let out = agent_cmd(&[
             "enroll",
             "--hub",
-            &format!("localhost:{}", args.agent_port),
+            &format!("localhost:{agent_port}"),
             "--token",
             &token.token,
             "--ca-sha256",
@@ -333,7 +489,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("see {}", agent_log.display()))?;
-    // The demo is the operator: accept a rebuilt agent, approve what is ready.
+    // The demo is the operator: accept a rebuilt or reconfigured agent,
+    // approve what is ready.
     if admin
         .agents()
         .await?
@@ -341,7 +498,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .any(|a| a.name == "local" && a.quarantine_reason.is_some())
     {
         say!(
-            "The agent changed since the last run (new build?); accepting its new attestation as the operator."
+            "The agent changed since the last run (new build or settings); accepting its new attestation as the operator."
         );
         admin.accept_baseline("local").await?;
         wait_for(
@@ -381,6 +538,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             pack.missing.join("; ")
         );
     }
+    let zfs_active = |d: &sonde_admin::api::AgentDetail| {
+        d.packs
+            .iter()
+            .any(|p| p.name == "zfs" && p.state == PackState::Active)
+    };
+    if sample.is_some() {
+        // The approval reaches the agent over its link; the questions below
+        // assume the pack answers.
+        wait_for(
+            Duration::from_secs(30),
+            "the zfs pack to become active",
+            || async { admin.agent("local").await.is_ok_and(|d| zfs_active(&d)) },
+        )
+        .await?;
+    }
 
     // An API key, kept for the next run.
     let key_file = dir.join("mcp-key");
@@ -417,11 +589,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .clone()
         .context("the hub has no MCP endpoint")?;
     let ca = hub_dir.join("ca.crt");
-    let shown = |p: &Path| {
-        p.strip_prefix(std::env::current_dir().unwrap_or_default())
-            .map(|r| format!("./{}", r.display()))
-            .unwrap_or_else(|_| p.display().to_string())
-    };
+    let ca_q = sh_quote(&ca.display().to_string());
     say!();
     say!(
         "Sonde is running: a hub and a local agent ({}).",
@@ -436,42 +604,60 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     say!("  API key   {key}");
     say!(
         "  Hub CA    {}   (the MCP endpoint's TLS certificate is issued by it)",
-        shown(&ca)
+        ca.display()
     );
     say!();
-    say!(
-        "Connect Claude Code (it must trust the hub CA: start it with NODE_EXTRA_CA_CERTS={}):",
-        shown(&ca)
-    );
-    say!("  claude mcp add sonde --transport http {url} --header \"Authorization: Bearer {key}\"");
+    say!("Connect Claude Code: add the server, then start Claude Code trusting the hub's CA:");
+    say!("  claude mcp add --transport http sonde {url} --header \"Authorization: Bearer {key}\"");
+    say!("  NODE_EXTRA_CA_CERTS={ca_q} claude");
     say!();
     say!("Call a tool with curl:");
     say!(
-        "  curl -s --cacert {} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: list_agents' {url} -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"list_agents\",\"arguments\":{{}},\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'",
-        shown(&ca)
+        "  curl -sS --cacert {ca_q} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: list_agents' {url} -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"list_agents\",\"arguments\":{{}},\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'"
     );
     say!();
+    if sample.is_some() {
+        say!(
+            "SAMPLE DATA: this machine has no ZFS pool, so the zfs pack reads a generated sample pool"
+        );
+        say!(
+            "`sample` (datasets sample/apps and sample/home, 14 daily snapshots): not your data. Ask:"
+        );
+        for (i, q) in SAMPLE_QUESTIONS.iter().enumerate() {
+            say!("  {}. \"{q}\"", i + 1);
+        }
+        say!();
+    } else if admin.agent("local").await.is_ok_and(|d| zfs_active(&d)) {
+        say!(
+            "Ask about your pool, e.g. \"Is my pool healthy, and are snapshots still being taken?\""
+        );
+        say!();
+    }
     say!("Open the operator console:");
+    let console = exe_dir.join("sonde-console");
     say!(
-        "  cargo run --release -p sonde-console -- --data {}",
-        shown(&hub_dir)
+        "  {} --data {}",
+        if console.exists() {
+            sh_quote(&console.display().to_string())
+        } else {
+            "sonde-console".into()
+        },
+        sh_quote(&hub_dir.display().to_string())
     );
     say!();
     say!(
         "Logs: {} and {}. Press Ctrl-C to stop.",
-        shown(&hub_log),
-        shown(&agent_log)
+        hub_log.display(),
+        agent_log.display()
     );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
 
-    // Until Ctrl-C / SIGTERM, or a child dies.
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
+    // Until Ctrl-C / SIGTERM (caught since the start), or a child dies.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let reason = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break "stopping".to_owned(),
+            _ = int.recv() => break "stopping".to_owned(),
             _ = term.recv() => break "stopping".to_owned(),
             _ = tick.tick() => {
                 let dead = children.0.iter_mut().find_map(|(name, c)| matches!(c.try_wait(), Ok(Some(_))).then_some(*name));
@@ -485,4 +671,44 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || children.stop_all()).await?;
     say!("Stopped. Run the same command again to pick up where you left off.");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_paths_are_quoted_for_the_shell() {
+        assert_eq!(
+            sh_quote("/srv/sonde-demo/hub/ca.crt"),
+            "/srv/sonde-demo/hub/ca.crt"
+        );
+        assert_eq!(
+            sh_quote("/home/me/my demo/ca.crt"),
+            "'/home/me/my demo/ca.crt'"
+        );
+        assert_eq!(sh_quote("/tmp/it's"), "'/tmp/it'\\''s'");
+        assert_eq!(sh_quote(""), "''");
+    }
+
+    #[test]
+    fn the_agent_config_labels_the_sample_and_puts_its_tools_first() {
+        let root = Path::new("/var/lib/sonde-demo");
+        let plain = agent_config(root, None);
+        assert!(!plain.contains("sample_data") && !plain.contains("command_path"));
+        let sample = zfs_sample::Sample {
+            bin: root.join("sample-zfs/bin"),
+        };
+        let text = agent_config(root, Some(&sample));
+        assert!(text.contains(&format!(
+            "command_path = \"/var/lib/sonde-demo/sample-zfs/bin:{}\"",
+            zfs_sample::DEFAULT_SEARCH_PATH
+        )));
+        assert!(text.contains("[sample_data]\nzfs = "));
+        let parsed: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            parsed["sample_data"]["zfs"].as_str(),
+            Some(zfs_sample::LABEL)
+        );
+    }
 }

@@ -47,6 +47,7 @@ pub fn summary(hub: &Hub, a: &AgentRow) -> AgentSummary {
         enrolled_at_ms: a.enrolled_at_ms,
         cert_expires_ms: a.cert_expires_ms,
         remote_addr: a.remote_addr.clone(),
+        sandbox: a.current.as_ref().unwrap_or(&a.baseline).sandbox.clone(),
     }
 }
 

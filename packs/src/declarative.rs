@@ -356,6 +356,7 @@ type = "string"
             deadline: Instant::now() + Duration::from_secs(5),
             runner: &runner,
             settings: &Value::Null,
+            secrets: &crate::SecretGuard::standard(),
         };
         let mut m = Map::new();
         m.insert("device".into(), json!("sda"));

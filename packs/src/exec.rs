@@ -2,9 +2,17 @@
 //!
 //! - **argv only**: a program and a list of arguments; no shell ever parses
 //!   anything, so a parameter can only ever be one whole argument;
-//! - **no shells, interpreters or exec-wrappers** as the program
+//! - **no shells, interpreters, exec-wrappers or loaders** as the program
 //!   ([`is_forbidden_program`]), checked on the name asked for *and* on the
-//!   file it resolves to (so `/usr/bin/sh → dash` is caught);
+//!   file it resolves to (so `/usr/bin/sh → dash` is caught); the file must
+//!   be a native ELF program whose interpreter is a dynamic loader (a `#!`
+//!   script is refused: it would run an interpreter), and no argument may
+//!   name such a program by path (`setarch x86_64 /bin/sh`,
+//!   `ld.so /bin/sh`, `--rsh=/bin/bash`: [`check_arguments`]);
+//! - **the kernel's sandbox** ([`crate::sandbox`]): a runner made with
+//!   [`SystemRunner::confined`] starts each program from a thread confined
+//!   by Landlock, so the program can execute only itself and its loader —
+//!   a wrapper that the name list misses still cannot reach a shell;
 //! - **clean environment**: only `PATH` (the runner's search path) and
 //!   `LC_ALL=C`, stdin is `/dev/null`;
 //! - **deadline**: the child runs in its own process group, and the whole
@@ -21,6 +29,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::sandbox::{PackSandbox, Sandbox};
 
 /// A program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +126,8 @@ pub enum ExecError {
     Forbidden { program: String },
     #[error("could not start `{program}`: {reason}")]
     Spawn { program: String, reason: String },
+    #[error("`{program}` was not run: {reason}")]
+    Sandbox { program: String, reason: String },
 }
 
 /// Runs argv vectors. The agent uses [`SystemRunner`]; tests can record.
@@ -221,7 +233,98 @@ pub const FORBIDDEN_PROGRAMS: &[&str] = &[
     "at",
     "batch",
     "parallel",
+    // more wrappers and programs that run what they are given
+    "setarch",
+    "linux32",
+    "linux64",
+    "i386",
+    "x86_64",
+    "prlimit",
+    "cgexec",
+    "numactl",
+    "schedtool",
+    "sudoedit",
+    "run-parts",
+    "start-stop-daemon",
+    "dbus-run-session",
+    "xvfb-run",
+    "fakeroot",
+    "fakechroot",
+    "proot",
+    "valgrind",
+    "perf",
+    "catchsegv",
+    "lldb",
+    "rlwrap",
+    "socat",
+    "nc",
+    "ncat",
+    "netcat",
+    "ftp",
+    "sftp",
+    "scp",
+    "zip",
+    "tcpdump",
+    "logrotate",
+    "tmux",
+    "screen",
+    "emacs",
+    "nano",
+    "view",
+    "rview",
+    "rvim",
+    "pager",
+    "editor",
+    "sensible-editor",
+    "sensible-pager",
+    "xdg-open",
+    "run-mailcap",
+    "mutt",
+    "mail",
+    "nmap",
+    "dpkg",
+    "apt",
+    "apt-get",
+    "pip",
+    "pip3",
+    "npm",
+    "npx",
+    "cargo",
+    "cc",
+    "gcc",
+    "java",
+    "jshell",
+    "jjs",
+    "R",
+    "Rscript",
+    "julia",
+    "octave",
+    "erl",
+    "escript",
+    "elixir",
+    "iex",
+    "ocaml",
+    "scala",
+    "groovy",
+    "dotnet",
+    "mono",
+    "sqlite3",
+    "psql",
+    "mysql",
+    "mariadb",
+    "redis-cli",
+    "openssl",
+    "ld.so",
 ];
+
+/// Dynamic loaders: run as a program they map and run any other program.
+fn is_loader_name(base: &str) -> bool {
+    base.starts_with("ld-linux")
+        || base.starts_with("ld.so")
+        || base.starts_with("ld-musl")
+        || base.starts_with("ld64.so")
+        || (base.starts_with("ld-") && base.contains(".so"))
+}
 
 /// True if `program` (a name or path) is a shell, interpreter or exec-wrapper,
 /// including versioned names like `python3.11` or `perl5.36`.
@@ -231,7 +334,86 @@ pub fn is_forbidden_program(program: &str) -> bool {
         .and_then(OsStr::to_str)
         .unwrap_or(program);
     let stem = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
-    FORBIDDEN_PROGRAMS.contains(&base) || FORBIDDEN_PROGRAMS.contains(&stem)
+    FORBIDDEN_PROGRAMS.contains(&base) || FORBIDDEN_PROGRAMS.contains(&stem) || is_loader_name(base)
+}
+
+/// Checks the file a program name resolved to: not a forbidden program by
+/// its real name, a native ELF program, and its interpreter a dynamic
+/// loader. Returns the real path and the interpreter (what the sandbox
+/// lets the kernel execute).
+pub fn check_program(asked: &str, path: &Path) -> Result<(PathBuf, Option<PathBuf>), ExecError> {
+    let forbidden = |why: String| ExecError::Forbidden {
+        program: format!("{asked} ({why})"),
+    };
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| forbidden(format!("cannot resolve {}: {e}", path.display())))?;
+    if is_forbidden_program(&real.to_string_lossy()) {
+        return Err(forbidden(format!("→ {}", real.display())));
+    }
+    let interpreter = crate::sandbox::elf_interpreter(&real).map_err(forbidden)?;
+    let interpreter = match interpreter {
+        None => None,
+        Some(i) => {
+            let base = i.file_name().and_then(OsStr::to_str).unwrap_or_default();
+            if !is_loader_name(base) {
+                return Err(forbidden(format!(
+                    "its ELF interpreter {} is not a dynamic loader",
+                    i.display()
+                )));
+            }
+            Some(std::fs::canonicalize(&i).map_err(|e| {
+                forbidden(format!(
+                    "its loader {} cannot be resolved: {e}",
+                    i.display()
+                ))
+            })?)
+        }
+    };
+    Ok((real, interpreter))
+}
+
+/// Refuses arguments that name a program that would run something else: any
+/// path inside an argument (`/bin/sh`, `--rsh=/bin/bash`,
+/// `-oProxyCommand=/usr/bin/nc …`, `../../usr/bin/dash`) that is a shell,
+/// interpreter, wrapper or loader by name or by what it resolves to, or an
+/// executable script.
+/// (Bare names are left to the kernel's sandbox: `ssh` may well be a unit
+/// name, and a wrapper that runs `sh` by name is refused execution.)
+pub fn check_arguments(argv: &Argv) -> Result<(), ExecError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    for arg in &argv.args {
+        let tokens = arg.as_bytes().split(|b| {
+            matches!(
+                b,
+                b'=' | b',' | b':' | b';' | b' ' | b'\t' | b'\n' | b'\'' | b'"' | b'(' | b'`'
+            )
+        });
+        for token in tokens.filter(|t| t.contains(&b'/')) {
+            let path = Path::new(OsStr::from_bytes(token));
+            let refused = |why: &str| ExecError::Forbidden {
+                program: format!("{} (its argument {} {why})", argv.program, path.display()),
+            };
+            if path.is_absolute() && is_forbidden_program(&path.to_string_lossy()) {
+                return Err(refused("names a shell, interpreter, wrapper or loader"));
+            }
+            let Ok(real) = std::fs::canonicalize(path) else {
+                continue;
+            };
+            if is_forbidden_program(&real.to_string_lossy()) {
+                return Err(refused(&format!(
+                    "is a shell, interpreter, wrapper or loader ({})",
+                    real.display()
+                )));
+            }
+            let executable = std::fs::metadata(&real)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            if executable && crate::sandbox::elf_interpreter(&real).is_err() {
+                return Err(refused("is an executable script"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The default command search path for probes.
@@ -242,6 +424,8 @@ pub const DEFAULT_SEARCH_PATH: &str =
 #[derive(Debug, Clone)]
 pub struct SystemRunner {
     search_path: Vec<PathBuf>,
+    /// The kernel sandbox each program starts in, with its pack's allowances.
+    sandbox: Option<(Arc<Sandbox>, Arc<PackSandbox>)>,
 }
 
 impl Default for SystemRunner {
@@ -259,6 +443,16 @@ impl SystemRunner {
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from)
                 .collect(),
+            sandbox: None,
+        }
+    }
+
+    /// The same runner, starting every program in `sandbox` with `pack`'s
+    /// allowances (devices, TCP ports).
+    pub fn confined(&self, sandbox: Arc<Sandbox>, pack: PackSandbox) -> SystemRunner {
+        SystemRunner {
+            search_path: self.search_path.clone(),
+            sandbox: Some((sandbox, Arc::new(pack))),
         }
     }
 
@@ -299,28 +493,46 @@ impl CommandRunner for SystemRunner {
             program: program.clone(),
             path: self.search_path(),
         })?;
-        if let Ok(real) = std::fs::canonicalize(&path)
-            && is_forbidden_program(&real.to_string_lossy())
-        {
-            return Err(ExecError::Forbidden {
-                program: format!("{program} (→ {})", real.display()),
-            });
+        let (real, interpreter) = check_program(program, &path)?;
+        check_arguments(argv)?;
+        let spawn = || -> Result<ExecOutput, ExecError> {
+            if let Some((sandbox, pack)) = &self.sandbox {
+                sandbox
+                    .confine_exec(pack, &real, interpreter.as_deref())
+                    .map_err(|e| ExecError::Sandbox {
+                        program: program.clone(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            let mut child = Command::new(&path)
+                .args(&argv.args)
+                .env_clear()
+                .env("PATH", self.search_path())
+                .env("LC_ALL", "C")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .map_err(|e| ExecError::Spawn {
+                    program: program.clone(),
+                    reason: e.to_string(),
+                })?;
+            Ok(supervise(&mut child, limits))
+        };
+        if self.sandbox.is_none() {
+            return spawn();
         }
-        let mut child = Command::new(&path)
-            .args(&argv.args)
-            .env_clear()
-            .env("PATH", self.search_path())
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| ExecError::Spawn {
-                program: program.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(supervise(&mut child, limits))
+        // Landlock confines a thread and what it starts: a thread of its own
+        // for each program keeps the agent's other threads free.
+        thread::scope(|scope| {
+            scope.spawn(spawn).join().unwrap_or_else(|_| {
+                Err(ExecError::Spawn {
+                    program: program.clone(),
+                    reason: "the thread that starts it panicked".into(),
+                })
+            })
+        })
     }
 }
 

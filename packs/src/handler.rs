@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::exec::CommandRunner;
 use crate::manifest::{Manifest, ManifestError, Requirements};
+use crate::secrets::SecretGuard;
 
 /// Everything a probe may use while it runs.
 pub struct ProbeContext<'a> {
@@ -24,6 +25,9 @@ pub struct ProbeContext<'a> {
     pub runner: &'a dyn CommandRunner,
     /// This pack's settings from the agent config (`[packs.<name>]`), or `null`.
     pub settings: &'a Value,
+    /// The scrubber for parameters that filter, search or compare content,
+    /// and the check that refuses the agent's own files.
+    pub secrets: &'a SecretGuard,
 }
 
 impl fmt::Debug for ProbeContext<'_> {

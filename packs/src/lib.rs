@@ -24,6 +24,9 @@ pub mod exec;
 pub mod handler;
 pub mod manifest;
 pub mod requirements;
+pub mod sandbox;
+pub mod scrub;
+pub mod secrets;
 pub mod signing;
 pub mod system;
 pub mod systemd;
@@ -31,3 +34,4 @@ pub mod testing;
 
 pub use handler::{PackDef, ProbeContext, ProbeError, ProbeHandler, ProbeOutput};
 pub use manifest::Manifest;
+pub use secrets::SecretGuard;

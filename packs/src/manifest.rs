@@ -18,6 +18,10 @@
 //! files = ["/var/run/docker.sock"]
 //! units = ["docker.service"]
 //!
+//! [sandbox]                      # optional: what probes may touch beyond reading
+//! devices = []                    # device nodes opened read-write for ioctls (/dev/…)
+//! connect_tcp = []                # TCP ports the pack's programs may connect to
+//!
 //! [[probes]]
 //! name = "containers.list"       # full name: docker.containers.list
 //! description = "…"
@@ -64,6 +68,10 @@ pub struct Manifest {
     pub requires: Requirements,
     #[serde(default)]
     pub detect: Detect,
+    /// Allowances beyond the probe sandbox's defaults. Left out of the
+    /// canonical form when empty, so packs without one keep their hash.
+    #[serde(default, skip_serializing_if = "SandboxSpec::is_empty")]
+    pub sandbox: SandboxSpec,
     #[serde(default)]
     pub probes: Vec<ProbeSpec>,
     #[serde(default)]
@@ -105,6 +113,34 @@ pub struct Detect {
     pub files: Vec<String>,
     #[serde(default)]
     pub units: Vec<String>,
+}
+
+/// What a pack's probes may touch beyond reading (see
+/// [`crate::sandbox`]): shown to the operator with the pack's permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSpec {
+    /// Device nodes the pack's programs open read-write for ioctls
+    /// (`/dev/zfs`); only paths under `/dev/`.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// TCP ports the pack's programs may connect to.
+    #[serde(default)]
+    pub connect_tcp: Vec<u16>,
+}
+
+impl SandboxSpec {
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty() && self.connect_tcp.is_empty()
+    }
+
+    /// The runtime form.
+    pub fn to_pack_sandbox(&self) -> crate::sandbox::PackSandbox {
+        crate::sandbox::PackSandbox {
+            devices: self.devices.iter().map(std::path::PathBuf::from).collect(),
+            connect_tcp: self.connect_tcp.clone(),
+        }
+    }
 }
 
 /// How a declarative probe's standard output becomes its result.
@@ -282,6 +318,21 @@ impl Manifest {
         }
         if self.version.is_empty() || self.version.len() > 32 {
             return bad("version must be 1..=32 chars".into());
+        }
+        for dev in &self.sandbox.devices {
+            let rest = dev.strip_prefix("/dev/").unwrap_or("");
+            if rest.is_empty()
+                || rest
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..")
+            {
+                return bad(format!(
+                    "sandbox.devices: {dev:?} is not a device path under /dev/"
+                ));
+            }
+        }
+        if self.sandbox.connect_tcp.contains(&0) {
+            return bad("sandbox.connect_tcp: port 0 is not a port".into());
         }
         if self.approval == Approval::Auto && self.max_capability() > Capability::Observe {
             return bad("approval = \"auto\" is only allowed when every probe is `observe`".into());

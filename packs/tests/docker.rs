@@ -429,6 +429,7 @@ fn docker_parameters_stay_inside_one_url_path_segment() {
                 deadline: Instant::now() + Duration::from_secs(5),
                 runner: &runner,
                 settings: &settings,
+                secrets: &sonde_packs::SecretGuard::standard(),
             };
             let _ = def.handlers[probe].run(&ctx, &validated);
         }

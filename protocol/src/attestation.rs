@@ -38,6 +38,10 @@ pub struct Attestation {
     pub config_sha256: Digest,
     /// `/etc/machine-id`.
     pub machine_id: String,
+    /// How the kernel confines probes: `landlock-v7`, `landlock-v3-partial`
+    /// or `none` (older agents: empty).
+    #[serde(default)]
+    pub sandbox: String,
 }
 
 /// One field that differs between two attestations.
@@ -83,6 +87,7 @@ impl Attestation {
             &self.config_sha256.to_hex(),
         );
         field("machine_id", &baseline.machine_id, &self.machine_id);
+        field("sandbox", &baseline.sandbox, &self.sandbox);
         let describe = |p: Option<&AttestedPack>| match p {
             Some(p) => format!("{} {}", p.version, p.manifest_sha256.short()),
             None => "(absent)".to_owned(),
@@ -123,6 +128,7 @@ mod tests {
             }],
             config_sha256: Digest::of(b"cfg"),
             machine_id: "abc".into(),
+            sandbox: "landlock-v7".into(),
         }
     }
 

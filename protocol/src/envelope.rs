@@ -17,7 +17,12 @@
 //! | 64           | Ed25519 signature                                      |
 //!
 //! The signature covers `b"sonde/envelope/v1\0"` followed by every frame byte
-//! before the signature. Because the payload must be in canonical JSON form
+//! before the signature — or, once a connection is bound to its session
+//! ([`SessionBinding`]), `b"sonde/envelope/v1/session\0"`, the 32-byte
+//! session binding, then the frame bytes. The binding is never sent: both
+//! ends derive it from the hub's challenge and the agent's nonce, so a frame
+//! signed for one connection does not verify on any other, before or after a
+//! restart of either side. Because the payload must be in canonical JSON form
 //! (see [`crate::canonical`]) and every other field has exactly one encoding,
 //! a logical message has exactly one frame and one signed byte string: field
 //! order or whitespace cannot change them, and a decoder rejects any frame that
@@ -36,6 +41,7 @@ use crate::canonical;
 /// The 4 bytes every version-1 frame starts with.
 pub const MAGIC: [u8; 4] = *b"SND1";
 const SIGNING_CONTEXT: &[u8] = b"sonde/envelope/v1\0";
+const SESSION_CONTEXT: &[u8] = b"sonde/envelope/v1/session\0";
 const SIGNATURE_LEN: usize = 64;
 const HEADER_LEN: usize = 4 + 16 + 8 + 8;
 /// Longest sender id.
@@ -101,7 +107,8 @@ macro_rules! kinds {
 }
 
 kinds! {
-    AgentHello => "agent.hello", "Agent → hub, first message of a connection: identity and attestation.";
+    HubChallenge => "hub.challenge", "Hub → agent, first message of a connection (the only unbound one): a fresh nonce the hello must answer.";
+    AgentHello => "agent.hello", "Agent → hub, answers the challenge: identity and attestation (bound to the session from here on).";
     HubAck => "hub.ack", "Hub → agent: the hello was accepted (with grants, quarantine state).";
     HubReject => "hub.reject", "Hub → agent: the connection is refused, with the reason; the hub closes it.";
     Heartbeat => "heartbeat", "Either way: liveness, and the agent's audit head.";
@@ -156,8 +163,17 @@ impl Envelope {
 
     /// Encodes and signs: the result is the frame to send.
     pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, EncodeError> {
+        self.sign_in(key, None)
+    }
+
+    /// Encodes and signs for one session (or unbound, with `None`).
+    pub fn sign_in(
+        &self,
+        key: &SigningKey,
+        session: Option<&SessionBinding>,
+    ) -> Result<Vec<u8>, EncodeError> {
         let mut frame = self.unsigned_bytes()?;
-        let signature = key.sign(&signing_input(&frame));
+        let signature = key.sign(&signing_input(&frame, session));
         frame.extend_from_slice(&signature.to_bytes());
         Ok(frame)
     }
@@ -198,11 +214,74 @@ impl Envelope {
     }
 }
 
-fn signing_input(unsigned: &[u8]) -> Vec<u8> {
-    let mut input = Vec::with_capacity(SIGNING_CONTEXT.len() + unsigned.len());
-    input.extend_from_slice(SIGNING_CONTEXT);
+fn signing_input(unsigned: &[u8], session: Option<&SessionBinding>) -> Vec<u8> {
+    let mut input = Vec::with_capacity(SESSION_CONTEXT.len() + 32 + unsigned.len());
+    match session {
+        None => input.extend_from_slice(SIGNING_CONTEXT),
+        Some(b) => {
+            input.extend_from_slice(SESSION_CONTEXT);
+            input.extend_from_slice(&b.0);
+        }
+    }
     input.extend_from_slice(unsigned);
     input
+}
+
+/// What binds every frame of one connection to it: SHA-256 over
+/// `"sonde/session/v1\0"`, the hub's challenge nonce and the agent's
+/// nonce. Both are fresh random 32 bytes per connection, so no frame from
+/// any other connection — an earlier one, or one before a restart — ever
+/// verifies on this one, in either direction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SessionBinding(pub [u8; 32]);
+
+impl SessionBinding {
+    pub fn new(hub_nonce: &Nonce, agent_nonce: &Nonce) -> Self {
+        let mut input = b"sonde/session/v1\0".to_vec();
+        input.extend_from_slice(&hub_nonce.0);
+        input.extend_from_slice(&agent_nonce.0);
+        SessionBinding(crate::Digest::of(&input).0)
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for SessionBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionBinding({})", &self.to_hex()[..16])
+    }
+}
+
+/// 32 fresh random bytes, sent as 64 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Nonce(pub [u8; 32]);
+
+impl Nonce {
+    /// A fresh nonce. Panics only if the OS random source is broken, which
+    /// leaves nothing safe to do.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 32];
+        crate::keys::random_bytes(&mut bytes).expect("the OS random source failed");
+        Nonce(bytes)
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let bytes = hex::decode(text).ok()?;
+        Some(Nonce(bytes.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for Nonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Nonce({})", self.to_hex())
+    }
 }
 
 /// Checks a sender id: 1..=128 bytes of `[A-Za-z0-9._:-]`.
@@ -244,10 +323,20 @@ pub struct DecodedFrame {
 impl DecodedFrame {
     /// Checks the signature against `key`, using the original frame bytes.
     pub fn verify_signature(&self, frame: &[u8], key: &VerifyingKey) -> Result<(), VerifyError> {
+        self.verify_signature_in(frame, key, None)
+    }
+
+    /// Checks the signature as made for `session` (or unbound).
+    pub fn verify_signature_in(
+        &self,
+        frame: &[u8],
+        key: &VerifyingKey,
+        session: Option<&SessionBinding>,
+    ) -> Result<(), VerifyError> {
         let unsigned = frame.get(..self.signed_len).ok_or_else(|| {
             VerifyError::Malformed("frame shorter than when it was decoded".into())
         })?;
-        key.verify(&signing_input(unsigned), &self.signature)
+        key.verify(&signing_input(unsigned, session), &self.signature)
             .map_err(|_| VerifyError::BadSignature)
     }
 }
@@ -443,9 +532,20 @@ impl PeerVerifier {
         &self.sender
     }
 
-    /// Verifies one frame received at `now_ms`. State (sequence, replay cache)
-    /// changes only when the frame is accepted.
+    /// Verifies one unbound frame received at `now_ms`. State (sequence,
+    /// replay cache) changes only when the frame is accepted.
     pub fn verify(&mut self, frame: &[u8], now_ms: i64) -> Result<Envelope, VerifyError> {
+        self.verify_in(frame, now_ms, None)
+    }
+
+    /// Verifies one frame of `session` (a frame signed for any other
+    /// session, or unbound, is a bad signature).
+    pub fn verify_in(
+        &mut self,
+        frame: &[u8],
+        now_ms: i64,
+        session: Option<&SessionBinding>,
+    ) -> Result<Envelope, VerifyError> {
         let decoded = decode(frame, self.policy.max_frame_bytes)?;
         let env = &decoded.envelope;
         if env.sender != self.sender {
@@ -454,7 +554,7 @@ impl PeerVerifier {
                 expected: self.sender.clone(),
             });
         }
-        decoded.verify_signature(frame, &self.key)?;
+        decoded.verify_signature_in(frame, &self.key, session)?;
         let skew_ms = env.timestamp_ms.saturating_sub(now_ms);
         if skew_ms.saturating_abs() > self.policy.max_skew_ms {
             return Err(VerifyError::StaleTimestamp {
@@ -503,6 +603,7 @@ pub struct EnvelopeSigner {
     sender: String,
     key: SigningKey,
     next_seq: u64,
+    session: Option<SessionBinding>,
 }
 
 impl EnvelopeSigner {
@@ -512,7 +613,13 @@ impl EnvelopeSigner {
             sender: sender.to_owned(),
             key,
             next_seq: 1,
+            session: None,
         })
+    }
+
+    /// From now on, every frame is signed for `session`.
+    pub fn bind(&mut self, session: SessionBinding) {
+        self.session = Some(session);
     }
 
     /// Builds, numbers and signs one message; returns its id and frame.
@@ -522,7 +629,7 @@ impl EnvelopeSigner {
         payload: &P,
     ) -> Result<(MessageId, Vec<u8>), EncodeError> {
         let env = Envelope::new(kind, &self.sender, self.next_seq, payload)?;
-        let frame = env.sign(&self.key)?;
+        let frame = env.sign_in(&self.key, self.session.as_ref())?;
         self.next_seq += 1;
         Ok((env.id, frame))
     }
@@ -565,6 +672,32 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"b": [1, 2], "a": {"y": 1, "x": "z"}}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":{"x":"z","y":1},"b":[1,2]}"#).unwrap();
         assert_eq!(env(1, a).sign(&key).unwrap(), env(1, b).sign(&key).unwrap());
+    }
+
+    #[test]
+    fn a_frame_verifies_only_in_its_own_session() {
+        let key = generate_signing_key().unwrap();
+        let (h1, a1, a2) = (Nonce::random(), Nonce::random(), Nonce::random());
+        let s1 = SessionBinding::new(&h1, &a1);
+        let s2 = SessionBinding::new(&h1, &a2);
+        assert_ne!(s1, s2);
+        let e = env(1, json!({}));
+        let bound = e.sign_in(&key, Some(&s1)).unwrap();
+        let unbound = e.sign(&key).unwrap();
+        let now = e.timestamp_ms;
+        assert_eq!(
+            verifier(&key).verify_in(&bound, now, Some(&s1)),
+            Ok(e.clone())
+        );
+        for (frame, session) in [(&bound, Some(&s2)), (&bound, None), (&unbound, Some(&s1))] {
+            assert_eq!(
+                verifier(&key).verify_in(frame, now, session),
+                Err(VerifyError::BadSignature),
+                "{session:?}"
+            );
+        }
+        assert_eq!(Nonce::from_hex(&h1.to_hex()), Some(h1));
+        assert_eq!(Nonce::from_hex("abcd"), None);
     }
 
     #[test]
@@ -690,7 +823,7 @@ mod tests {
         let mut unsigned = frame[..start - 4].to_vec();
         unsigned.extend_from_slice(&(spaced.len() as u32).to_be_bytes());
         unsigned.extend_from_slice(spaced);
-        let sig = key.sign(&signing_input(&unsigned));
+        let sig = key.sign(&signing_input(&unsigned, None));
         unsigned.extend_from_slice(&sig.to_bytes());
         assert!(matches!(
             verifier(&key).verify(&unsigned, e.timestamp_ms),

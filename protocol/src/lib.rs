@@ -16,6 +16,7 @@ pub mod audit;
 pub mod canonical;
 pub mod capability;
 pub mod digest;
+pub mod display;
 pub mod duration;
 pub mod envelope;
 pub mod keys;

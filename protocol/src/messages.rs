@@ -66,6 +66,11 @@ pub struct PackReport {
     pub probes: Vec<ProbeSummary>,
     #[serde(default)]
     pub runbooks: Vec<RunbookSummary>,
+    /// Set when the agent's config says this pack serves sample data, not
+    /// the machine's (`sample_data` in agent.toml, e.g. the demo's
+    /// generated ZFS pool): what the data is. Absent on the wire otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_data: Option<String>,
 }
 
 /// A probe as described to the hub (and from there to MCP clients).
@@ -112,6 +117,11 @@ impl Eq for RunbookSummary {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentHello {
+    /// The hub's `hub.challenge` nonce this hello answers (64 hex digits).
+    pub challenge: String,
+    /// The agent's fresh nonce (64 hex digits); with the challenge it makes
+    /// the connection's [`crate::envelope::SessionBinding`].
+    pub nonce: String,
     pub agent_id: String,
     pub agent_version: String,
     pub hostname: String,
@@ -119,6 +129,15 @@ pub struct AgentHello {
     pub max_capability: Capability,
     pub packs: Vec<PackReport>,
     pub audit_head: ChainHead,
+}
+
+/// `hub.challenge`: the hub's first message on a connection, unbound; the
+/// agent's hello must answer it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubChallenge {
+    /// 32 fresh random bytes, hex.
+    pub nonce: String,
 }
 
 /// `hub.ack`

@@ -38,7 +38,7 @@ pub fn bin_dir() -> PathBuf {
             dir.pop();
         }
         if std::env::var_os("SONDE_TEST_NO_BUILD").is_none() {
-            let mut build = Command::new(env!("CARGO"));
+            let mut build = cargo_command();
             build.arg("build");
             if dir.file_name().is_some_and(|n| n == "release") {
                 build.arg("--release");
@@ -55,6 +55,9 @@ pub fn bin_dir() -> PathBuf {
                     "sonde-console",
                     "-p",
                     "sonde-pack-zfs",
+                    // The fake `zfs`/`zpool` is test support, behind a feature.
+                    "--features",
+                    "sonde-pack-zfs/fixture",
                 ])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
@@ -64,6 +67,63 @@ pub fn bin_dir() -> PathBuf {
         dir
     })
     .clone()
+}
+
+/// A `cargo` command with the environment of a plain shell: without the
+/// variables cargo sets for the test process (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, cargo's `LD_LIBRARY_PATH` entries). Build scripts such as
+/// `ring`'s watch some of them (`rerun-if-env-changed`), so a nested build
+/// that inherits them rebuilds what the outer one just built, and the
+/// next build from a shell rebuilds it again (the same rule as
+/// `sonde-hub demo`'s nested build, hub/src/demo/build.rs).
+pub fn cargo_command() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut c = Command::new(&cargo);
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO",
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_MANIFEST_LINKS",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+                "NEXTEST",
+                "NEXTEST_RUN_ID",
+                "NEXTEST_EXECUTION_MODE",
+            ]
+            .contains(&name)
+        {
+            c.env_remove(name);
+        }
+    }
+    if let Some(value) = std::env::var_os("LD_LIBRARY_PATH") {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+        let target = std::fs::canonicalize(&target).unwrap_or(target);
+        let toolchain = Path::new(&cargo)
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let kept: Vec<PathBuf> = std::env::split_paths(&value)
+            .filter(|p| {
+                let cargos = p.starts_with(&target)
+                    || (toolchain.components().count() > 1 && p.starts_with(&toolchain));
+                !cargos
+            })
+            .collect();
+        if kept.is_empty() {
+            c.env_remove("LD_LIBRARY_PATH");
+        } else if let Ok(v) = std::env::join_paths(kept) {
+            c.env("LD_LIBRARY_PATH", v);
+        }
+    }
+    c
 }
 
 pub fn bin(name: &str) -> PathBuf {

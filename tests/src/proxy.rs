@@ -26,6 +26,10 @@ pub struct ProxyControl {
     pub flip_next_request: AtomicBool,
     /// Every `probe.request` frame seen going to the agent, unmodified.
     pub captured_requests: Mutex<Vec<Vec<u8>>>,
+    /// Every `agent.hello` frame seen going to the hub, unmodified.
+    pub captured_hellos: Mutex<Vec<Vec<u8>>>,
+    /// Every `hub.challenge` frame seen going to the agent, unmodified.
+    pub captured_challenges: Mutex<Vec<Vec<u8>>>,
     /// Frames to inject towards the agent on the live connection.
     inject: Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
     /// Connections accepted from the agent.
@@ -33,6 +37,22 @@ pub struct ProxyControl {
 }
 
 impl ProxyControl {
+    /// The session binding of the latest connection, computed from the
+    /// challenge and hello seen on the path (as a path attacker holding
+    /// the hub's signing key could).
+    pub fn latest_session(&self) -> Option<envelope::SessionBinding> {
+        let nonce = |frame: &[u8], field: &str| {
+            let d = envelope::decode(frame, usize::MAX).ok()?;
+            envelope::Nonce::from_hex(d.envelope.payload.get(field)?.as_str()?)
+        };
+        let challenge = self.captured_challenges.lock().unwrap().last().cloned()?;
+        let hello = self.captured_hellos.lock().unwrap().last().cloned()?;
+        Some(envelope::SessionBinding::new(
+            &nonce(&challenge, "nonce")?,
+            &nonce(&hello, "nonce")?,
+        ))
+    }
+
     /// Sends a raw frame to the agent, as if from the hub.
     pub fn inject_to_agent(&self, frame: Vec<u8>) -> bool {
         self.inject
@@ -122,6 +142,30 @@ impl Proxy {
     }
 }
 
+/// A WebSocket link to the hub holding the agent's client certificate, as
+/// an attacker with the agent's TLS key (but not its signing key) has.
+pub async fn link_as_agent(
+    hub_data: &Path,
+    agent_data: &Path,
+    hub: SocketAddr,
+) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>>
+{
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(hub_data.join("ca.crt"))?)?;
+    let agent_cert = CertificateDer::from_pem_file(agent_data.join("agent.crt"))?;
+    let agent_key = PrivateKeyDer::from_pem_file(agent_data.join("tls.key"))?;
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![agent_cert], agent_key)?;
+    let tcp = TcpStream::connect(hub).await?;
+    let tls = TlsConnector::from(Arc::new(client))
+        .connect(ServerName::try_from("127.0.0.1")?.to_owned(), tcp)
+        .await?;
+    let (ws, _) = tokio_tungstenite::client_async(format!("wss://{hub}/v1/agent"), tls).await?;
+    Ok(ws)
+}
+
 async fn relay(
     acceptor: TlsAcceptor,
     connector: TlsConnector,
@@ -143,6 +187,13 @@ async fn relay(
     loop {
         tokio::select! {
             m = agent_ws.next() => match m {
+                Some(Ok(Message::Binary(bytes))) => {
+                    let kind = envelope::decode(&bytes, usize::MAX).ok().map(|d| d.envelope.kind);
+                    if kind == Some(Kind::AgentHello) {
+                        ctl.captured_hellos.lock().unwrap().push(bytes.to_vec());
+                    }
+                    hub_ws.send(Message::Binary(bytes)).await?
+                }
                 Some(Ok(m)) => hub_ws.send(m).await?,
                 _ => break,
             },
@@ -150,6 +201,9 @@ async fn relay(
                 Some(Ok(Message::Binary(bytes))) => {
                     let mut frame = bytes.to_vec();
                     let kind = envelope::decode(&frame, usize::MAX).ok().map(|d| d.envelope.kind);
+                    if kind == Some(Kind::HubChallenge) {
+                        ctl.captured_challenges.lock().unwrap().push(frame.clone());
+                    }
                     if kind == Some(Kind::ProbeRequest) {
                         ctl.captured_requests.lock().unwrap().push(frame.clone());
                         if ctl.flip_next_request.swap(false, Ordering::SeqCst) {

@@ -317,7 +317,16 @@ async fn a_stale_request_is_rejected_even_when_correctly_signed() {
     )
     .unwrap();
     env.timestamp_ms -= 120_000;
-    assert!(proxy.control.inject_to_agent(env.sign(&hub_key).unwrap()));
+    // Signed for this very session: only its age gives it away.
+    let session = proxy
+        .control
+        .latest_session()
+        .expect("a session on the path");
+    assert!(
+        proxy
+            .control
+            .inject_to_agent(env.sign_in(&hub_key, Some(&session)).unwrap())
+    );
     let admin = hub.admin();
     assert!(
         wait_for(T, || async {
@@ -845,4 +854,311 @@ async fn a_reissued_server_certificate_keeps_agents_and_clients_connected() {
     assert_eq!(hub.audit_actions("hub.server_cert_reissued").len(), 1);
     hub.assert_audit_ok();
     client.cancel().await.unwrap();
+}
+
+/// The next binary frame from the hub on a raw link (10 s at most).
+async fn next_frame<S>(ws: &mut S) -> Option<Vec<u8>>
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => return Some(b.to_vec()),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => {
+                return None;
+            }
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+fn kind_of(frame: &[u8]) -> sonde_protocol::Kind {
+    sonde_protocol::envelope::decode(frame, usize::MAX)
+        .unwrap()
+        .envelope
+        .kind
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_replayed_after_a_hub_restart_is_refused() {
+    use futures_util::SinkExt;
+    let scratch = Scratch::new();
+    let mut hub = Hub::start(&scratch);
+    let (mut agent, proxy) = proxied_agent(&scratch, &hub).await;
+    let hello = proxy
+        .control
+        .captured_hellos
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("the agent's hello went through the proxy");
+    agent.stop();
+    // A restart empties every in-memory replay cache.
+    hub.stop();
+    hub.restart();
+    let mut ws = sonde_tests::proxy::link_as_agent(&hub.data, &agent.data, hub.run.agent_listen)
+        .await
+        .unwrap();
+    let challenge = next_frame(&mut ws).await.expect("the hub speaks first");
+    assert_eq!(kind_of(&challenge), sonde_protocol::Kind::HubChallenge);
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        hello.into(),
+    ))
+    .await
+    .unwrap();
+    let answer = next_frame(&mut ws).await.expect("a reject");
+    assert_eq!(kind_of(&answer), sonde_protocol::Kind::HubReject);
+    assert!(
+        next_frame(&mut ws).await.is_none(),
+        "the hub closes the link"
+    );
+    let rejected = hub.audit_actions("envelope.rejected");
+    assert!(
+        rejected.iter().any(|e| e["detail"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("challenge")),
+        "{rejected:?}"
+    );
+    assert!(
+        hub.audit_actions("connection.accepted").len() == 1,
+        "only the real first connection was accepted"
+    );
+    hub.assert_audit_ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_from_an_earlier_connection_is_refused_on_the_next() {
+    let scratch = Scratch::new();
+    let mut hub = Hub::start(&scratch);
+    let (agent, proxy) = proxied_agent(&scratch, &hub).await;
+    assert!(
+        admin_probe(
+            &hub,
+            "mitm",
+            "e2e.echo",
+            json!({"text": "first connection"})
+        )
+        .await
+        .unwrap()
+        .ok
+    );
+    let captured = proxy
+        .control
+        .captured_requests
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    hub.stop();
+    hub.restart();
+    assert!(
+        wait_for(T, || async {
+            proxy.control.connections.load(Ordering::SeqCst) >= 2
+        })
+        .await
+    );
+    assert!(agent.wait_state(&hub, "online", T).await);
+    // Within the ±60 s window, signed by the real hub key: only the session
+    // binding tells it apart.
+    assert!(proxy.control.inject_to_agent(captured));
+    assert!(
+        wait_until(T, || hub
+            .audit_actions("envelope.rejected_by_agent")
+            .iter()
+            .any(|e| e["detail"]["code"] == "bad_signature")),
+        "agent audit:\n{}\nhub: {:?}",
+        agent_audit(&agent),
+        hub.audit_actions("envelope.rejected_by_agent")
+    );
+    assert!(agent_audit(&agent).contains("envelope.rejected"));
+    let runs = agent_audit(&agent).matches("first connection").count();
+    assert_eq!(runs, 0, "parameters never reach the audit in clear");
+    let ran = agent_audit(&agent).matches("probe.ran").count();
+    assert_eq!(
+        ran,
+        1,
+        "the replayed request did not run: {}",
+        agent_audit(&agent)
+    );
+    agent_audit_verifies(&agent);
+}
+
+/// Completes the handshake as `agent` on a raw link, signing with its key.
+async fn handshake_as(
+    hub: &Hub,
+    agent: &Agent,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use futures_util::SinkExt;
+    use sonde_protocol::envelope::{EnvelopeSigner, Nonce, SessionBinding};
+    let mut ws = sonde_tests::proxy::link_as_agent(&hub.data, &agent.data, hub.run.agent_listen)
+        .await
+        .unwrap();
+    let challenge = next_frame(&mut ws).await.unwrap();
+    let challenge = sonde_protocol::envelope::decode(&challenge, usize::MAX).unwrap();
+    let hub_nonce = Nonce::from_hex(challenge.envelope.payload["nonce"].as_str().unwrap()).unwrap();
+    let key = sonde_protocol::keys::decode_secret_key(
+        &std::fs::read_to_string(agent.data.join("signing.key")).unwrap(),
+    )
+    .unwrap();
+    let id = agent.agent_id();
+    let nonce = Nonce::random();
+    let mut signer = EnvelopeSigner::new(&id, key).unwrap();
+    signer.bind(SessionBinding::new(&hub_nonce, &nonce));
+    let hello = json!({
+        "challenge": hub_nonce.to_hex(), "nonce": nonce.to_hex(), "agent_id": id,
+        "agent_version": "0", "hostname": "raw", "max_capability": "observe", "packs": [],
+        "audit_head": {"seq": 0, "hash": "00".repeat(32)},
+        "attestation": {"os_release": "x", "kernel": "x", "arch": "x", "binary_sha256": "00".repeat(32),
+            "packs": [], "config_sha256": "00".repeat(32), "machine_id": "x", "sandbox": "none"},
+    });
+    let (_, frame) = signer
+        .seal(sonde_protocol::Kind::AgentHello, &hello)
+        .unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        frame.into(),
+    ))
+    .await
+    .unwrap();
+    let ack = next_frame(&mut ws).await.expect("an answer to the hello");
+    assert_eq!(kind_of(&ack), sonde_protocol::Kind::HubAck);
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_frames_count_towards_the_bad_frame_limit() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let scratch = Scratch::new();
+    let hub = Hub::start(&scratch);
+    let mut agent = online_agent(&scratch, &hub, "chatty", "").await;
+    agent.stop();
+    let mut ws = handshake_as(&hub, &agent).await;
+    let mut sent = 0;
+    for _ in 0..1000 {
+        if ws
+            .send(Message::Text("not an envelope".into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent += 1;
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the link stayed open after {sent} text frames"
+    );
+    assert!(
+        wait_until(T, || hub.audit_actions("connection.closed").iter().any(
+            |e| e["detail"]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("invalid frames")
+        )),
+        "{:?}",
+        hub.audit_actions("connection.closed")
+    );
+    let rejected = hub.audit_actions("envelope.rejected");
+    assert!(
+        rejected.len() <= 21,
+        "rejections are audited within a bound: {}",
+        rejected.len()
+    );
+    hub.assert_audit_ok();
+}
+
+/// Opens `n` TCP connections to `to` from `from`, and keeps them.
+async fn idle_connections(
+    from: std::net::Ipv4Addr,
+    to: std::net::SocketAddr,
+    n: usize,
+) -> Vec<tokio::net::TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::new(from.into(), 0))
+            .unwrap();
+        if let Ok(s) = socket.connect(to).await {
+            held.push(s);
+        }
+    }
+    held
+}
+
+/// Whether the hub closed `tcp` without a word (read EOF or reset).
+async fn was_dropped(tcp: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut b)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_unauthenticated_connections_cannot_lock_out_agents() {
+    let scratch = Scratch::new();
+    // Idle handshakes hold their slots for the whole test.
+    let hub = Hub::start_with(&scratch, "[agents]\nhandshake_timeout_s = 120\n");
+    let mut agent = online_agent(&scratch, &hub, "steady", "").await;
+    let to = hub.run.agent_listen;
+    // 1. One address opens 1,024 idle connections: it gets 16.
+    let mut one = idle_connections(std::net::Ipv4Addr::new(127, 0, 0, 2), to, 1024).await;
+    let mut dropped = 0;
+    for tcp in one.iter_mut().skip(16).take(20) {
+        dropped += usize::from(was_dropped(tcp).await);
+    }
+    assert_eq!(
+        dropped, 20,
+        "connections past the per-address cap are dropped at once"
+    );
+    // 2. Many addresses fill the whole unauthenticated pool (256).
+    let mut many = Vec::new();
+    for i in 1..=40u8 {
+        many.extend(idle_connections(std::net::Ipv4Addr::new(127, 0, 1, i), to, 16).await);
+    }
+    let mut stranger = idle_connections(std::net::Ipv4Addr::new(127, 0, 2, 1), to, 1).await;
+    assert!(
+        was_dropped(&mut stranger[0]).await,
+        "a new address is refused while the pool is full"
+    );
+    // The agent reconnects from the address it used before, and works.
+    agent.stop();
+    agent.run();
+    assert!(
+        agent.wait_state(&hub, "online", T).await,
+        "the agent was locked out; hub log:\n{}",
+        hub.log_text()
+    );
+    let r = admin_probe(&hub, "steady", "system.uptime", json!({}))
+        .await
+        .unwrap();
+    assert!(r.ok, "{r:?}");
+    // Refusals are audited within the budget (60 a minute, then a count).
+    let refused = hub.audit_actions("connection.refused");
+    assert!(!refused.is_empty());
+    assert!(refused.len() <= 61, "{} refusal entries", refused.len());
+    drop((one, many));
+    hub.assert_audit_ok();
 }

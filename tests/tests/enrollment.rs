@@ -318,7 +318,12 @@ async fn raw_https_post(hub: &Hub, path: &str, body: &serde_json::Value) -> (u16
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_bad_tokens_leave_the_hub_responsive_and_consistent() {
     let scratch = Scratch::new();
-    let hub = Hub::start(&scratch);
+    // All from one address: lift the per-address cap so that every request
+    // reaches the enrollment code (the cap has its own test).
+    let hub = Hub::start_with(
+        &scratch,
+        "[agents]\nmax_unauthenticated = 512\nmax_unauthenticated_per_ip = 512\n",
+    );
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::default();
     params
@@ -419,4 +424,71 @@ async fn audit_verify_names_the_entry_edited_with_sqlite3() {
         text.contains(&format!("BROKEN at entry {victim} (modified)")),
         "{text}"
     );
+}
+
+/// Terminal controls an enrolling machine might send: clear screen, window
+/// title, 8-bit CSI, bidi override, a fake extra row.
+const HOSTILE: &str = "pwn\x1b[2J\x1b]0;owned\x07\u{9b}31m\u{202e}txt\nFAKE approved row";
+
+fn assert_terminal_safe(out: &str, what: &str) {
+    for bad in ['\x1b', '\x07', '\u{9b}', '\u{202e}'] {
+        assert!(!out.contains(bad), "{what} printed {bad:?} raw:\n{out}");
+    }
+    assert!(
+        !out.lines().any(|l| l.starts_with("FAKE")),
+        "{what} let a value fake a line:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_supplied_text_is_escaped_in_every_cli_output() {
+    let scratch = Scratch::new();
+    let hub = Hub::start(&scratch);
+    let (token, _) = hub.token(false);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "hostile");
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let body = serde_json::json!({
+        "token": token,
+        "csr_pem": csr,
+        "signing_key": sonde_protocol::keys::encode_public_key(&sonde_protocol::keys::generate_signing_key().unwrap().verifying_key()),
+        "name": "hostile",
+        "hostname": HOSTILE,
+        "attestation": {"os_release": HOSTILE, "kernel": HOSTILE, "arch": "x86_64", "binary_sha256": "00".repeat(32), "packs": [], "config_sha256": "00".repeat(32), "machine_id": "x", "sandbox": HOSTILE}
+    });
+    let (status, text) = raw_https_post(&hub, "/v1/enroll", &body).await;
+    assert_eq!(status, 200, "{text}");
+    for args in [
+        &["enrollments", "list"][..],
+        &["--json", "enrollments", "list"],
+        &["audit", "list"],
+        &["--json", "audit", "list"],
+    ] {
+        let out = hub.cli_ok(args);
+        assert_terminal_safe(&out, &format!("sonde-hub {args:?}"));
+        if args[0] == "--json" {
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert!(
+                v.to_string().contains("\\u001b") || args[1] == "audit",
+                "the JSON still carries the value: {v}"
+            );
+        }
+    }
+    hub.cli_ok(&["enrollments", "approve", "hostile"]);
+    for args in [
+        &["agents", "list"][..],
+        &["--json", "agents", "list"],
+        &["agents", "show", "hostile"],
+    ] {
+        let out = hub.cli(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_terminal_safe(&text, &format!("sonde-hub {args:?}"));
+    }
 }

@@ -82,6 +82,15 @@ fn short(hex: &str) -> String {
     }
 }
 
+/// The attested sandbox level; empty from an agent too old to report it.
+fn sandbox_text(s: &str) -> String {
+    if s.is_empty() {
+        "not reported".to_owned()
+    } else {
+        clip(s, 40)
+    }
+}
+
 fn pack_text(p: &AttestedPack) -> String {
     format!(
         "{} (manifest {})",
@@ -162,6 +171,22 @@ pub fn what_changed(e: &DriftEvent) -> Vec<(String, Tone)> {
             Tone::Bad,
         ));
     }
+    if b.sandbox != c.sandbox {
+        let weaker = c.sandbox == "none" || c.sandbox.ends_with("-partial");
+        out.push((
+            format!(
+                "probe sandbox: {} → {}{}",
+                sandbox_text(&b.sandbox),
+                sandbox_text(&c.sandbox),
+                if weaker {
+                    " — probes are now less confined"
+                } else {
+                    ""
+                }
+            ),
+            if weaker { Tone::Bad } else { Tone::Warn },
+        ));
+    }
     let mut names: Vec<&str> = b
         .packs
         .iter()
@@ -240,6 +265,9 @@ pub fn summary(e: &DriftEvent) -> String {
     }
     if b.machine_id != c.machine_id {
         parts.push("MACHINE ID".to_owned());
+    }
+    if b.sandbox != c.sandbox {
+        parts.push("sandbox".to_owned());
     }
     for ch in c.changes_from(b) {
         if let Some(p) = ch.field.strip_prefix("pack:") {
@@ -600,6 +628,7 @@ pub fn fields(a: &Attestation) -> Vec<(String, String)> {
         ("binary_sha256".to_owned(), a.binary_sha256.to_hex()),
         ("config_sha256".to_owned(), a.config_sha256.to_hex()),
         ("machine_id".to_owned(), a.machine_id.clone()),
+        ("sandbox".to_owned(), sandbox_text(&a.sandbox)),
     ];
     for p in &a.packs {
         out.push((

@@ -461,6 +461,7 @@ impl Fleet {
                 a.remote_addr.clone().unwrap_or_else(|| "-".into()),
             ),
             kv(t, "max capability", a.max_capability.as_str()),
+            sandbox_line(t, &a.sandbox),
             kv(t, "enrolled", utc(a.enrolled_at_ms)),
             kv(t, "cert expires", utc(a.cert_expires_ms)),
             kv(t, "tags", a.tags.join(", ")),
@@ -526,6 +527,12 @@ impl Fleet {
                             t.warn(),
                         ));
                     }
+                    if let Some(sample) = &p.sample_data {
+                        lines.push(Line::styled(
+                            format!("      SAMPLE DATA: {}", clip(sample, 200)),
+                            t.warn(),
+                        ));
+                    }
                 }
             }
             _ => lines.push(Line::styled("loading detail…", t.dim())),
@@ -545,6 +552,20 @@ impl Fleet {
                 .scroll((offset, 0)),
             area,
         );
+    }
+}
+
+/// How the agent's kernel confines its probes; no confinement is a warning.
+fn sandbox_line(t: &Theme, sandbox: &str) -> Line<'static> {
+    match sandbox {
+        "" => kv_styled(t, "sandbox", "not reported (an older agent)", t.dim()),
+        "none" => kv_styled(
+            t,
+            "sandbox",
+            "none: this kernel cannot confine probes (no Landlock)",
+            t.warn(),
+        ),
+        s => kv(t, "sandbox", clip(s, 60)),
     }
 }
 

@@ -35,6 +35,10 @@ use crate::hub::SharedHub;
 use crate::store;
 use crate::util::AuditBudget;
 
+/// Longest life of a connection that showed no agent certificate (one
+/// enrollment request or status poll).
+const UNAUTHENTICATED_LIFETIME: Duration = Duration::from_secs(30);
+
 /// What the TLS layer learned about a connection.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
@@ -110,6 +114,11 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(&hub)?));
     let app = router(Arc::clone(&hub));
     let slots = Arc::new(Semaphore::new(hub.config.agents.max_connections));
+    let admission = super::admission::Admission::new(
+        hub.config.agents.max_unauthenticated,
+        hub.config.agents.max_unauthenticated_per_ip,
+    );
+    let handshake = Duration::from_secs(hub.config.agents.handshake_timeout_s.max(1));
     let budget = Arc::new(AuditBudget::per_minute(60));
     loop {
         let (tcp, remote) = tokio::select! {
@@ -123,22 +132,28 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%remote, "agent port at its connection limit; dropping a connection");
-            continue;
+        // Before anything else: a slot among connections not yet known to
+        // be agents (per address and overall), or the connection is dropped.
+        let pre_auth = match admission.admit(remote.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let (hub, budget) = (Arc::clone(&hub), Arc::clone(&budget));
+                tokio::spawn(async move {
+                    refused(&hub, &budget, remote, refusal.to_string()).await;
+                });
+                continue;
+            }
         };
-        let (acceptor, app, hub, budget) = (
+        let (acceptor, app, hub, budget, slots) = (
             acceptor.clone(),
             app.clone(),
             Arc::clone(&hub),
             Arc::clone(&budget),
+            Arc::clone(&slots),
         );
         tokio::spawn(async move {
-            let _permit = permit;
             let _ = tcp.set_nodelay(true);
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                .await
-            {
+            let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     return refused(&hub, &budget, remote, format!("TLS handshake failed: {e}"))
@@ -154,6 +169,26 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.clone().into_owned());
+            // A certificate from the hub's CA (rustls verified it): an
+            // agent. It leaves the unauthenticated pool for a connection
+            // slot; anything else keeps its pre-auth slot, serves one
+            // request, and has a short life.
+            let (_permit, pre_auth) = if client_cert.is_some() {
+                let Ok(permit) = slots.try_acquire_owned() else {
+                    return refused(
+                        &hub,
+                        &budget,
+                        remote,
+                        "the agent port is at its connection limit (agents.max_connections)".into(),
+                    )
+                    .await;
+                };
+                pre_auth.authenticated();
+                (Some(permit), None)
+            } else {
+                (None, Some(pre_auth))
+            };
+            let authenticated = pre_auth.is_none();
             let info = ConnInfo {
                 remote,
                 client_cert,
@@ -161,10 +196,23 @@ pub async fn serve(
             let svc = app.layer(Extension(info));
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(20))
+                .header_read_timeout(Duration::from_secs(if authenticated { 20 } else { 10 }))
+                .keep_alive(authenticated)
                 .serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc))
                 .with_upgrades();
-            if let Err(e) = conn.await {
+            let result = if authenticated {
+                conn.await
+            } else {
+                match tokio::time::timeout(UNAUTHENTICATED_LIFETIME, conn).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::debug!(%remote, "closed an unauthenticated connection at its deadline");
+                        Ok(())
+                    }
+                }
+            };
+            drop(pre_auth);
+            if let Err(e) = result {
                 tracing::debug!(%remote, error = %e, "agent port connection ended with an error");
             }
         });

@@ -1,7 +1,11 @@
 //! One connected agent.
 //!
-//! 1. The first frame must be a verified `agent.hello` from the agent named
-//!    in the client certificate, within 10 s.
+//! 1. The hub sends `hub.challenge` (a fresh nonce); the first frame back
+//!    must be a verified `agent.hello` from the agent named in the client
+//!    certificate, within 10 s, answering that challenge and carrying the
+//!    agent's own nonce. Both nonces make the session binding every later
+//!    frame is signed for, both ways: a hello or any frame captured on
+//!    another connection — before a restart too — never verifies here.
 //! 2. Its attestation is compared with the enrollment baseline: a change is
 //!    recorded as drift and, by default, quarantines the agent.
 //! 3. The hub answers `hub.ack` (grants, quarantine state) and registers the
@@ -14,7 +18,9 @@
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use sonde_protocol::audit::NewEntry;
-use sonde_protocol::envelope::{self, EnvelopeSigner, Kind, MessageId, PeerVerifier, VerifyPolicy};
+use sonde_protocol::envelope::{
+    self, EnvelopeSigner, Kind, MessageId, Nonce, PeerVerifier, SessionBinding, VerifyPolicy,
+};
 use sonde_protocol::messages::*;
 use sonde_protocol::time::now_ms;
 use std::collections::HashMap;
@@ -100,7 +106,15 @@ async fn serve(
         EnvelopeSigner::new(&hub.hub_id, (*hub.signing_key).clone()).map_err(|e| e.to_string())?;
     let mut link = Link { socket, signer };
 
-    // 1. Hello.
+    // 1. Challenge, then hello.
+    let challenge = Nonce::random();
+    link.send(
+        Kind::HubChallenge,
+        &HubChallenge {
+            nonce: challenge.to_hex(),
+        },
+    )
+    .await?;
     let first = tokio::time::timeout(Duration::from_secs(10), link.socket.next())
         .await
         .map_err(|_| "no hello within 10 s".to_owned())?;
@@ -110,10 +124,16 @@ async fn serve(
         Some(Err(e)) => return Err(format!("reading hello: {e}")),
         None => return Err("closed before hello".into()),
     };
-    let verified = verifier
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .verify(&frame, now_ms());
+    // The binding needs the agent's nonce, which the hello carries: read it
+    // from the (not yet trusted) frame, then verify the frame against it.
+    let session = hello_session(&frame, &challenge, hub.config.agents.max_frame_bytes);
+    let verified = match &session {
+        Ok(session) => verifier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .verify_in(&frame, now_ms(), Some(session)),
+        Err(e) => Err(e.clone()),
+    };
     let env = match verified {
         Ok(env) => env,
         Err(e) => {
@@ -130,6 +150,8 @@ async fn serve(
             return Err(format!("hello rejected: {e}"));
         }
     };
+    let session = session.map_err(|e| e.to_string())?;
+    link.signer.bind(session);
     if env.kind != Kind::AgentHello {
         return Err(format!(
             "first message was {} instead of agent.hello",
@@ -221,6 +243,8 @@ async fn serve(
         NewEntry::new(actor(&agent.id), "connection.accepted", "ok")
             .agent(agent.id.clone())
             .detail("remote_addr", remote.to_string())
+            .detail("session", session.to_hex())
+            .detail("sandbox", hello.attestation.sandbox.clone())
             .detail("agent_version", hello.agent_version.clone())
             .detail("quarantined", quarantined)
             .detail(
@@ -283,14 +307,19 @@ async fn serve(
                     Some(Ok(Message::Close(_))) => break "agent closed the connection".into(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Text(_))) => {
+                        // A bad frame like any other: counted, audited within
+                        // the limit, and the link closes at the limit.
                         rejections += 1;
                         let e = sonde_protocol::VerifyError::Malformed("text frame on a binary link".into());
                         if rejections <= MAX_AUDITED_REJECTIONS { audit_rejection(hub, agent, remote, &[], &e).await; }
+                        if rejections >= MAX_REJECTIONS {
+                            break format!("{rejections} invalid frames");
+                        }
                         continue;
                     }
                 };
                 last_inbound = Instant::now();
-                let verified = verifier.lock().unwrap_or_else(|p| p.into_inner()).verify(&frame, now_ms());
+                let verified = verifier.lock().unwrap_or_else(|p| p.into_inner()).verify_in(&frame, now_ms(), Some(&session));
                 let env = match verified {
                     Ok(env) => env,
                     Err(e) => {
@@ -330,6 +359,42 @@ async fn serve(
         .await;
     }
     Ok(reason)
+}
+
+/// The session binding a hello frame claims: it must answer `challenge`
+/// and carry a nonce of its own. Nothing here is trusted until the frame's
+/// signature verifies against the binding.
+fn hello_session(
+    frame: &[u8],
+    challenge: &Nonce,
+    max_frame_bytes: usize,
+) -> Result<SessionBinding, sonde_protocol::VerifyError> {
+    use sonde_protocol::VerifyError::Malformed;
+    let decoded = envelope::decode(frame, max_frame_bytes)?;
+    let payload = &decoded.envelope.payload;
+    let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
+    if decoded.envelope.kind != Kind::AgentHello {
+        return Err(Malformed(format!(
+            "the first message was {} instead of agent.hello",
+            decoded.envelope.kind
+        )));
+    }
+    let answered = field("challenge")
+        .and_then(Nonce::from_hex)
+        .ok_or_else(|| {
+            Malformed(
+                "the hello answers no challenge (an agent older than this hub? upgrade it)".into(),
+            )
+        })?;
+    if answered != *challenge {
+        return Err(Malformed(
+            "the hello answers another connection's challenge (replayed or stale)".into(),
+        ));
+    }
+    let nonce = field("nonce")
+        .and_then(Nonce::from_hex)
+        .ok_or_else(|| Malformed("the hello carries no nonce of its own".into()))?;
+    Ok(SessionBinding::new(challenge, &nonce))
 }
 
 async fn handle_inbound(

@@ -15,7 +15,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 use sonde_admin::api::AuditQuery;
 use sonde_protocol::audit::NewEntry;
-use sonde_protocol::messages::{PackState, ProbeSummary, RunbookSummary};
+use sonde_protocol::messages::{PackReport, PackState, ProbeSummary, RunbookSummary};
 use sonde_protocol::{Capability, ProbeDescriptor, ProbeName};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -229,6 +229,25 @@ fn runbooks(agent: &AgentRow) -> impl Iterator<Item = &RunbookSummary> {
         .flat_map(|p| p.runbooks.iter())
 }
 
+/// What the pack of `probe` serves instead of the machine's data, if its
+/// agent labels it sample data (`sample_data` in the agent config).
+fn sample_label<'a>(agent: &'a AgentRow, probe: &str) -> Option<&'a str> {
+    let pack = probe.split_once('.').map_or(probe, |(p, _)| p);
+    agent
+        .packs
+        .iter()
+        .find(|p| p.name == pack)
+        .and_then(|p| p.sample_data.as_deref())
+}
+
+/// Adds `sample_data` to a pack's JSON when the agent labels it sample data.
+fn with_sample_label(mut v: Value, pack: &PackReport) -> Value {
+    if let Some(sample) = &pack.sample_data {
+        v["sample_data"] = json!(sample);
+    }
+    v
+}
+
 impl SondeMcp {
     async fn live_agents(&self) -> Result<Vec<AgentRow>, CallToolResult> {
         self.hub
@@ -285,7 +304,8 @@ impl SondeMcp {
                     "quarantined": a.quarantined,
                     "quarantine_reason": a.quarantine_reason,
                     "max_capability": a.max_capability,
-                    "packs": a.packs.iter().map(|p| json!({"name": p.name, "version": p.version, "state": p.state})).collect::<Vec<_>>(),
+                    "sandbox": a.current.as_ref().unwrap_or(&a.baseline).sandbox,
+                    "packs": a.packs.iter().map(|p| with_sample_label(json!({"name": p.name, "version": p.version, "state": p.state}), p)).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -307,6 +327,7 @@ impl SondeMcp {
             "name": a.name,
             "status": self.state(&a),
             "hostname": a.hostname,
+            "sandbox": current.sandbox,
             "os": current.os_release,
             "kernel": current.kernel,
             "arch": current.arch,
@@ -319,7 +340,7 @@ impl SondeMcp {
             "max_capability": a.max_capability,
             "enrolled_at_ms": a.enrolled_at_ms,
             "agent_audit_head": a.agent_audit_head,
-            "packs": a.packs.iter().map(|p| json!({
+            "packs": a.packs.iter().map(|p| with_sample_label(json!({
                 "name": p.name,
                 "version": p.version,
                 "description": p.description,
@@ -327,7 +348,7 @@ impl SondeMcp {
                 "missing": p.missing,
                 "detected": p.detected,
                 "probes_you_can_use": p.probes.iter().filter(|s| s.registered && usable(s)).count(),
-            })).collect::<Vec<_>>(),
+            }), p)).collect::<Vec<_>>(),
             "diagnose_categories": runbooks(&a).map(|r| r.category.clone()).collect::<Vec<_>>(),
         }))
     }
@@ -374,13 +395,22 @@ impl SondeMcp {
                     .filter(|p| p.state != PackState::Active)
                     .map(|p| json!({"pack": p.name, "state": p.state, "missing": p.missing}))
                     .collect();
-                json!({
+                let mut v = json!({
                     "agent": a.name,
                     "status": self.state(a),
                     "probes": probes,
                     "diagnose_categories": categories,
                     "inactive_packs": inactive,
-                })
+                });
+                let samples: Map<String, Value> = a
+                    .packs
+                    .iter()
+                    .filter_map(|p| Some((p.name.clone(), json!(p.sample_data.as_ref()?))))
+                    .collect();
+                if !samples.is_empty() {
+                    v["sample_data"] = Value::Object(samples);
+                }
+                v
             })
             .collect();
         Ok(json!({"agents": out, "key_policy": policy.summary()}))
@@ -431,6 +461,9 @@ impl SondeMcp {
                     "redactions_by_rule": r.redactions,
                     "audit_seq": r.audit_seq,
                 });
+                if let Some(sample) = sample_label(agent, descriptor.probe.as_str()) {
+                    v["sample_data"] = json!(sample);
+                }
                 if r.ok {
                     v["data"] = r.data.unwrap_or(Value::Null);
                 } else {
@@ -748,7 +781,8 @@ impl ServerHandler for SondeMcp {
                 "Sonde lets you look into the user's machines without a shell. Start with list_agents, then list_capabilities \
                  to see which probes (with parameter schemas) you may run; use probe for one question, diagnose for a \
                  category's checks, health_check for a broad look, query_logs for logs. Everything is read-only unless \
-                 the operator allowed more, and every call is audited.",
+                 the operator allowed more, and every call is audited. A pack or result with `sample_data` serves \
+                 generated sample data, not the machine's: say so when you answer from it.",
             )
     }
 

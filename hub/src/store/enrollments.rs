@@ -71,6 +71,7 @@ pub(crate) fn placeholder_attestation() -> Attestation {
         packs: Vec::new(),
         config_sha256: sonde_protocol::Digest([0; 32]),
         machine_id: String::new(),
+        sandbox: String::new(),
     }
 }
 

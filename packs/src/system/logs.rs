@@ -1,6 +1,7 @@
 //! `logs.journal` and `logs.dmesg` (through `journalctl` and `dmesg`, argv
 //! only) and `logs.tail` (files the operator allowlisted, read from the end,
-//! bounded, never a FIFO or device).
+//! bounded, never a FIFO or device, never one of the agent's own files
+//! whatever links lead to it; `grep` runs on the scrubbed text).
 
 use serde_json::{Value, json};
 use sonde_protocol::path::PathBytes;
@@ -260,6 +261,7 @@ pub fn tail(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<ProbeOut
         )));
     };
     let mut f = open_log(path, in_dir)?;
+    ctx.secrets.check_file(&f, path)?;
     let len = f
         .metadata()
         .map(|m| m.len())
@@ -270,6 +272,10 @@ pub fn tail(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<ProbeOut
     let data = crate::bounded::read_bounded(&mut f, TAIL_WINDOW as usize)
         .map_err(|e| ProbeError::Failed(format!("{path}: {e}")))?
         .bytes;
+    // `grep` looks at what would leave the machine: a line that matches only
+    // because of a secret is no match (a caller cannot guess a redacted
+    // value character by character).
+    let data = ctx.secrets.scrub(&data);
     let lines = usize::try_from(params.i64("lines").unwrap_or(100).max(1)).unwrap_or(100);
     let (picked, truncated) = tail_bytes(
         &data,

@@ -322,7 +322,7 @@ pub fn ping(ctx: &ProbeContext<'_>, params: &ValidatedParams) -> Result<ProbeOut
         || err.contains("Permission denied")
         || err.contains("socket:")
     {
-        " (the agent's user may not send ICMP: allow unprivileged ping with `sysctl net.ipv4.ping_group_range=\"0 2147483647\"`, or give ping the capability with `setcap cap_net_raw+ep /usr/bin/ping`)"
+        " (the agent's user may not send ICMP: allow unprivileged ping with `sysctl net.ipv4.ping_group_range=\"0 2147483647\"`; a setcap on ping does not help, because probes run with no_new_privs, which ignores file capabilities)"
     } else {
         ""
     };

@@ -47,6 +47,7 @@ pub fn run_with(
         deadline: Instant::now() + timeout,
         runner,
         settings,
+        secrets: &sonde_packs::SecretGuard::standard(),
     };
     def.handlers[probe].run(&ctx, &validated)
 }

@@ -1,5 +1,6 @@
-//! Pools, datasets and snapshots as the probes see them, each loaded with
-//! one or two commands per call, and where their files are.
+//! Pools, datasets and snapshots as the probes see them, each listed with
+//! one or two commands (and kept between calls by [`crate::cache`]), and
+//! where their files are.
 //!
 //! On OpenZFS, `zfs list -H -p` gives exact numbers in one line per object.
 //! zfs-fuse (and other old ZFS) has no `list -p`; there the pack lists names

@@ -263,28 +263,21 @@ pub fn parse_status(out: &[u8]) -> Vec<PoolStatus> {
     pools
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
 /// `Sun Nov 12 00:24:01 2023` (as `zpool status` prints times) → Unix
 /// seconds, reading the wall-clock time as UTC (the report is in the
 /// machine's local time zone; scrub ages are counted in days, so the
 /// offset does not matter).
 pub fn parse_ctime(text: &str) -> Option<i64> {
-    let f: Vec<&str> = text.split_whitespace().collect();
-    let [_, month, day, clock, year] = f.as_slice() else {
-        return None;
-    };
-    let m = MONTHS.iter().position(|n| n == month)?;
-    let d: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
-    let y: i64 = year.parse().ok()?;
-    let mut c = clock.split(':');
-    let h: i64 = c.next()?.parse().ok()?;
-    let mi: i64 = c.next()?.parse().ok()?;
-    let s: i64 = c.next().unwrap_or("0").parse().ok()?;
-    let days = crate::select::days_from_civil(y, u32::try_from(m + 1).ok()?, d);
-    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+    let one_space = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    ["%a %b %d %H:%M:%S %Y", "%a %b %d %H:%M %Y"]
+        .iter()
+        .find_map(|format| {
+            jiff::fmt::strtime::parse(format, &one_space)
+                .and_then(|t| t.to_datetime())
+                .ok()
+        })
+        .and_then(|dt| dt.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp().as_second())
 }
 
 /// When the last scrub finished, from a `scan:` text, as Unix seconds.

@@ -124,6 +124,16 @@ impl Meta {
             && self.mtime_nsec == other.mtime_nsec
     }
 
+    /// Certainly the same content: the same object (inode), size, mtime
+    /// and ctime. Nothing can set a ctime back, and ZFS updates it with
+    /// every write, so equal facts mean no write happened between the two
+    /// looks — no need to read either. (Different facts do not mean
+    /// different content: a `touch`, a `chmod`, or a rewrite with the same
+    /// bytes; only reading tells.)
+    pub fn unchanged(&self, other: &Meta) -> bool {
+        self.same_version(other) && self.ctime == other.ctime && self.ctime_nsec == other.ctime_nsec
+    }
+
     pub fn dir_key(&self) -> DirKey {
         DirKey {
             ino: self.ino,
@@ -429,6 +439,23 @@ impl Root {
             Err(Errno::NOENT | Errno::NOTDIR) => Ok(None),
             Err(e) => Err(errno_error(e, &shown(&rel.to_bytes()))),
         }
+    }
+
+    /// When `rel` was created (its birth time, from `statx`), where the
+    /// file system reports it (OpenZFS does; FUSE and older kernels may
+    /// not). An object number can be reused after its file is deleted; the
+    /// same number with the same birth time is the same object.
+    pub fn birth_time(&self, rel: &RelativePath) -> Option<(i64, u32)> {
+        let (parent, name) = self.parent_of(rel).ok()?;
+        let st = rustix::fs::statx(
+            &parent,
+            cstr(&name),
+            AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+            rustix::fs::StatxFlags::BTIME,
+        )
+        .ok()?;
+        (st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0)
+            .then_some((st.stx_btime.tv_sec, st.stx_btime.tv_nsec))
     }
 
     /// The directory at `rel` (a directory, not a link to one).

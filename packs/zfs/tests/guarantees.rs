@@ -25,7 +25,7 @@ mod support;
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
-use sonde_pack_zfs::fixture::State;
+use sonde_pack_zfs::fixture::{Fixture, State};
 use sonde_packs::exec::{Argv, ExecOutput, is_forbidden_program};
 use sonde_packs::handler::{ProbeContext, ProbeError};
 use sonde_packs::manifest::{Approval, ProbeSpec};
@@ -35,7 +35,7 @@ use sonde_protocol::schema::{ParamKind, validate_dataset_name, validate_snapshot
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use support::{Env, home, list};
+use support::{Env, fake_binary, home, list};
 
 /// The subcommands a read-only explorer needs, with the options each may
 /// take (`true`: takes the next argument as its value). Written here, not
@@ -225,6 +225,12 @@ fn sweep() -> &'static Vec<Argv> {
         for behave in behaviours {
             let mut env = Env::standard_in_process();
             env.change_state_in_process(behave);
+            // No model kept between calls: every call builds every command
+            // it needs from its own parameters.
+            env.pack = sonde_pack_zfs::pack_with_cache(std::sync::Arc::new(
+                sonde_pack_zfs::cache::ModelCache::new(Duration::ZERO),
+            ))
+            .unwrap();
             for probe in &env.pack.manifest.probes {
                 for params in sweep_params(probe) {
                     // Errors are fine (most hostile values are refused);
@@ -368,6 +374,7 @@ fn the_runner_refuses_what_is_not_read_only() {
         deadline: Instant::now() + Duration::from_secs(5),
         runner: &runner,
         settings: &settings,
+        secrets: &sonde_packs::SecretGuard::standard(),
     };
     let zfs = sonde_pack_zfs::zfs::Zfs::new(&ctx);
     let refused: &[(&str, &str, &[&str])] = &[
@@ -867,19 +874,18 @@ fn a_walk_past_its_deadline_returns_partial_results() {
 #[test]
 fn each_zfs_command_is_killed_at_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    // A `zfs` that never answers. (A script: the runner refuses shells as
-    // the program, but this program is `zfs`.)
-    let zfs = dir.path().join("zfs");
-    std::fs::write(&zfs, "#!/bin/sh\nexec sleep 60\n").unwrap();
-    std::fs::set_permissions(&zfs, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let runner =
-        sonde_packs::exec::SystemRunner::new(&format!("{}:/usr/bin:/bin", dir.path().display()));
+    // A `zfs` that takes a minute to answer: the fixture's fake (a real
+    // program; the runner refuses scripts) with a command delay.
+    let fixture = Fixture::standard(dir.path(), &fake_binary()).unwrap();
+    fixture.set_command_delay(Duration::from_secs(60)).unwrap();
+    let runner = sonde_packs::exec::SystemRunner::new(&fixture.search_path());
     let pack = sonde_pack_zfs::pack().unwrap();
     let settings = Value::Null;
     let ctx = ProbeContext {
         deadline: Instant::now() + Duration::from_millis(500),
         runner: &runner,
         settings: &settings,
+        secrets: &sonde_packs::SecretGuard::standard(),
     };
     let params = sonde_protocol::schema::validate(
         &pack.manifest.probe("list_snapshots").unwrap().params,
@@ -1058,7 +1064,7 @@ fn live_reading_can_be_turned_off() {
 fn every_probe_is_observe_and_needs_operator_approval() {
     let pack = sonde_pack_zfs::pack().unwrap();
     assert_eq!(pack.manifest.approval, Approval::Operator);
-    assert_eq!(pack.manifest.probes.len(), 24);
+    assert_eq!(pack.manifest.probes.len(), 25);
     for p in &pack.manifest.probes {
         assert_eq!(p.capability, Capability::Observe, "{}", p.name);
         assert!(
@@ -1075,7 +1081,15 @@ fn every_probe_is_observe_and_needs_operator_approval() {
         .find(|r| r.category == "zfs")
         .unwrap();
     let steps: Vec<&str> = runbook.steps.iter().map(|s| s.probe.as_str()).collect();
-    assert_eq!(steps, ["pool_status", "list_pools", "snapshot_cadence"]);
+    assert_eq!(
+        steps,
+        [
+            "pool_status",
+            "list_pools",
+            "snapshot_cadence",
+            "space_report"
+        ]
+    );
     assert_eq!(pack.manifest.requires.commands, ["zfs", "zpool"]);
     assert!(pack.manifest.requires.hints["zfs"].contains("zfs allow -u sonde diff"));
 }

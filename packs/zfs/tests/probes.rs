@@ -450,6 +450,53 @@ fn search_by_name_and_content() {
 }
 
 #[test]
+fn content_grep_searches_one_file() {
+    let env = standard();
+    let one = env.ok(
+        "content_grep",
+        home(json!({"path": "etc/nginx/nginx.conf", "text": "LISTEN", "ignore_case": true})),
+    );
+    assert_eq!(one["searched"], "file");
+    assert_eq!(one["files_searched"], 1);
+    let m = &list(&one, "matches")[0];
+    assert_eq!(m["path"], "etc/nginx/nginx.conf");
+    assert_eq!(m["line_number"], 2);
+    assert_eq!(m["line"], "    listen 443 ssl http2;");
+    // In a snapshot, under a name that is not UTF-8, with `name` ignored.
+    let odd = env.ok(
+        "content_grep",
+        home(json!({"path": {"base64": "d2VpcmQvYmFk/25hbWUudHh0"}, "text": "UTF-8", "name": "*.conf", "snapshot": "oldest"})),
+    );
+    assert_eq!(list(&odd, "matches").len(), 1, "{odd}");
+    assert!(odd["note"].as_str().unwrap().contains("names a file"));
+    // A binary file is skipped, not searched as text.
+    let bin = env.ok(
+        "content_grep",
+        home(json!({"path": "docs/report.bin", "text": "x"})),
+    );
+    assert_eq!(bin["binary_files_skipped"], 1);
+    // Symlinks are not followed; FIFOs are never opened.
+    for (path, what) in [("links/hosts", "symlink"), ("misc/pipe", "FIFO")] {
+        let e = env.err("content_grep", home(json!({"path": path, "text": "x"})));
+        assert!(
+            matches!(e, ProbeError::InvalidInput(ref m) if m.contains(what)),
+            "{path}: {e:?}"
+        );
+    }
+    assert!(matches!(
+        env.err(
+            "content_grep",
+            home(json!({"path": "no/such.txt", "text": "x"}))
+        ),
+        ProbeError::NotFound(_)
+    ));
+    assert!(matches!(
+        env.err("content_grep", home(json!({"text": "x", "name": "[bad"}))),
+        ProbeError::InvalidInput(_)
+    ));
+}
+
+#[test]
 fn space_breakdown_and_largest_files() {
     let env = standard();
     let sb = env.ok("size_breakdown", home(json!({})));
@@ -684,11 +731,17 @@ fn deleted_files_with_when() {
     assert_eq!(notes["last_seen"]["name"], snap(2));
     assert_eq!(notes["gone_by"]["name"], snap(3));
     assert_eq!(notes["size"], 29);
-    assert_eq!(find("bob/with space.txt")["gone_by"]["name"], snap(3));
+    // Renamed, not deleted: the object lives on under its new name.
+    assert!(deleted.iter().all(|e| e["path"] != "bob/with space.txt"));
+    let renamed = &list(&d, "renamed")[0];
+    assert_eq!(renamed["path"], "bob/with space.txt");
+    assert_eq!(renamed["new_path"], "bob/renamed.txt");
+    assert_eq!(renamed["gone_by"]["name"], snap(3));
+    assert_eq!(d["renamed_count"], 1);
     let deep = find("deep");
     assert_eq!(deep["type"], "dir");
     assert_eq!(deep["gone_by"]["name"], snap(6));
-    assert_eq!(d["count"], 3, "{deleted:?}");
+    assert_eq!(d["count"], 2, "{deleted:?}");
     assert_eq!(deleted[0]["path"], "deep", "most recently deleted first");
     assert_eq!(d["snapshots_examined"], 6);
     let narrow = env.ok("find_deleted", home(json!({"path": "alice"})));

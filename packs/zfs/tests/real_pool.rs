@@ -13,6 +13,7 @@
 mod support;
 
 use serde_json::{Value, json};
+use sonde_pack_zfs::fixture::real_pool::TestPool;
 use sonde_packs::exec::{CommandRunner, SystemRunner};
 use sonde_packs::handler::{PackDef, ProbeContext, ProbeError};
 use sonde_protocol::schema::validate;
@@ -124,6 +125,7 @@ fn run(pack: &PackDef, pool: &Pool, probe: &str, params: Value) -> Result<Value,
         deadline: Instant::now() + Duration::from_secs(60),
         runner: &runner,
         settings: &settings,
+        secrets: &sonde_packs::SecretGuard::standard(),
     };
     pack.handlers[probe].run(&ctx, &validated).map(|o| o.data)
 }
@@ -391,5 +393,181 @@ fn the_test_pool_is_destroyed_afterwards() {
             .lines()
             .any(|l| l == name),
         "{name} is still there"
+    );
+}
+
+/// Runs a probe with the real tools on a [`TestPool`], seeing only it.
+fn run_on(
+    pack: &PackDef,
+    pool: &TestPool,
+    probe: &str,
+    params: Value,
+) -> Result<Value, ProbeError> {
+    let spec = pack.manifest.probe(probe).unwrap();
+    let validated = validate(&spec.params, params.as_object().unwrap())
+        .map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
+    let runner = SystemRunner::default();
+    let settings = json!({"datasets": [pool.name]});
+    let secrets = sonde_packs::SecretGuard::standard();
+    let ctx = ProbeContext {
+        deadline: Instant::now() + Duration::from_secs(60),
+        runner: &runner,
+        settings: &settings,
+        secrets: &secrets,
+    };
+    pack.handlers[probe].run(&ctx, &validated).map(|o| o.data)
+}
+
+macro_rules! test_pool_or_skip {
+    ($dir:expr) => {
+        match TestPool::create($dir, "sondeh") {
+            Ok(p) => p,
+            Err(why) => {
+                if std::env::var_os("SONDE_REQUIRE_REAL_POOL").is_some() {
+                    panic!("a real pool is required (SONDE_REQUIRE_REAL_POOL) but: {why}");
+                }
+                eprintln!("SKIPPED (no real pool): {why}");
+                return;
+            }
+        }
+    };
+}
+
+/// Snapshot contents on real ZFS (each snapshot's read-only clone where
+/// OpenZFS shows `.zfs/snapshot/<name>`): reading an old version, the
+/// history of a file edited in place (same object: "modified"), versions,
+/// renames and moves of files and a directory told from deletions by
+/// object number, a tree comparison that sees the renames, and the space
+/// report without `written`.
+#[test]
+fn snapshot_contents_history_and_renames_on_zfs_fuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = test_pool_or_skip!(dir.path());
+    let pack = sonde_pack_zfs::pack().unwrap();
+    let home = pool.create_dataset("home").unwrap();
+    let ds = pool.ds("home");
+    for d in ["etc", "docs", "notes", "olddir"] {
+        std::fs::create_dir(home.join(d)).unwrap();
+    }
+    std::fs::write(home.join("etc/nginx.conf"), "listen 80;\n").unwrap();
+    std::fs::write(home.join("docs/readme.md"), "# readme\n").unwrap();
+    std::fs::write(home.join("notes/ideas.txt"), "ideas\n").unwrap();
+    std::fs::write(home.join("notes/keep.txt"), "keep\n").unwrap();
+    std::fs::write(home.join("olddir/x.txt"), "x\n").unwrap();
+    std::fs::write(home.join("old.txt"), "to be deleted\n").unwrap();
+    pool.snapshot("home", "s1").unwrap();
+    // An edit in place: the same object, a new mtime and size.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(home.join("etc/nginx.conf"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"listen 443 ssl;\n"))
+        .unwrap();
+    pool.snapshot("home", "s2").unwrap();
+    std::fs::rename(home.join("docs/readme.md"), home.join("docs/README.md")).unwrap();
+    std::fs::create_dir(home.join("archive")).unwrap();
+    std::fs::rename(home.join("notes/ideas.txt"), home.join("archive/ideas.txt")).unwrap();
+    std::fs::rename(home.join("olddir"), home.join("newdir")).unwrap();
+    std::fs::remove_file(home.join("old.txt")).unwrap();
+    pool.snapshot("home", "s3").unwrap();
+    std::fs::write(home.join("etc/nginx.conf"), "listen 443 ssl http2;\n").unwrap();
+    assert_eq!(pool.expose_snapshots("home").unwrap(), ["s1", "s2", "s3"]);
+    let ok = |probe: &str, params: Value| {
+        run_on(&pack, &pool, probe, params.clone())
+            .unwrap_or_else(|e| panic!("zfs.{probe} {params}: {e:?}"))
+    };
+
+    let info = ok("agent_info", json!({}));
+    assert!(
+        list(&info, "datasets_with_snapshot_contents").contains(&json!(ds)),
+        "{info}"
+    );
+    let old = ok(
+        "read_file",
+        json!({"dataset": ds, "path": "etc/nginx.conf", "snapshot": "s1"}),
+    );
+    assert_eq!(old["content"], "listen 80;\n");
+
+    let h = ok(
+        "file_history",
+        json!({"dataset": ds, "path": "etc/nginx.conf"}),
+    );
+    let changes: Vec<&str> = list(&h, "timeline")
+        .iter()
+        .map(|t| t["change"].as_str().unwrap())
+        .collect();
+    // s1; s2 edited in place (same object); s3 unchanged; live rewritten
+    // (std::fs::write truncates the same object).
+    assert_eq!(changes, ["present", "modified", "modified"], "{h}");
+    assert_eq!(h["timeline"][1]["from"]["name"], "s2");
+    assert_eq!(h["timeline"][1]["to"]["name"], "s3");
+    let v = ok(
+        "versions_of",
+        json!({"dataset": ds, "path": "etc/nginx.conf"}),
+    );
+    assert_eq!(v["distinct_versions"], 3, "{v}");
+
+    let d = ok("find_deleted", json!({"dataset": ds}));
+    let paths = |field: &str| -> Vec<String> {
+        list(&d, field)
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(paths("deleted"), ["old.txt"], "{d}");
+    let renamed: Vec<(String, String)> = list(&d, "renamed")
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_owned(),
+                e["new_path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for pair in [
+        ("docs/readme.md", "docs/README.md"),
+        ("notes/ideas.txt", "archive/ideas.txt"),
+        ("olddir", "newdir"),
+    ] {
+        assert!(
+            renamed.contains(&(pair.0.to_owned(), pair.1.to_owned())),
+            "{pair:?} in {renamed:?}"
+        );
+    }
+    assert!(
+        list(&d, "renamed")
+            .iter()
+            .all(|e| e["identity"].as_str().unwrap().starts_with("object number")),
+        "{d}"
+    );
+    for r in list(&d, "renamed") {
+        assert_eq!(r["last_seen"]["name"], "s2", "{r}");
+        assert_eq!(r["gone_by"]["name"], "s3", "{r}");
+    }
+
+    let diff = ok(
+        "diff_snapshots",
+        json!({"dataset": ds, "from": "s2", "to": "s3"}),
+    );
+    assert_eq!(diff["method"], "tree comparison");
+    assert!(
+        list(&diff, "changes")
+            .iter()
+            .any(|c| c["change"] == "R" && c["path"] == "docs/readme.md"),
+        "{diff}"
+    );
+
+    let space = ok(
+        "space_report",
+        json!({"dataset": ds, "older_than": "2099-01-01"}),
+    );
+    let row = &list(&space, "datasets")[0];
+    assert_eq!(row["dataset"], ds.as_str());
+    assert_eq!(row["snapshots"], 3);
+    let old = &row["older_snapshots"];
+    assert_eq!(old["count"], 3);
+    assert_eq!(
+        old["frees_at_least_bytes"], old["frees_at_most_bytes"],
+        "all snapshots: exactly usedbysnapshots ({row})"
     );
 }

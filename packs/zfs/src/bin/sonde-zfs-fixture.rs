@@ -2,7 +2,8 @@
 //! tool for machines): linked as `<fixture>/bin/zfs` and `<fixture>/bin/zpool`,
 //! it reads `fixture.json` next to the link it was started as and prints
 //! what OpenZFS 2.x (or zfs-fuse) would for the fixture's tree. See
-//! `sonde_pack_zfs::fixture`.
+//! `sonde_pack_zfs::fixture`. Under its own name, `sonde-zfs-fixture sample
+//! DIR` builds the demo's sample pool (`sonde_pack_zfs::fixture::sample`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,10 +18,21 @@ fn main() -> ExitCode {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let state_file = me
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .join(sonde_pack_zfs::fixture::STATE_FILE);
+    if tool != "zfs" && tool != "zpool" {
+        // Under its own name: `sonde-zfs-fixture sample DIR` (the demo's sample pool).
+        return ExitCode::from(sonde_pack_zfs::fixture::sample::command(
+            argv.get(1..).unwrap_or(&[]),
+        ));
+    }
+    let dir = me.parent().unwrap_or(std::path::Path::new("."));
+    let state_file = dir.join(sonde_pack_zfs::fixture::STATE_FILE);
+    // The benchmark's cost of one real `zfs` command.
+    if let Some(ms) = std::fs::read_to_string(dir.join(sonde_pack_zfs::fixture::DELAY_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
+    }
     let state = match std::fs::read(&state_file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())

@@ -4,7 +4,7 @@
 //! have and the present no longer has).
 
 use serde_json::{Value, json};
-use sonde_packs::handler::{ProbeContext, ProbeError, ProbeOutput};
+use sonde_packs::handler::{ProbeError, ProbeOutput};
 use sonde_protocol::path::{PathBytes, RelativePath};
 use sonde_protocol::schema::ValidatedParams;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -13,12 +13,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
 
 use super::{Ctx, path_param, selected_json, snapshot_json};
+use crate::content::{HashBudget, hash_within};
 use crate::model::{self, Dataset, Snapshot};
 use crate::parse::parse_diff;
 use crate::select::{Selected, format_time};
 use crate::tree::{
-    DirKey, Kind, Meta, Name, Root, errno_error, for_each_name, names, shown, stat_in,
+    DirKey, Kind, Meta, Name, Opened, Root, Visit, WalkBounds, errno_error, for_each_name, names,
+    shown, stat_in,
 };
+use sonde_protocol::Digest;
 
 /// One change between two trees.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,11 +241,7 @@ fn zfs_diff(
     Ok(Ok((list, cut)))
 }
 
-pub fn diff_snapshots(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn diff_snapshots(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let to = ctx.select(&ds, &snaps, params, "to", ctx.live_or_latest())?;
@@ -279,7 +278,7 @@ pub fn diff_snapshots(
         .get(to_i)
         .map_or(ds.name.as_str(), |s| s.name.as_str());
     let (changes, truncated, method, note) = match zfs_diff(
-        &ctx,
+        ctx,
         &ds,
         &snaps[fi],
         to_name,
@@ -331,8 +330,18 @@ pub fn diff_snapshots(
     )
 }
 
-/// What `find_deleted` found: path → (newest snapshot that has it, kind).
-pub type Deleted = BTreeMap<Vec<u8>, (usize, Kind)>;
+/// An entry that a snapshot has and the present lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone {
+    /// The newest snapshot (index into the snapshots searched) that has it.
+    pub newest: usize,
+    pub kind: Kind,
+    /// Its object number there (from the directory entry).
+    pub ino: u64,
+}
+
+/// What `find_deleted` found: path → where and what it was.
+pub type Deleted = BTreeMap<Vec<u8>, Gone>;
 
 /// Statistics of a [`find_deleted_in`] run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -407,8 +416,8 @@ pub fn find_deleted_in(
                     });
                     let seen = reported.get(&id);
                     let mut subdirs = Vec::new();
-                    let mut gone: Vec<(Vec<u8>, Kind)> = Vec::new();
-                    let cut = for_each_name(&dir, &mut budget, |name, kind, _| {
+                    let mut gone: Vec<(Vec<u8>, Kind, u64)> = Vec::new();
+                    let cut = for_each_name(&dir, &mut budget, |name, kind, ino| {
                         if root.hides(&here, name) {
                             return;
                         }
@@ -417,11 +426,11 @@ pub fn find_deleted_in(
                                 subdirs.push(name.to_vec());
                             }
                         } else if !seen.is_some_and(|s| s.contains(name)) {
-                            gone.push((name.to_vec(), kind));
+                            gone.push((name.to_vec(), kind, ino));
                         }
                     })
                     .map_err(|e| errno_error(e, &shown(&id)))?;
-                    for (name, kind) in gone {
+                    for (name, kind, ino) in gone {
                         if found.len() >= max_results {
                             stats.truncated = true;
                             break 'snapshots;
@@ -429,7 +438,14 @@ pub fn find_deleted_in(
                         let Ok(child) = here.join(&name) else {
                             continue;
                         };
-                        found.insert(child.to_bytes(), (i, kind));
+                        found.insert(
+                            child.to_bytes(),
+                            Gone {
+                                newest: i,
+                                kind,
+                                ino,
+                            },
+                        );
                         reported.entry(id.clone()).or_default().insert(name);
                     }
                     if cut {
@@ -452,25 +468,185 @@ pub fn find_deleted_in(
     Ok((found, stats))
 }
 
-pub fn find_deleted(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+/// How a gone path was found to live on under another name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub new_path: Vec<u8>,
+    /// `object number` (+ ` and birth time` when both were known and
+    /// equal), or `content` (a new object with the same bytes).
+    pub identity: &'static str,
+}
+
+/// What [`find_moves`] found and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveSearch {
+    /// Old path → where it lives now.
+    pub moves: BTreeMap<Vec<u8>, Moved>,
+    pub entries_walked: usize,
+    /// Neither the walk nor the hashing was cut short.
+    pub complete: bool,
+    pub bytes_hashed: u64,
+}
+
+/// Bytes `find_deleted` may hash to match a moved file by its content.
+pub const MOVE_HASH_BUDGET: u64 = 1 << 30;
+
+/// Which gone entries live on in `present` under another name: by object
+/// number first (ZFS keeps it across renames and moves within a dataset;
+/// checked with the birth time where the file system reports one, as a
+/// deleted file's number can be reused), then — for regular files whose
+/// object is gone — by content: a file of the same size and SHA-256 that
+/// appeared under a path the old snapshot did not have (a move done as a
+/// copy and a delete). One walk of the present tree, bounded by `bounds`.
+pub fn find_moves(
+    gone: &Deleted,
+    roots: &[Root],
+    present: &Root,
+    bounds: WalkBounds,
+) -> Result<MoveSearch, ProbeError> {
+    let mut moves = BTreeMap::new();
+    if gone.is_empty() {
+        return Ok(MoveSearch {
+            moves,
+            entries_walked: 0,
+            complete: true,
+            bytes_hashed: 0,
+        });
+    }
+    let inos: HashSet<u64> = gone.values().map(|g| g.ino).collect();
+    // Sizes of gone regular files, for the content fallback.
+    let mut sizes: HashMap<Vec<u8>, u64> = HashMap::new();
+    for (path, g) in gone {
+        if g.kind == Kind::File
+            && let Some(root) = roots.get(g.newest)
+            && let Ok(rel) = RelativePath::parse(path, usize::MAX)
+            && let Ok(Some(m)) = root.lstat(&rel)
+            && m.size > 0
+        {
+            sizes.insert(path.clone(), m.size);
+        }
+    }
+    let wanted_sizes: HashSet<u64> = sizes.values().copied().collect();
+    let mut by_ino: HashMap<u64, Vec<(RelativePath, Kind)>> = HashMap::new();
+    let mut by_size: HashMap<u64, Vec<RelativePath>> = HashMap::new();
+    let stats = crate::tree::walk(present, &RelativePath::root(), bounds, |p, e| {
+        if inos.contains(&e.meta.ino) {
+            by_ino
+                .entry(e.meta.ino)
+                .or_default()
+                .push((p.clone(), e.meta.kind));
+        }
+        if e.meta.kind == Kind::File && wanted_sizes.contains(&e.meta.size) {
+            by_size.entry(e.meta.size).or_default().push(p.clone());
+        }
+        Visit::Descend
+    })?;
+    let mut budget = HashBudget::new(MOVE_HASH_BUDGET, bounds.deadline);
+    let mut digests: HashMap<Vec<u8>, Option<Digest>> = HashMap::new();
+    for (path, g) in gone {
+        let (Some(old_root), Ok(old_rel)) =
+            (roots.get(g.newest), RelativePath::parse(path, usize::MAX))
+        else {
+            continue;
+        };
+        // The new name must not have been there, as this object, when the
+        // old one was: else the old name was a second link, removed.
+        let absent_then = |rel: &RelativePath| {
+            old_root
+                .lstat(rel)
+                .ok()
+                .flatten()
+                .is_none_or(|m| m.ino != g.ino)
+        };
+        let by_object = by_ino.get(&g.ino).and_then(|cands| {
+            cands.iter().find(|(rel, kind)| {
+                *kind == g.kind
+                    && absent_then(rel)
+                    && match (old_root.birth_time(&old_rel), present.birth_time(rel)) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => true,
+                    }
+            })
+        });
+        if let Some((rel, _)) = by_object {
+            let verified = old_root.birth_time(&old_rel).is_some();
+            moves.insert(
+                path.clone(),
+                Moved {
+                    new_path: rel.to_bytes(),
+                    identity: if verified {
+                        "object number and birth time"
+                    } else {
+                        "object number"
+                    },
+                },
+            );
+            continue;
+        }
+        // The object is gone: the same bytes under a new object?
+        let Some(size) = sizes.get(path) else {
+            continue;
+        };
+        let Some(cands) = by_size.get(size) else {
+            continue;
+        };
+        let old_digest = match old_root.open_path(&old_rel) {
+            Ok(Opened::File(f, m)) => hash_within(&f, m.size, &mut budget)?,
+            _ => None,
+        };
+        let Some(old_digest) = old_digest else {
+            continue;
+        };
+        for rel in cands {
+            // Only a path the old snapshot did not have can be where it went.
+            if old_root.lstat(rel).ok().flatten().is_some() {
+                continue;
+            }
+            let key = rel.to_bytes();
+            let d = match digests.get(&key) {
+                Some(d) => *d,
+                None => {
+                    let d = match present.open_path(rel) {
+                        Ok(Opened::File(f, m)) => hash_within(&f, m.size, &mut budget)?,
+                        _ => None,
+                    };
+                    digests.insert(key.clone(), d);
+                    d
+                }
+            };
+            if d == Some(old_digest) {
+                moves.insert(
+                    path.clone(),
+                    Moved {
+                        new_path: key,
+                        identity: "content",
+                    },
+                );
+                break;
+            }
+        }
+    }
+    Ok(MoveSearch {
+        moves,
+        entries_walked: stats.entries,
+        complete: !stats.truncated && !budget.ran_out(),
+        bytes_hashed: budget.bytes_hashed,
+    })
+}
+
+pub fn find_deleted(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let start = path_param(params, "path");
     let limit = ctx.limit(params, "limit", 1000, 10_000);
     let budget = ctx.limit(params, "max_entries", 50_000_000, 500_000_000);
-    // Compared with live, or (with live = false) with the newest snapshot.
-    let (present_sel, considered_end) = if ctx.settings.live {
-        (Selected::Live, snaps.len())
-    } else {
-        let last = snaps
-            .len()
-            .checked_sub(1)
-            .ok_or_else(|| ProbeError::InvalidInput(format!("{} has no snapshots", ds.name)))?;
-        (Selected::Snapshot(last), last)
+    // Compared with `before` (a snapshot or live), by default live, or
+    // (with live = false) the newest snapshot.
+    let default_present = if ctx.settings.live { "live" } else { "latest" };
+    let present_sel = ctx.select(&ds, &snaps, params, "before", default_present)?;
+    let considered_end = match present_sel {
+        Selected::Live => snaps.len(),
+        Selected::Snapshot(i) => i,
     };
     let oldest = match params.str("since") {
         None => 0,
@@ -479,12 +655,28 @@ pub fn find_deleted(
             Selected::Live => considered_end,
         },
     };
+    if params.str("since").is_some() && oldest >= considered_end {
+        return Err(ProbeError::InvalidInput(
+            "`since` must be older than `before` (nothing lies between them)".into(),
+        ));
+    }
+    if considered_end == 0 {
+        return Err(ProbeError::InvalidInput(format!(
+            "{} has no snapshot before {}: nothing to compare with",
+            ds.name,
+            params.str("before").unwrap_or(default_present)
+        )));
+    }
     let snapdir = model::snapshot_dir(&ds)?;
     let present = ctx.root(&ds, &snaps, present_sel)?;
     let roots: Vec<Root> = snaps[oldest..considered_end]
         .iter()
-        .map(|s| Root::open(&model::snapshot_root(&snapdir, s)?, false))
+        .map(|s| ctx.snapshot_root(&snapdir, &ds, s))
         .collect::<Result<_, _>>()?;
+    let deadline = ctx
+        .probe
+        .deadline
+        .min(Instant::now() + std::time::Duration::from_secs(120));
     let (found, stats) = find_deleted_in(
         &roots,
         &present,
@@ -492,49 +684,78 @@ pub fn find_deleted(
         Meta::dir_key,
         limit.value,
         budget.value,
-        probe
-            .deadline
-            .min(Instant::now() + std::time::Duration::from_secs(120)),
+        deadline,
     )?;
-    let mut list: Vec<(Vec<u8>, usize, Kind)> = found
-        .into_iter()
-        .map(|(p, (i, k))| (p, i + oldest, k))
-        .collect();
-    // Most recently deleted first.
-    list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let deleted: Vec<Value> = list
-        .iter()
-        .map(|(p, i, k)| {
-            let mut v = json!({
-                "path": PathBytes(p.clone()),
-                "type": k.as_str(),
-                "last_seen": snapshot_json(&snaps[*i]),
-                "gone_by": snaps.get(i + 1).filter(|_| i + 1 < considered_end).map_or_else(|| selected_json(&snaps, present_sel), snapshot_json),
-            });
-            if let Some(root) = roots.get(i - oldest)
-                && let Ok(rel) = RelativePath::parse(p, usize::MAX)
-                && let Ok(Some(m)) = root.lstat(&rel)
-            {
-                v["size"] = json!(m.size);
-                v["mtime"] = json!(format_time(m.mtime));
+    let walk = WalkBounds {
+        max_entries: 1_000_000,
+        deadline,
+    };
+    let MoveSearch {
+        moves,
+        entries_walked: walked,
+        complete: moves_complete,
+        bytes_hashed: hashed,
+    } = find_moves(&found, &roots, &present, walk)?;
+    let label_gone_by = |i: usize| {
+        snaps
+            .get(i + 1)
+            .filter(|_| i + 1 < considered_end)
+            .map_or_else(|| selected_json(&snaps, present_sel), snapshot_json)
+    };
+    let mut list: Vec<(&Vec<u8>, &Gone)> = found.iter().collect();
+    // Most recently gone first.
+    list.sort_by(|a, b| b.1.newest.cmp(&a.1.newest).then(a.0.cmp(b.0)));
+    let mut deleted = Vec::new();
+    let mut renamed = Vec::new();
+    for (p, g) in list {
+        let i = g.newest + oldest;
+        let mut v = json!({
+            "path": PathBytes(p.clone()),
+            "type": g.kind.as_str(),
+            "last_seen": snapshot_json(&snaps[i]),
+            "gone_by": label_gone_by(i),
+        });
+        if let Some(root) = roots.get(g.newest)
+            && let Ok(rel) = RelativePath::parse(p, usize::MAX)
+            && let Ok(Some(m)) = root.lstat(&rel)
+        {
+            v["size"] = json!(m.size);
+            v["mtime"] = json!(format_time(m.mtime));
+        }
+        match moves.get(p) {
+            Some(m) => {
+                v["new_path"] = PathBytes(m.new_path.clone()).to_json();
+                v["identity"] = json!(m.identity);
+                renamed.push(v);
             }
-            v
-        })
-        .collect();
-    ctx.output(
-        json!({
-            "dataset": ds.name,
-            "path": start.to_wire(),
-            "compared_with": selected_json(&snaps, present_sel),
-            "snapshots_examined": stats.snapshots_examined,
-            "directories_listed": stats.dirs_listed,
-            "directories_unchanged": stats.dirs_unchanged,
-            "count": deleted.len(),
-            "deleted": deleted,
-            "note": "a deleted directory is listed once (not its contents); list_dir on its last_seen snapshot shows what it held",
-        }),
-        stats.truncated,
-    )
+            None => deleted.push(v),
+        }
+    }
+    let mut data = json!({
+        "dataset": ds.name,
+        "path": start.to_wire(),
+        "compared_with": selected_json(&snaps, present_sel),
+        "since": snaps.get(oldest).map_or(Value::Null, snapshot_json),
+        "snapshots_examined": stats.snapshots_examined,
+        "directories_listed": stats.dirs_listed,
+        "directories_unchanged": stats.dirs_unchanged,
+        "count": deleted.len(),
+        "deleted": deleted,
+        "renamed_count": renamed.len(),
+        "renamed": renamed,
+        "rename_search": {
+            "entries_walked": walked,
+            "bytes_hashed": hashed,
+            "complete": moves_complete,
+        },
+        "note": "a deleted directory is listed once (not its contents); list_dir on its last_seen snapshot shows what it held. A path whose object (or, failing that, whose exact content under a new path) is still in the dataset is listed under renamed, with the name it has now; the change happened between last_seen and gone_by",
+    });
+    if !moves_complete {
+        data["rename_search_note"] = json!(
+            "the search for renamed files stopped early (the tree is large or time ran out): some entries listed as deleted may have been moved"
+        );
+    }
+    ctx.output(data, stats.truncated)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `list_datasets`, `dataset_properties`.
 
 use serde_json::{Map, Value, json};
-use sonde_packs::handler::{ProbeContext, ProbeError, ProbeOutput};
+use sonde_packs::handler::{ProbeError, ProbeOutput};
 use sonde_protocol::path::PathBytes;
 use sonde_protocol::schema::ValidatedParams;
 use std::os::unix::ffi::OsStrExt;
@@ -23,11 +23,7 @@ pub fn dataset_json(d: &Dataset) -> Value {
     })
 }
 
-pub fn list_datasets(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn list_datasets(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let root = params.str("root");
     if let Some(r) = root
         && !ctx.settings.allows_below(r)
@@ -44,10 +40,9 @@ pub fn list_datasets(
 }
 
 pub fn dataset_properties(
-    probe: &ProbeContext<'_>,
+    ctx: &Ctx<'_>,
     params: &ValidatedParams,
 ) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
     let name = params
         .str("dataset")
         .ok_or_else(|| ProbeError::InvalidInput("parameter `dataset` is required".into()))?;

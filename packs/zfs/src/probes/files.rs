@@ -3,7 +3,7 @@
 //! ([`crate::tree`]) and bounded.
 
 use serde_json::{Value, json};
-use sonde_packs::handler::{ProbeContext, ProbeError, ProbeOutput};
+use sonde_packs::handler::{ProbeError, ProbeOutput};
 use sonde_protocol::path::{PathBytes, RelativePath};
 use sonde_protocol::schema::ValidatedParams;
 use std::ffi::OsStr;
@@ -30,11 +30,7 @@ pub fn meta_json(m: &Meta) -> Value {
     })
 }
 
-pub fn list_dir(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn list_dir(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;
@@ -68,11 +64,7 @@ pub fn list_dir(
     )
 }
 
-pub fn read_file(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn read_file(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;
@@ -125,63 +117,34 @@ pub fn read_file(
     }
 }
 
-/// Shell-style glob on bytes: `*` any run, `?` one byte, `[abc]`/`[a-z]`/
-/// `[!x]` one byte of a set; anything else literal.
-pub fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    fn class(p: &[u8], c: u8) -> Option<(bool, usize)> {
-        // p starts after '['; returns (matched, length of the class body incl. ']').
-        let (negate, mut i) = match p.first() {
-            Some(b'!' | b'^') => (true, 1),
-            _ => (false, 0),
-        };
-        let start = i;
-        let mut hit = false;
-        while i < p.len() {
-            if p[i] == b']' && i > start {
-                return Some((hit != negate, i + 1));
-            }
-            if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
-                hit |= p[i] <= c && c <= p[i + 2];
-                i += 3;
-            } else {
-                hit |= p[i] == c;
-                i += 1;
-            }
-        }
-        None
+/// A name pattern (`*.conf`, `ng?nx*`, `f[0-9][0-9].txt`, `[!.]*`,
+/// `*.{jpg,png}`), matched with `globset` against one name (never a path:
+/// `*` does not cross `/`), byte for byte so names that are not UTF-8 can
+/// match too.
+#[derive(Debug, Clone)]
+pub struct NameGlob(globset::GlobMatcher);
+
+impl NameGlob {
+    /// Compiles `pattern`; an invalid one is a clear error.
+    pub fn new(param: &str, pattern: &str, ignore_case: bool) -> Result<NameGlob, ProbeError> {
+        globset::GlobBuilder::new(pattern)
+            .case_insensitive(ignore_case)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map(|g| NameGlob(g.compile_matcher()))
+            .map_err(|e| {
+                ProbeError::InvalidInput(format!(
+                    "{param}: {pattern:?} is not a valid name pattern ({}); use * for any run of characters, ? for one, [a-z] for one of a set, [!x] for one not in it, {{a,b}} for either",
+                    e.kind()
+                ))
+            })
     }
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        let step = match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-                continue;
-            }
-            Some(b'?') => Some(1),
-            Some(b'[') => match class(&pattern[p + 1..], name[n]) {
-                Some((true, len)) => Some(len + 1),
-                Some((false, _)) => None,
-                None => (name[n] == b'[').then_some(1),
-            },
-            Some(c) => (*c == name[n]).then_some(1),
-            None => None,
-        };
-        match (step, star) {
-            (Some(len), _) => {
-                p += len;
-                n += 1;
-            }
-            (None, Some((sp, sn))) => {
-                p = sp + 1;
-                n = sn + 1;
-                star = Some((sp, sn + 1));
-            }
-            (None, None) => return false,
-        }
+
+    pub fn matches(&self, name: &[u8]) -> bool {
+        self.0
+            .is_match(std::path::Path::new(OsStr::from_bytes(name)))
     }
-    pattern[p.min(pattern.len())..].iter().all(|c| *c == b'*')
 }
 
 fn walk_bounds(ctx: &Ctx<'_>, params: &ValidatedParams) -> WalkBounds {
@@ -192,35 +155,21 @@ fn walk_bounds(ctx: &Ctx<'_>, params: &ValidatedParams) -> WalkBounds {
     }
 }
 
-pub fn find_files(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn find_files(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;
     let root = ctx.root(&ds, &snaps, sel)?;
     let start = path_param(params, "path");
     let fold = params.bool("ignore_case").unwrap_or(false);
-    let pattern = params.str("name").unwrap_or("*");
-    let pattern = if fold {
-        pattern.to_ascii_lowercase()
-    } else {
-        pattern.to_owned()
-    };
+    let glob = NameGlob::new("name", params.str("name").unwrap_or("*"), fold)?;
     let kind = params.str("type");
     let limit = ctx.limit(params, "limit", 100, 1000);
-    let bounds = walk_bounds(&ctx, params);
+    let bounds = walk_bounds(ctx, params);
     let mut found = Vec::new();
     let mut more = false;
     let stats = tree::walk(&root, &start, bounds, |p, e| {
-        let name = if fold {
-            e.name.to_ascii_lowercase()
-        } else {
-            e.name.clone()
-        };
-        if glob(pattern.as_bytes(), &name) && kind.is_none_or(|k| k == e.meta.kind.as_str()) {
+        if glob.matches(&e.name) && kind.is_none_or(|k| k == e.meta.kind.as_str()) {
             if found.len() >= limit.value {
                 more = true;
                 return Visit::Stop;
@@ -246,11 +195,7 @@ pub fn find_files(
 /// Bytes of a matching line shown, at most.
 const LINE_SHOWN: usize = 1000;
 
-pub fn content_grep(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn content_grep(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let sel = ctx.select(&ds, &snaps, params, "snapshot", ctx.live_or_latest())?;
@@ -268,17 +213,43 @@ pub fn content_grep(
     } else {
         text.as_bytes().to_vec()
     };
-    let name_glob = params.str("name").map(str::as_bytes);
+    let name_glob = params
+        .str("name")
+        .map(|p| NameGlob::new("name", p, false))
+        .transpose()?;
     let limit = ctx.limit(params, "limit", 100, 1000);
     let per_file = ctx.limit(params, "max_file_bytes", READ_DEFAULT, READ_CAP);
-    let bounds = walk_bounds(&ctx, params);
-    let mut files: Vec<RelativePath> = Vec::new();
-    let stats = tree::walk(&root, &start, bounds, |p, e| {
-        if e.meta.kind == Kind::File && name_glob.is_none_or(|g| glob(g, &e.name)) {
-            files.push(p.clone());
+    let bounds = walk_bounds(ctx, params);
+    // `path` may name one regular file (searched alone) or a directory
+    // (searched below, optionally only files whose name matches `name`).
+    let (files, stats, scope) = match root.open_path(&start)? {
+        Opened::File(..) => (vec![start.clone()], tree::WalkStats::default(), "file"),
+        Opened::Dir(..) => {
+            let mut files: Vec<RelativePath> = Vec::new();
+            let stats = tree::walk(&root, &start, bounds, |p, e| {
+                if e.meta.kind == Kind::File
+                    && name_glob.as_ref().is_none_or(|g| g.matches(&e.name))
+                {
+                    files.push(p.clone());
+                }
+                Visit::Descend
+            })?;
+            (files, stats, "directory")
         }
-        Visit::Descend
-    })?;
+        Opened::Symlink { target, .. } => {
+            return Err(ProbeError::InvalidInput(format!(
+                "{} is a symlink (to {}); symlinks are reported, never followed: search the target's path if it is inside the dataset",
+                shown(&start.to_bytes()),
+                String::from_utf8_lossy(&target)
+            )));
+        }
+        Opened::Other(_) => {
+            return Err(ProbeError::InvalidInput(format!(
+                "{} is not a regular file or directory (a device, FIFO or socket); those are never opened",
+                shown(&start.to_bytes())
+            )));
+        }
+    };
     let mut matches = Vec::new();
     let mut truncated = stats.truncated;
     let (mut searched, mut binary, mut cut_files) = (0, 0, 0);
@@ -321,19 +292,30 @@ pub fn content_grep(
             }
         }
     }
-    ctx.output(
-        json!({
-            "dataset": ds.name,
-            "snapshot": selected_json(&snaps, sel),
-            "text": text,
-            "matches": matches,
-            "files_searched": searched,
-            "binary_files_skipped": binary,
-            "files_read_partly": cut_files,
-            "entries_walked": stats.entries,
-        }),
-        truncated,
-    )
+    let mut data = json!({
+        "dataset": ds.name,
+        "snapshot": selected_json(&snaps, sel),
+        "path": start.to_wire(),
+        "searched": scope,
+        "text": text,
+        "matches": matches,
+        "files_searched": searched,
+        "binary_files_skipped": binary,
+        "files_read_partly": cut_files,
+        "entries_walked": stats.entries,
+    });
+    if scope == "file" && name_glob.is_some() {
+        data["note"] = json!(
+            "`path` names a file: it was searched whatever `name` says (`name` filters the files of a directory)"
+        );
+    }
+    if cut_files > 0 {
+        data["note"] = json!(format!(
+            "{cut_files} file(s) were searched only in their first {} bytes (max_file_bytes)",
+            per_file.value
+        ));
+    }
+    ctx.output(data, truncated)
 }
 
 #[cfg(test)]
@@ -342,17 +324,31 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob(b"*.conf", b"nginx.conf"));
-        assert!(!glob(b"*.conf", b"nginx.conf.bak"));
-        assert!(glob(b"ng?nx*", b"nginx.conf"));
-        assert!(glob(b"*", b""));
-        assert!(glob(b"a*b*c", b"aXXbYYc"));
-        assert!(!glob(b"a*b*c", b"aXXcYYb"));
-        assert!(glob(b"f[0-9][0-9].txt", b"f42.txt"));
-        assert!(!glob(b"f[!0-9]*", b"f4"));
-        assert!(glob(b"[ab]", b"b"));
-        assert!(glob(b"[", b"["));
-        assert!(glob(b"*\xff*", b"bad\xffname"));
-        assert!(!glob(b"", b"x"));
+        let m = |p: &str, n: &[u8]| NameGlob::new("name", p, false).unwrap().matches(n);
+        assert!(m("*.conf", b"nginx.conf"));
+        assert!(!m("*.conf", b"nginx.conf.bak"));
+        assert!(m("ng?nx*", b"nginx.conf"));
+        assert!(m("*", b""));
+        assert!(m("a*b*c", b"aXXbYYc"));
+        assert!(!m("a*b*c", b"aXXcYYb"));
+        assert!(m("f[0-9][0-9].txt", b"f42.txt"));
+        assert!(!m("f[!0-9]*", b"f4"));
+        assert!(m("[ab]", b"b"));
+        assert!(m("*.{jpg,png}", b"x.png"));
+        assert!(
+            m("*name.txt", b"bad\xffname.txt"),
+            "names that are not UTF-8 match too"
+        );
+        assert!(!m("", b"x"));
+        assert!(
+            NameGlob::new("name", "*.CONF", true)
+                .unwrap()
+                .matches(b"nginx.conf")
+        );
+        let err = NameGlob::new("name", "[", false).unwrap_err();
+        assert!(
+            matches!(err, ProbeError::InvalidInput(ref m) if m.contains("not a valid name pattern")),
+            "{err:?}"
+        );
     }
 }

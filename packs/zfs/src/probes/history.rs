@@ -2,23 +2,31 @@
 //! `snapshots_containing`, `first_appearance`, `last_appearance`,
 //! `bisect_change`.
 //!
-//! Snapshots are listed once per call; each is then examined through its
-//! own confined root with `lstat` (directory stats, no subprocess per
-//! snapshot). Contents are read only where the `lstat` says a new version
-//! starts (same inode, size and mtime: same content), and `bisect_change`
-//! reads O(log N) snapshots.
+//! Snapshots come from the model kept between calls; each is examined
+//! through its own confined root with `lstat` (directory stats, no
+//! subprocess per snapshot). Contents are read only where the `lstat` says
+//! a new version may start: the same object with the same size, mtime and
+//! ctime is the same content ([`Meta::unchanged`]); versions of different
+//! sizes differ without reading, large ones of the same size are told apart
+//! by samples, and only what is still ambiguous is hashed whole, within a
+//! budget that says what it left undetermined. `bisect_change` reads
+//! O(log N) snapshots.
 
 use serde_json::{Value, json};
-use sonde_packs::handler::{ProbeContext, ProbeError, ProbeOutput};
+use sonde_packs::handler::{ProbeError, ProbeOutput};
 use sonde_protocol::Digest;
 use sonde_protocol::path::{PathBytes, RelativePath};
 use sonde_protocol::schema::ValidatedParams;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use super::files::{READ_CAP, READ_DEFAULT};
 use super::{Ctx, path_param, selected_json, snapshot_json};
-use crate::content::{encode, file_contains, hash_file, is_binary, read_at, unified_diff};
+use crate::content::{
+    DIFF_TIME, HashBudget, SAMPLE_FROM, encode, file_contains, hash_within, is_binary, read_at,
+    sample_fingerprint, unified_diff_until,
+};
 use crate::model::{self, Dataset, Snapshot};
 use crate::select::{Selected, format_time};
 use crate::tree::{Kind, Meta, Opened, Root};
@@ -26,6 +34,7 @@ use crate::tree::{Kind, Meta, Opened, Root};
 /// The points in time a path is examined at: each snapshot, oldest first,
 /// then the live file system (when the settings allow it).
 struct Stops<'a> {
+    ctx: &'a Ctx<'a>,
     ds: &'a Dataset,
     snaps: &'a [Snapshot],
     snapdir: PathBuf,
@@ -33,8 +42,9 @@ struct Stops<'a> {
 }
 
 impl<'a> Stops<'a> {
-    fn new(ctx: &Ctx<'_>, ds: &'a Dataset, snaps: &'a [Snapshot]) -> Result<Self, ProbeError> {
+    fn new(ctx: &'a Ctx<'a>, ds: &'a Dataset, snaps: &'a [Snapshot]) -> Result<Self, ProbeError> {
         Ok(Stops {
+            ctx,
             ds,
             snaps,
             snapdir: model::snapshot_dir(ds)?,
@@ -53,7 +63,7 @@ impl<'a> Stops<'a> {
 
     fn root(&self, i: usize) -> Result<Root, ProbeError> {
         match self.snaps.get(i) {
-            Some(s) => Root::open(&model::snapshot_root(&self.snapdir, s)?, false),
+            Some(s) => self.ctx.snapshot_root(&self.snapdir, self.ds, s),
             None => Root::open(model::mountpoint(self.ds)?, true),
         }
     }
@@ -125,6 +135,7 @@ fn timeline(
     rel: &RelativePath,
     upto: usize,
     limit: usize,
+    same: fn(&Meta, &Meta) -> bool,
 ) -> Result<(Vec<Interval>, usize, bool), ProbeError> {
     let mut out: Vec<Interval> = Vec::new();
     let mut seen_present = false;
@@ -134,7 +145,7 @@ fn timeline(
         examined += 1;
         if let Some(last) = out.last_mut() {
             let same = match (&last.state, &m) {
-                (Some(a), Some(b)) => a.same_version(b),
+                (Some(a), Some(b)) => same(a, b),
                 (None, None) => true,
                 _ => false,
             };
@@ -173,25 +184,22 @@ fn interval_json(stops: &Stops<'_>, iv: &Interval) -> Value {
 }
 
 /// The common start of the history probes: dataset, snapshots, path.
-fn setup<'c>(
-    probe: &'c ProbeContext<'c>,
+fn setup(
+    ctx: &Ctx<'_>,
     params: &ValidatedParams,
-) -> Result<(Ctx<'c>, Dataset, Vec<Snapshot>, RelativePath), ProbeError> {
-    let ctx = Ctx::new(probe)?;
+) -> Result<(Dataset, Vec<Snapshot>, RelativePath), ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let rel = path_param(params, "path");
-    Ok((ctx, ds, snaps, rel))
+    Ok((ds, snaps, rel))
 }
 
-pub fn file_history(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let (ctx, ds, snaps, rel) = setup(probe, params)?;
-    let stops = Stops::new(&ctx, &ds, &snaps)?;
+pub fn file_history(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+    let (ds, snaps, rel) = setup(ctx, params)?;
+    let stops = Stops::new(ctx, &ds, &snaps)?;
     let limit = ctx.limit(params, "limit", 1000, 10_000);
-    let (intervals, examined, truncated) = timeline(&stops, &rel, stops.len(), limit.value)?;
+    let (intervals, examined, truncated) =
+        timeline(&stops, &rel, stops.len(), limit.value, Meta::same_version)?;
     let present = intervals.iter().filter(|iv| iv.state.is_some()).count();
     let changes = intervals
         .iter()
@@ -213,97 +221,242 @@ pub fn file_history(
 
 /// Total bytes of content `versions_of` returns across versions.
 pub const VERSIONS_CONTENT_BUDGET: usize = 16 << 20;
+/// Bytes `versions_of` and `bisect_change` may hash: default and cap (the
+/// probe's time bounds it too).
+pub const HASH_DEFAULT: usize = 8 << 30;
+pub const HASH_CAP: usize = 1 << 40;
+/// Versions whose identity is certain without a hash (their size or
+/// sample sets them apart) are hashed for the result only up to this size.
+pub const DISPLAY_HASH_MAX: u64 = 64 << 20;
 
-pub fn versions_of(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let (ctx, ds, snaps, rel) = setup(probe, params)?;
-    let stops = Stops::new(&ctx, &ds, &snaps)?;
+/// One run of stops over which a regular file certainly did not change
+/// (same object, size, mtime and ctime), and what is known of its content.
+#[derive(Debug, Clone)]
+struct Run {
+    from: usize,
+    to: usize,
+    meta: Meta,
+    sample: Option<Digest>,
+    digest: Option<Digest>,
+}
+
+impl Run {
+    /// What tells this run apart from others of the same size: the sample
+    /// (large files) or nothing (small files are hashed whole).
+    fn key(&self) -> (u64, Option<Digest>) {
+        (self.meta.size, self.sample)
+    }
+}
+
+pub fn versions_of(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+    let (ds, snaps, rel) = setup(ctx, params)?;
+    let stops = Stops::new(ctx, &ds, &snaps)?;
     let max = ctx.limit(params, "max_bytes", READ_DEFAULT, READ_CAP);
     let limit = ctx.limit(params, "limit", 100, 1000);
+    let hash_limit = ctx.limit(params, "max_hash_bytes", HASH_DEFAULT, HASH_CAP);
     let include = params.bool("include_content").unwrap_or(false);
-    let deadline = ctx.walk_deadline();
-    let (intervals, examined, mut truncated) = timeline(&stops, &rel, stops.len(), 100_000)?;
-    let mut by_digest: HashMap<Digest, usize> = HashMap::new();
-    let mut versions: Vec<Value> = Vec::new();
-    let mut budget = VERSIONS_CONTENT_BUDGET;
+    let mut budget = HashBudget::new(hash_limit.value as u64, ctx.walk_deadline());
+    // Runs by the strict test: a new run wherever any of object, size,
+    // mtime or ctime differs. Only those boundaries can hold a change.
+    let (intervals, examined, mut truncated) =
+        timeline(&stops, &rel, stops.len(), 100_000, Meta::unchanged)?;
     let mut not_files = 0;
+    let mut runs: Vec<Run> = Vec::new();
     for iv in &intervals {
-        let Some(meta) = &iv.state else { continue };
-        if meta.kind != Kind::File {
-            not_files += 1;
-            continue;
+        match &iv.state {
+            Some(m) if m.kind == Kind::File => runs.push(Run {
+                from: iv.from,
+                to: iv.to,
+                meta: *m,
+                sample: None,
+                digest: None,
+            }),
+            Some(_) => not_files += 1,
+            None => {}
         }
-        let Some((mut file, _)) = stops.file(iv.from, &rel)? else {
-            continue;
-        };
-        let Some(digest) = hash_file(&mut file, deadline)? else {
-            truncated = true;
-            break;
-        };
-        let span = json!({"from": stops.label(iv.from), "to": stops.label(iv.to)});
-        if let Some(&k) = by_digest.get(&digest) {
-            let v = &mut versions[k];
-            if let Some(a) = v["intervals"].as_array_mut() {
-                a.push(span);
+    }
+    let open = |r: &Run| -> Result<Option<std::fs::File>, ProbeError> {
+        Ok(stops
+            .file(r.from, &rel)?
+            .filter(|(_, m)| m.unchanged(&r.meta))
+            .map(|(f, _)| f))
+    };
+    // Two runs can hold the same content only if their sizes are equal:
+    // sample the large ones of a shared size, then hash whole what is
+    // still ambiguous, smallest first.
+    let mut by_size: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, r) in runs.iter().enumerate() {
+        by_size.entry(r.meta.size).or_default().push(i);
+    }
+    for members in by_size.values().filter(|m| m.len() > 1) {
+        for &i in members {
+            if runs[i].meta.size >= SAMPLE_FROM
+                && let Some(f) = open(&runs[i])?
+            {
+                runs[i].sample = Some(sample_fingerprint(&f, runs[i].meta.size, &mut budget)?);
             }
-            v["last_seen"] = stops.label(iv.to);
-            v["stops"] = json!(v["stops"].as_u64().unwrap_or(0) + (iv.to - iv.from + 1) as u64);
+        }
+    }
+    let mut groups: BTreeMap<(u64, Option<Digest>), Vec<usize>> = BTreeMap::new();
+    for (i, r) in runs.iter().enumerate() {
+        groups.entry(r.key()).or_default().push(i);
+    }
+    let ambiguous: Vec<usize> = groups
+        .values()
+        .filter(|m| m.len() > 1)
+        .flatten()
+        .copied()
+        .collect();
+    for i in ambiguous {
+        if let Some(f) = open(&runs[i])? {
+            runs[i].digest = hash_within(&f, runs[i].meta.size, &mut budget)?;
+        }
+    }
+    // Runs alone in their group are certainly versions of their own; hash
+    // the small ones for the result.
+    let mut alone: Vec<usize> = groups
+        .values()
+        .filter(|m| m.len() == 1)
+        .flatten()
+        .copied()
+        .filter(|&i| runs[i].meta.size <= DISPLAY_HASH_MAX)
+        .collect();
+    alone.sort_by_key(|&i| runs[i].meta.size);
+    let mut display_budget = HashBudget {
+        bytes_left: DISPLAY_HASH_MAX.min(budget.bytes_left),
+        ..budget
+    };
+    for i in alone {
+        if let Some(f) = open(&runs[i])? {
+            runs[i].digest = hash_within(&f, runs[i].meta.size, &mut display_budget)?;
+        }
+    }
+    budget.bytes_hashed = display_budget.bytes_hashed;
+    // Versions: classes of runs known to hold the same content; runs
+    // whose group still has unhashed members are undetermined.
+    let mut classes: Vec<Vec<usize>> = Vec::new();
+    let mut undetermined: Vec<usize> = Vec::new();
+    let (mut min_extra, mut max_extra) = (0usize, 0usize);
+    for members in groups.values() {
+        if members.len() == 1 {
+            classes.push(members.clone());
             continue;
         }
-        if versions.len() >= limit.value {
-            truncated = true;
-            continue;
+        let mut by_digest: BTreeMap<Digest, Vec<usize>> = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for &i in members {
+            match runs[i].digest {
+                Some(d) => by_digest.entry(d).or_default().push(i),
+                None => unknown.push(i),
+            }
         }
+        if !unknown.is_empty() {
+            // Each unknown run is one of the known contents or a new one.
+            min_extra += usize::from(by_digest.is_empty());
+            max_extra += unknown.len();
+            undetermined.extend(unknown);
+        }
+        classes.extend(by_digest.into_values());
+    }
+    classes.sort_by_key(|c| runs[c[0]].from);
+    undetermined.sort_by_key(|&i| runs[i].from);
+    let known = classes.len();
+    let mut content_budget = VERSIONS_CONTENT_BUDGET;
+    let mut versions = Vec::new();
+    for class in classes.iter().take(limit.value) {
+        let first = &runs[class[0]];
+        let last = class
+            .iter()
+            .map(|&i| &runs[i])
+            .max_by_key(|r| r.to)
+            .unwrap_or(first);
+        let alone = groups.get(&first.key()).is_some_and(|m| m.len() == 1);
+        let by = match (first.digest, alone, first.sample) {
+            (Some(_), false, _) => "sha256",
+            (_, true, None) => "size",
+            (_, true, Some(_)) => "sampled content",
+            (None, false, _) => "sha256",
+        };
         let mut v = json!({
-            "sha256": digest.to_hex(),
-            "size": meta.size,
-            "first_seen": stops.label(iv.from),
-            "last_seen": stops.label(iv.to),
-            "stops": iv.to - iv.from + 1,
-            "intervals": [span],
+            "sha256": first.digest.map(|d| d.to_hex()),
+            "size": first.meta.size,
+            "told_apart_by": by,
+            "first_seen": stops.label(first.from),
+            "last_seen": stops.label(last.to),
+            "stops": class.iter().map(|&i| runs[i].to - runs[i].from + 1).sum::<usize>(),
+            "intervals": class.iter().map(|&i| json!({"from": stops.label(runs[i].from), "to": stops.label(runs[i].to)})).collect::<Vec<_>>(),
         });
-        if include {
-            let want = max.value.min(budget);
-            let (bytes, more) = read_at(&mut file, 0, want)?;
+        if first.digest.is_none() {
+            v["sha256_note"] = json!(format!(
+                "not computed: {} already tells this version apart, and hashing it whole was not needed (versions over {} MiB are hashed only to tell them apart)",
+                if by == "size" {
+                    "its size"
+                } else {
+                    "a sample of its content"
+                },
+                DISPLAY_HASH_MAX >> 20
+            ));
+        }
+        if include && let Some(mut f) = open(first)? {
+            let want = max.value.min(content_budget);
+            let (bytes, more) = read_at(&mut f, 0, want)?;
             let (content, binary, used) = encode(&bytes, more);
-            budget -= used;
+            content_budget -= used;
             v["binary"] = json!(binary);
             v["encoding"] = json!(if binary { "base64" } else { "utf-8" });
             v["content"] = content;
             v["content_truncated"] = json!(more || used < bytes.len());
             truncated |= more || used < bytes.len();
         }
-        by_digest.insert(digest, versions.len());
         versions.push(v);
     }
-    ctx.output(
-        json!({
-            "dataset": ds.name,
-            "path": rel.to_wire(),
-            "snapshots_examined": examined,
-            "includes_live": stops.live,
-            "distinct_versions": versions.len(),
-            "intervals_not_regular_files": not_files,
-            "versions": versions,
-        }),
-        truncated,
-    )
+    truncated |= known > limit.value;
+    let mut data = json!({
+        "dataset": ds.name,
+        "path": rel.to_wire(),
+        "snapshots_examined": examined,
+        "includes_live": stops.live,
+        "distinct_versions": if undetermined.is_empty() { json!(known) } else { Value::Null },
+        "distinct_versions_min": known + min_extra,
+        "distinct_versions_max": known + max_extra,
+        "intervals_not_regular_files": not_files,
+        "bytes_hashed": budget.bytes_hashed,
+        "versions": versions,
+    });
+    if !undetermined.is_empty() {
+        truncated = true;
+        data["undetermined"] = json!(
+            undetermined
+                .iter()
+                .map(|&i| json!({
+                    "size": runs[i].meta.size,
+                    "from": stops.label(runs[i].from),
+                    "to": stops.label(runs[i].to),
+                    "stops": runs[i].to - runs[i].from + 1,
+                }))
+                .collect::<Vec<_>>()
+        );
+        data["note"] = json!(format!(
+            "{} interval(s) could not be compared with the others of the same size because {}: each holds one of the versions of that size or a version of its own, so there are between {} and {} distinct versions. Ask again with a larger max_hash_bytes, or compare two of them with zfs.file_diff",
+            undetermined.len(),
+            budget.why("max_hash_bytes"),
+            known + min_extra,
+            known + max_extra
+        ));
+    }
+    ctx.output(data, truncated)
 }
 
-/// One side of a file diff: what is there, and the bytes read (when a
-/// regular file or absent) with whether the read was cut.
-type Side = (Value, Option<(Vec<u8>, bool)>);
+/// One side of a file diff: what is there, the bytes read (when a
+/// regular file or absent) with whether the read was cut, and the file's
+/// facts.
+type Side = (Value, Option<(Vec<u8>, bool)>, Option<Meta>);
 
 /// Lines of diff output, at most.
 pub const DIFF_MAX_LINES: usize = 5000;
 
-pub fn file_diff(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let (ctx, ds, snaps, rel) = setup(probe, params)?;
+pub fn file_diff(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+    let (ds, snaps, rel) = setup(ctx, params)?;
     let max = ctx.limit(params, "max_bytes", READ_DEFAULT, READ_CAP);
     let to = ctx.select(&ds, &snaps, params, "to", ctx.live_or_latest())?;
     // Default `from`: the snapshot before `to` (the newest, when `to` is live).
@@ -333,25 +486,28 @@ pub fn file_diff(
                     "bytes_read": bytes.len(),
                     "truncated": more,
                 });
-                Ok((info, Some((bytes, more))))
+                Ok((info, Some((bytes, more)), Some(meta)))
             }
             Ok(Opened::Symlink { target, meta }) => Ok((
                 json!({"exists": true, "type": "symlink", "symlink_target": PathBytes(target), "mtime": format_time(meta.mtime)}),
+                None,
                 None,
             )),
             Ok(Opened::Dir(_, _)) => Err(ProbeError::InvalidInput(format!(
                 "{} is a directory; use zfs.diff_snapshots",
                 String::from_utf8_lossy(&rel.to_bytes())
             ))),
-            Ok(Opened::Other(m)) => Ok((json!({"exists": true, "type": m.kind.as_str()}), None)),
+            Ok(Opened::Other(m)) => {
+                Ok((json!({"exists": true, "type": m.kind.as_str()}), None, None))
+            }
             Err(ProbeError::NotFound(_)) => {
-                Ok((json!({"exists": false}), Some((Vec::new(), false))))
+                Ok((json!({"exists": false}), Some((Vec::new(), false)), None))
             }
             Err(e) => Err(e),
         }
     };
-    let (old_info, old) = side(from)?;
-    let (new_info, new) = side(to)?;
+    let (old_info, old, old_meta) = side(from)?;
+    let (new_info, new, new_meta) = side(to)?;
     let mut data = json!({
         "dataset": ds.name,
         "path": rel.to_wire(),
@@ -364,23 +520,37 @@ pub fn file_diff(
     match (old, new) {
         (Some((a, cut_a)), Some((b, cut_b))) => {
             truncated = cut_a || cut_b;
-            data["identical"] =
-                json!(a == b && data["old"]["exists"] == data["new"]["exists"] && !truncated);
+            // Whether the whole files are identical: certain from their
+            // facts when the object is unchanged or the sizes differ, from
+            // the bytes when both were read whole; else unknown (null).
+            let same_exists = data["old"]["exists"] == data["new"]["exists"];
+            let (identical, by) = match (old_meta, new_meta) {
+                (Some(x), Some(y)) if x.unchanged(&y) => (json!(true), "metadata"),
+                (Some(x), Some(y)) if x.size != y.size => (json!(false), "size"),
+                _ if a != b || !same_exists => (json!(false), "content"),
+                _ if !truncated => (json!(true), "content"),
+                _ => (Value::Null, "content read in part"),
+            };
+            data["identical"] = identical;
+            data["identical_by"] = json!(by);
             if is_binary(&a, cut_a) || is_binary(&b, cut_b) {
                 data["binary"] = json!(true);
                 data["diff"] = Value::Null;
                 data["note"] = json!("binary content: compare sizes and hashes");
             } else {
                 data["binary"] = json!(false);
-                match unified_diff(&a, &b, DIFF_MAX_LINES) {
-                    Ok((d, cut)) => {
-                        truncated |= cut;
-                        data["diff"] = json!(d);
-                    }
-                    Err(why) => {
-                        data["diff"] = Value::Null;
-                        data["note"] = json!(why);
-                    }
+                let d = unified_diff_until(
+                    &a,
+                    &b,
+                    DIFF_MAX_LINES,
+                    ctx.probe.deadline.min(Instant::now() + DIFF_TIME),
+                );
+                truncated |= d.cut;
+                data["diff"] = json!(d.text);
+                if d.approximate {
+                    data["note"] = json!(
+                        "the versions differ in many places and the comparison ran out of time: the diff is correct but not the shortest"
+                    );
                 }
             }
         }
@@ -394,11 +564,11 @@ pub fn file_diff(
 }
 
 pub fn snapshots_containing(
-    probe: &ProbeContext<'_>,
+    ctx: &Ctx<'_>,
     params: &ValidatedParams,
 ) -> Result<ProbeOutput, ProbeError> {
-    let (ctx, ds, snaps, rel) = setup(probe, params)?;
-    let stops = Stops::new(&ctx, &ds, &snaps)?;
+    let (ds, snaps, rel) = setup(ctx, params)?;
+    let stops = Stops::new(ctx, &ds, &snaps)?;
     let limit = ctx.limit(params, "limit", 1000, 10_000);
     let mut hits = Vec::new();
     let mut count = 0;
@@ -432,12 +602,12 @@ pub fn snapshots_containing(
 }
 
 fn appearance(
-    probe: &ProbeContext<'_>,
+    ctx: &Ctx<'_>,
     params: &ValidatedParams,
     newest_first: bool,
 ) -> Result<ProbeOutput, ProbeError> {
-    let (ctx, ds, snaps, rel) = setup(probe, params)?;
-    let stops = Stops::new(&ctx, &ds, &snaps)?;
+    let (ds, snaps, rel) = setup(ctx, params)?;
+    let stops = Stops::new(ctx, &ds, &snaps)?;
     let order: Box<dyn Iterator<Item = usize>> = if newest_first {
         Box::new((0..snaps.len()).rev())
     } else {
@@ -490,17 +660,14 @@ fn appearance(
 }
 
 pub fn first_appearance(
-    probe: &ProbeContext<'_>,
+    ctx: &Ctx<'_>,
     params: &ValidatedParams,
 ) -> Result<ProbeOutput, ProbeError> {
-    appearance(probe, params, false)
+    appearance(ctx, params, false)
 }
 
-pub fn last_appearance(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    appearance(probe, params, true)
+pub fn last_appearance(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+    appearance(ctx, params, true)
 }
 
 /// What `bisect_change` searches for.
@@ -521,11 +688,8 @@ pub fn bisect_bound(n: usize) -> usize {
     2 + (usize::BITS - (gaps - 1).leading_zeros()) as usize
 }
 
-pub fn bisect_change(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let (ctx, ds, snaps, rel) = setup(probe, params)?;
+pub fn bisect_change(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+    let (ds, snaps, rel) = setup(ctx, params)?;
     let value = params.str("value");
     let name = params.str("predicate").unwrap_or("exists");
     let predicate = match (name, value) {
@@ -559,7 +723,7 @@ pub fn bisect_change(
             )));
         }
     };
-    let stops = Stops::new(&ctx, &ds, &snaps)?;
+    let stops = Stops::new(ctx, &ds, &snaps)?;
     let lo = stops.index(ctx.select(&ds, &snaps, params, "from", "oldest")?);
     let hi = stops.index(ctx.select(&ds, &snaps, params, "to", "latest")?);
     if lo >= hi {
@@ -568,39 +732,81 @@ pub fn bisect_change(
         ));
     }
     let deadline = ctx.walk_deadline();
+    let hash_limit = ctx.limit(params, "max_hash_bytes", HASH_DEFAULT, HASH_CAP);
+    let mut budget = HashBudget::new(hash_limit.value as u64, deadline);
     let mut reads = 0usize;
-    let mut reference: Option<(Option<u64>, Option<Digest>)> = None;
+    // Content digests by object version: a snapshot whose file is the same
+    // object, unchanged (object, size, mtime, ctime), is not read again.
+    let mut digests: Vec<(Meta, Digest)> = Vec::new();
+    let mut digest_of = |i: usize,
+                         budget: &mut HashBudget|
+     -> Result<Option<(Meta, Digest)>, ProbeError> {
+        let Some((f, m)) = stops.file(i, &rel)? else {
+            return Ok(None);
+        };
+        if let Some((_, d)) = digests.iter().find(|(k, _)| k.unchanged(&m)) {
+            return Ok(Some((m, *d)));
+        }
+        let d = hash_within(&f, m.size, budget)?.ok_or_else(|| {
+            ProbeError::Failed(format!(
+                "{} is {} bytes in {}: hashing it did not fit in what this call may read ({}); use predicate hash without a value (compared with `from` by object, size and a sample first), or size, or a larger max_hash_bytes",
+                String::from_utf8_lossy(&rel.to_bytes()),
+                m.size,
+                stops.label(i)["name"].as_str().unwrap_or("a snapshot"),
+                budget.why("max_hash_bytes")
+            ))
+        })?;
+        digests.push((m, d));
+        Ok(Some((m, d)))
+    };
+    // `from`'s file, for "differs from `from`".
+    let mut reference: Option<Option<Meta>> = None;
     let mut eval = |i: usize| -> Result<bool, ProbeError> {
         reads += 1;
-        let (size, digest) = match &predicate {
-            Predicate::Exists => return Ok(stops.meta(i, &rel)?.is_some()),
-            Predicate::Contains(needle) => {
-                return match stops.file(i, &rel)? {
-                    None => Ok(false),
-                    Some((mut f, _)) => {
-                        file_contains(&mut f, needle, deadline)?.ok_or(ProbeError::Timeout)
-                    }
-                };
-            }
-            Predicate::SizeAtLeast(_) | Predicate::SizeDiffers => {
-                (stops.meta(i, &rel)?.map(|m| m.size), None)
-            }
-            Predicate::HashIs(_) | Predicate::HashDiffers => match stops.file(i, &rel)? {
-                None => (None, None),
-                Some((mut f, _)) => (
-                    None,
-                    Some(hash_file(&mut f, deadline)?.ok_or(ProbeError::Timeout)?),
-                ),
+        match &predicate {
+            Predicate::Exists => Ok(stops.meta(i, &rel)?.is_some()),
+            Predicate::Contains(needle) => match stops.file(i, &rel)? {
+                None => Ok(false),
+                Some((mut f, _)) => {
+                    file_contains(&mut f, needle, deadline)?.ok_or(ProbeError::Timeout)
+                }
             },
-        };
-        let first = *reference.get_or_insert((size, digest));
-        Ok(match &predicate {
-            Predicate::SizeAtLeast(n) => size.is_some_and(|s| s >= *n),
-            Predicate::SizeDiffers => size != first.0,
-            Predicate::HashIs(h) => digest == Some(*h),
-            Predicate::HashDiffers => digest != first.1,
-            Predicate::Exists | Predicate::Contains(_) => false,
-        })
+            Predicate::SizeAtLeast(n) => Ok(stops.meta(i, &rel)?.is_some_and(|m| m.size >= *n)),
+            Predicate::SizeDiffers => {
+                let m = stops.meta(i, &rel)?;
+                let first = *reference.get_or_insert(m);
+                Ok(m.map(|m| m.size) != first.map(|m| m.size))
+            }
+            Predicate::HashIs(h) => Ok(digest_of(i, &mut budget)?.is_some_and(|(_, d)| d == *h)),
+            Predicate::HashDiffers => {
+                let here = stops.file(i, &rel)?.map(|(_, m)| m);
+                let first = *reference.get_or_insert(here);
+                match (first, here) {
+                    (None, None) => Ok(false),
+                    (None, Some(_)) | (Some(_), None) => Ok(true),
+                    // Certain without reading: the same object unchanged,
+                    // or a different size.
+                    (Some(a), Some(b)) if a.unchanged(&b) => Ok(false),
+                    (Some(a), Some(b)) if a.size != b.size => Ok(true),
+                    (Some(a), Some(_)) => {
+                        if a.size >= SAMPLE_FROM {
+                            let sample = |k: usize, budget: &mut HashBudget| -> Result<Option<Digest>, ProbeError> {
+                                match stops.file(k, &rel)? {
+                                    Some((f, m)) => Ok(Some(sample_fingerprint(&f, m.size, budget)?)),
+                                    None => Ok(None),
+                                }
+                            };
+                            if sample(lo, &mut budget)? != sample(i, &mut budget)? {
+                                return Ok(true);
+                            }
+                        }
+                        let d0 = digest_of(lo, &mut budget)?.map(|(_, d)| d);
+                        let d1 = digest_of(i, &mut budget)?.map(|(_, d)| d);
+                        Ok(d0 != d1)
+                    }
+                }
+            }
+        }
     };
     let at_lo = eval(lo)?;
     let at_hi = eval(hi)?;
@@ -628,6 +834,7 @@ pub fn bisect_change(
         "predicate_at_to": at_hi,
         "changed": at_lo != at_hi,
         "snapshots_read": reads,
+        "bytes_hashed": budget.bytes_hashed,
         "snapshots_in_range": in_range,
         "max_reads": bisect_bound(in_range),
     });

@@ -22,6 +22,7 @@ use sonde_protocol::schema::ValidatedParams;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
+use crate::cache::ModelCache;
 use crate::model::{self, Dataset, Snapshot};
 use crate::select::{self, Selected, format_time};
 use crate::settings::Settings;
@@ -50,6 +51,9 @@ pub fn limit(params: &ValidatedParams, name: &str, default: usize, cap: usize) -
     }
 }
 
+/// The parameters that choose a snapshot (by name, keyword or time).
+pub const SELECTOR_PARAMS: &[&str] = &["snapshot", "from", "to", "since", "before"];
+
 /// Per-call context.
 #[derive(Debug)]
 pub struct Ctx<'a> {
@@ -58,21 +62,36 @@ pub struct Ctx<'a> {
     pub settings: Settings,
     /// Unix seconds.
     pub now: i64,
+    /// The model kept between calls.
+    pub cache: &'a ModelCache,
+    params: &'a ValidatedParams,
     /// A listing was cut short by its output bound.
     partial: Cell<bool>,
     /// The bounds applied, reported in the result.
     limits: RefCell<Map<String, Value>>,
+    /// How time expressions were resolved, reported in the result.
+    times: RefCell<Map<String, Value>>,
+    /// Warnings for the result.
+    warnings: RefCell<Vec<String>>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(probe: &'a ProbeContext<'a>) -> Result<Self, ProbeError> {
+    pub fn new(
+        probe: &'a ProbeContext<'a>,
+        cache: &'a ModelCache,
+        params: &'a ValidatedParams,
+    ) -> Result<Self, ProbeError> {
         Ok(Ctx {
             probe,
             zfs: Zfs::new(probe),
             settings: probe.settings_as()?,
             now: sonde_protocol::time::now_ms() / 1000,
+            cache,
+            params,
             partial: Cell::new(false),
             limits: RefCell::new(Map::new()),
+            times: RefCell::new(Map::new()),
+            warnings: RefCell::new(Vec::new()),
         })
     }
 
@@ -87,19 +106,32 @@ impl<'a> Ctx<'a> {
         l
     }
 
+    /// A warning for the result's `warnings`.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.warnings.borrow_mut().push(message.into());
+    }
+
     /// When a walk must stop.
     pub fn walk_deadline(&self) -> Instant {
         self.probe.deadline.min(Instant::now() + WALK_TIMEOUT)
     }
 
-    /// The result, with `limits` added and `truncated` set if anything was
-    /// cut short.
+    /// The result, with `limits`, `time_selection` and `warnings` added,
+    /// and `truncated` set if anything was cut short.
     pub fn output(&self, mut data: Value, truncated: bool) -> Result<ProbeOutput, ProbeError> {
-        let limits = self.limits.borrow();
-        if !limits.is_empty()
-            && let Some(obj) = data.as_object_mut()
-        {
-            obj.insert("limits".into(), Value::Object(limits.clone()));
+        if let Some(obj) = data.as_object_mut() {
+            let limits = self.limits.borrow();
+            if !limits.is_empty() {
+                obj.insert("limits".into(), Value::Object(limits.clone()));
+            }
+            let times = self.times.borrow();
+            if !times.is_empty() {
+                obj.insert("time_selection".into(), Value::Object(times.clone()));
+            }
+            let warnings = self.warnings.borrow();
+            if !warnings.is_empty() {
+                obj.insert("warnings".into(), json!(*warnings));
+            }
         }
         Ok(ProbeOutput {
             data,
@@ -113,35 +145,85 @@ impl<'a> Ctx<'a> {
             .str("dataset")
             .ok_or_else(|| ProbeError::InvalidInput("parameter `dataset` is required".into()))?;
         self.settings.require(name)?;
-        model::dataset(&self.zfs, name)
+        self.cache.dataset(&self.zfs, name, self.now)
     }
 
-    /// Visible file systems and volumes (below `root`).
+    /// Visible file systems and volumes (`root` and below, when given),
+    /// sorted by name.
     pub fn datasets(&self, root: Option<&str>) -> Result<Vec<Dataset>, ProbeError> {
-        let listing = model::datasets(&self.zfs, root)?;
+        let within = |d: &Dataset| {
+            root.is_none_or(|r| {
+                d.name == r || d.name.strip_prefix(r).is_some_and(|t| t.starts_with('/'))
+            })
+        };
+        let (mut listing, fresh) = self.cache.datasets(&self.zfs, self.now, false)?;
+        if let Some(r) = root
+            && !listing.items.iter().any(|d| d.name == r)
+        {
+            if !fresh {
+                listing = self.cache.datasets(&self.zfs, self.now, true)?.0;
+            }
+            if !listing.items.iter().any(|d| d.name == r) {
+                return Err(ProbeError::NotFound(format!(
+                    "no file system or volume {r} (zfs.list_datasets without `root` lists them)"
+                )));
+            }
+        }
         self.partial.set(self.partial.get() || listing.truncated);
         Ok(listing
             .items
-            .into_iter()
-            .filter(|d| self.settings.allows(&d.name))
+            .iter()
+            .filter(|d| within(d) && self.settings.allows(&d.name))
+            .cloned()
             .collect())
     }
 
-    /// The snapshots of one dataset, oldest first (one command per call).
+    /// The snapshots of one dataset, oldest first: the cached model, listed
+    /// again first when a selector parameter of this call names a snapshot
+    /// it lacks or a time after it was listed.
     pub fn snapshots(&self, ds: &Dataset) -> Result<Vec<Snapshot>, ProbeError> {
-        let listing = model::snapshots(&self.zfs, Some(&ds.name))?;
-        self.partial.set(self.partial.get() || listing.truncated);
-        Ok(listing.items)
+        let got = self.cache.snapshots(&self.zfs, ds, self.now, false)?;
+        let got = if !got.fresh && self.needs_newer_list(&ds.name, &got) {
+            self.cache.snapshots(&self.zfs, ds, self.now, true)?
+        } else {
+            got
+        };
+        self.partial.set(self.partial.get() || got.truncated);
+        Ok(got.list.as_ref().clone())
+    }
+
+    /// Whether a selector of this call may name something newer than the
+    /// listing `got`.
+    fn needs_newer_list(&self, dataset: &str, got: &crate::cache::Snapshots) -> bool {
+        SELECTOR_PARAMS.iter().any(|p| {
+            let Some(sel) = self.params.str(p) else {
+                return false;
+            };
+            match select::kind_of(sel, self.now) {
+                select::SelectorKind::Keyword => false,
+                select::SelectorKind::Name => {
+                    select::choose(&got.list, dataset, sel, self.now).is_err()
+                }
+                select::SelectorKind::Time => {
+                    let named = select::choose(&got.list, dataset, sel, self.now)
+                        .is_ok_and(|c| c.by_time.is_none());
+                    !named
+                        && select::parse_time(sel, self.now)
+                            .is_some_and(|t| t.end >= got.listed_unix)
+                }
+            }
+        })
     }
 
     /// Every visible snapshot, by dataset then oldest first.
     pub fn all_snapshots(&self) -> Result<Vec<Snapshot>, ProbeError> {
-        let listing = model::snapshots(&self.zfs, None)?;
+        let listing = self.cache.all_snapshots(&self.zfs, self.now)?;
         self.partial.set(self.partial.get() || listing.truncated);
         Ok(listing
             .items
-            .into_iter()
+            .iter()
             .filter(|s| self.settings.allows(&s.name))
+            .cloned()
             .collect())
     }
 
@@ -151,7 +233,9 @@ impl<'a> Ctx<'a> {
         if self.settings.live { "live" } else { "latest" }
     }
 
-    /// Resolves the selector parameter `param` (`default` when absent).
+    /// Resolves the selector parameter `param` (`default` when absent); a
+    /// time is recorded in the result's `time_selection` (how far the
+    /// snapshot is from it), with a warning when that is far.
     pub fn select(
         &self,
         ds: &Dataset,
@@ -161,12 +245,32 @@ impl<'a> Ctx<'a> {
         default: &str,
     ) -> Result<Selected, ProbeError> {
         let selector = params.str(param).unwrap_or(default);
-        let sel = select::select(snaps, &ds.name, selector, self.now)
+        let choice = select::choose(snaps, &ds.name, selector, self.now)
             .map_err(|e| ProbeError::InvalidInput(format!("{param}: {e}")))?;
-        if sel == Selected::Live {
+        if choice.selected == Selected::Live {
             self.settings.require_live()?;
         }
-        Ok(sel)
+        if let (Some(m), Selected::Snapshot(i)) = (&choice.by_time, choice.selected)
+            && let Some(snap) = snaps.get(i)
+        {
+            let mut v = json!({
+                "asked": selector,
+                "asked_time": format_time(m.asked.end),
+                "snapshot": snap.short_name(),
+                "snapshot_time": format_time(snap.creation),
+                "distance_seconds": m.distance,
+                "distance": select::duration_text(m.distance),
+            });
+            if m.asked.start != m.asked.end {
+                v["asked_day_start"] = json!(format_time(m.asked.start));
+            }
+            if let Some(w) = &m.warning {
+                v["warning"] = json!(w);
+                self.warn(format!("{param}: {w}"));
+            }
+            self.times.borrow_mut().insert(param.to_owned(), v);
+        }
+        Ok(choice.selected)
     }
 
     /// The files of a selection.
@@ -186,8 +290,28 @@ impl<'a> Ctx<'a> {
                     .get(i)
                     .ok_or_else(|| ProbeError::Failed("snapshot index out of range".into()))?;
                 let dir = model::snapshot_dir(ds)?;
-                Root::open(&model::snapshot_root(&dir, snap)?, false)
+                self.snapshot_root(&dir, ds, snap)
             }
+        }
+    }
+
+    /// One snapshot's files; a snapshot that vanished since the model was
+    /// listed (destroyed) drops the dataset's cached list.
+    pub fn snapshot_root(
+        &self,
+        snapdir: &std::path::Path,
+        ds: &Dataset,
+        snap: &Snapshot,
+    ) -> Result<Root, ProbeError> {
+        match Root::open(&model::snapshot_root(snapdir, snap)?, false) {
+            Err(ProbeError::NotFound(_)) => {
+                self.cache.forget(&ds.name);
+                Err(ProbeError::NotFound(format!(
+                    "snapshot {} no longer exists (destroyed since it was listed); ask again",
+                    snap.name
+                )))
+            }
+            other => other,
         }
     }
 }

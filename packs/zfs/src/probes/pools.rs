@@ -2,7 +2,7 @@
 //! and how its pools are.
 
 use serde_json::{Value, json};
-use sonde_packs::handler::{ProbeContext, ProbeError, ProbeOutput};
+use sonde_packs::handler::{ProbeError, ProbeOutput};
 use sonde_protocol::schema::ValidatedParams;
 
 use super::{Ctx, finding, time_json};
@@ -42,11 +42,7 @@ pub fn pools(zfs: &Zfs<'_>) -> Result<Vec<PoolRow>, ProbeError> {
     Ok(parse_pool_list(&old.stdout, true))
 }
 
-pub fn agent_info(
-    probe: &ProbeContext<'_>,
-    _params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn agent_info(ctx: &Ctx<'_>, _params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let version = ctx.zfs.run("zfs", "version", &[])?;
     let openzfs = version.success();
     let pools: Vec<PoolRow> = pools(&ctx.zfs)?
@@ -107,11 +103,7 @@ pub fn agent_info(
     )
 }
 
-pub fn list_pools(
-    probe: &ProbeContext<'_>,
-    _params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn list_pools(ctx: &Ctx<'_>, _params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let pools: Vec<PoolRow> = pools(&ctx.zfs)?
         .into_iter()
         .filter(|p| ctx.settings.allows_pool(&p.name))
@@ -257,11 +249,7 @@ fn status_findings(p: &PoolStatus, now: i64, findings: &mut Vec<Value>) -> Value
     })
 }
 
-pub fn pool_status(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn pool_status(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let mut args = Vec::new();
     if let Some(pool) = params.str("pool") {
         if pool.contains('/') {

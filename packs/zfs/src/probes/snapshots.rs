@@ -3,7 +3,7 @@
 //! hold), `size_delta` (growth between two points).
 
 use serde_json::{Value, json};
-use sonde_packs::handler::{ProbeContext, ProbeError, ProbeOutput};
+use sonde_packs::handler::{ProbeError, ProbeOutput};
 use sonde_protocol::schema::ValidatedParams;
 use std::collections::BTreeMap;
 
@@ -36,14 +36,10 @@ fn time_param(
         .transpose()
 }
 
-pub fn list_snapshots(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn list_snapshots(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
-    let since = time_param(&ctx, params, "since")?;
+    let since = time_param(ctx, params, "since")?;
     let limit = ctx.limit(params, "limit", 1000, 10_000);
     let matching: Vec<&Snapshot> = snaps
         .iter()
@@ -181,10 +177,9 @@ pub fn duration(secs: i64) -> String {
 }
 
 pub fn snapshot_cadence(
-    probe: &ProbeContext<'_>,
+    ctx: &Ctx<'_>,
     params: &ValidatedParams,
 ) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
     let (datasets, snaps) = match params.str("dataset") {
         Some(_) => {
             let ds = ctx.dataset(params)?;
@@ -223,12 +218,8 @@ pub fn snapshot_cadence(
     )
 }
 
-pub fn stale_snapshots(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
-    let cutoff = time_param(&ctx, params, "older_than")?
+pub fn stale_snapshots(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
+    let cutoff = time_param(ctx, params, "older_than")?
         .map(|t| t.start)
         .unwrap_or(ctx.now - 90 * 86_400);
     let snaps = match params.str("dataset") {
@@ -274,11 +265,7 @@ pub fn stale_snapshots(
     )
 }
 
-pub fn size_delta(
-    probe: &ProbeContext<'_>,
-    params: &ValidatedParams,
-) -> Result<ProbeOutput, ProbeError> {
-    let ctx = Ctx::new(probe)?;
+pub fn size_delta(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput, ProbeError> {
     let ds = ctx.dataset(params)?;
     let snaps = ctx.snapshots(&ds)?;
     let from = ctx.select(&ds, &snaps, params, "from", "oldest")?;

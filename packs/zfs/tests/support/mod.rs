@@ -89,8 +89,17 @@ impl Env {
         env
     }
 
-    /// Changes what the in-process fake tools serve (a fresh runner).
+    /// Changes what the in-process fake tools serve (a fresh runner, and a
+    /// fresh pack: what the pack kept between calls is forgotten, as when
+    /// the agent restarts).
     pub fn change_state_in_process(&mut self, f: impl FnOnce(&mut State)) {
+        self.change_state_in_process_keeping_model(f);
+        self.pack = sonde_pack_zfs::pack().unwrap();
+    }
+
+    /// Changes what the in-process fake tools serve, keeping the pack and
+    /// the model it keeps between calls (a change the pack must notice).
+    pub fn change_state_in_process_keeping_model(&mut self, f: impl FnOnce(&mut State)) {
         f(&mut self.fixture.state);
         self.runner = recording_in_process(self.fixture.state.clone());
     }
@@ -118,6 +127,7 @@ impl Env {
             deadline: Instant::now() + timeout,
             runner: &self.runner,
             settings: &self.settings,
+            secrets: &sonde_packs::SecretGuard::standard(),
         };
         self.pack.handlers[probe]
             .run(&ctx, &validated)
@@ -145,8 +155,15 @@ impl Env {
         self.runner.calls()
     }
 
-    /// Changes what the fake tools serve.
+    /// Changes what the fake tools serve (and starts a fresh pack, see
+    /// [`Env::change_state_in_process`]).
     pub fn change_state(&mut self, f: impl FnOnce(&mut State)) {
+        self.change_state_keeping_model(f);
+        self.pack = sonde_pack_zfs::pack().unwrap();
+    }
+
+    /// Changes what the fake tools serve, keeping the pack's model.
+    pub fn change_state_keeping_model(&mut self, f: impl FnOnce(&mut State)) {
         f(&mut self.fixture.state);
         self.fixture.save().unwrap();
     }
