@@ -67,6 +67,13 @@ pub fn attestation(kernel: &str) -> Attestation {
         config_sha256: Digest::of(b"config"),
         machine_id: "m1".into(),
         sandbox: "landlock-v7".into(),
+        config: [
+            ("max_capability", "\"observe\""),
+            ("packs.zfs", "sha256:1111aaaa2222bbbb3333cccc"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
     }
 }
 

@@ -349,15 +349,22 @@ fn attestation_says_what_changed_old_to_new() {
     });
     d.current.config_sha256 = sonde_protocol::Digest::of(b"cfg2");
     d.current.sandbox = "none".into();
+    d.current
+        .config
+        .insert("max_capability".into(), "\"operate\"".into());
+    d.current
+        .config
+        .insert("packs.zfs".into(), "sha256:9999dddd8888eeee".into());
     app.data.drift = vec![d];
     let s = screen(&app);
     for want in [
+        "config max_capability: \"observe\" → \"operate\"",
+        "config packs.zfs: sha256 ",
         "probe sandbox: landlock-v7 → none — probes are now less confined",
         "OS: Debian GNU/Linux 12 → Debian GNU/Linux 13",
         "kernel: 6.1.0-18 → 6.1.0-21",
         "agent version: 0.1.0 → 0.2.0",
         "pack zfs: 1.0.0 → 1.1.0",
-        "agent config changed",
     ] {
         assert!(s.contains(want), "{want} missing:\n{s}");
     }

@@ -151,7 +151,32 @@ pub fn what_changed(e: &DriftEvent) -> Vec<(String, Tone)> {
             _ => (format!("agent binary changed ({hashes}); its version is not known"), Tone::Warn),
         });
     }
-    if b.config_sha256 != c.config_sha256 {
+    let keyed = !b.config.is_empty() && !c.config.is_empty();
+    if keyed {
+        for ch in c.changes_from(b) {
+            let Some(key) = ch.field.strip_prefix("config:") else {
+                continue;
+            };
+            let value = |v: &str| match v.strip_prefix("sha256:") {
+                Some(hex) => format!("sha256 {}", short(hex)),
+                None => clip(v, 60),
+            };
+            let risky = matches!(
+                key,
+                "max_capability" | "allow_unsigned_packs" | "require_sandbox" | "publisher_keys"
+            );
+            out.push((
+                format!(
+                    "config {}: {} → {}",
+                    clip(key, 60),
+                    value(&ch.baseline),
+                    value(&ch.current)
+                ),
+                if risky { Tone::Bad } else { Tone::Warn },
+            ));
+        }
+    }
+    if b.config_sha256 != c.config_sha256 && !keyed {
         out.push((
             format!(
                 "agent config changed (sha256 {} → {}); the agent attests only a digest of its settings — compare agent.toml on the machine",
@@ -261,7 +286,16 @@ pub fn summary(e: &DriftEvent) -> String {
         });
     }
     if b.config_sha256 != c.config_sha256 {
-        parts.push("config".to_owned());
+        let keys: Vec<String> = c
+            .changes_from(b)
+            .into_iter()
+            .filter_map(|ch| ch.field.strip_prefix("config:").map(str::to_owned))
+            .collect();
+        parts.push(if keys.is_empty() {
+            "config".to_owned()
+        } else {
+            format!("config {}", keys.join(" "))
+        });
     }
     if b.machine_id != c.machine_id {
         parts.push("MACHINE ID".to_owned());
@@ -630,6 +664,9 @@ pub fn fields(a: &Attestation) -> Vec<(String, String)> {
         ("machine_id".to_owned(), a.machine_id.clone()),
         ("sandbox".to_owned(), sandbox_text(&a.sandbox)),
     ];
+    for (k, v) in &a.config {
+        out.push((format!("config {k}"), v.clone()));
+    }
     for p in &a.packs {
         out.push((
             format!("pack {}", p.name),
