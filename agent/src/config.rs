@@ -299,14 +299,14 @@ mod tests {
     #[test]
     fn attested_settings_name_each_key_and_digest_the_long_ones() {
         let a =
-            AgentConfig::parse("max_capability = \"operate\"\n[packs.zfs]\npools = [\"tank\"]\n")
+            AgentConfig::parse("max_capability = \"manage\"\n[packs.zfs]\ndatasets = [\"tank\"]\n")
                 .unwrap();
         let b = AgentConfig::parse(
-            "max_capability = \"observe\"\n[packs.zfs]\npools = [\"tank\", \"backup\"]\n",
+            "max_capability = \"observe\"\n[packs.zfs]\ndatasets = [\"tank\", \"backup\"]\n",
         )
         .unwrap();
         let (sa, sb) = (a.attested_settings(), b.attested_settings());
-        assert_eq!(sa["max_capability"], "\"operate\"");
+        assert_eq!(sa["max_capability"], "\"manage\"");
         assert_eq!(sb["max_capability"], "\"observe\"");
         assert!(sa["packs.zfs"].starts_with("sha256:"), "{sa:?}");
         assert_ne!(sa["packs.zfs"], sb["packs.zfs"]);

@@ -97,7 +97,20 @@ async fn quarantine_drift_versions_traffic_and_audit_by_name_for_the_console() {
         "{}",
         hub.log_text()
     );
-    let drift = admin.drift(false).await.unwrap();
+    // The quarantine is recorded before the connection's
+    // `connection.accepted` entry: wait for that entry (bounded).
+    let deadline = std::time::Instant::now() + T;
+    let drift = loop {
+        let drift = admin.drift(false).await.unwrap();
+        let after = drift
+            .first()
+            .and_then(|d| d.agent_version.as_ref())
+            .is_some_and(|v| v.after.is_some());
+        if after || std::time::Instant::now() > deadline {
+            break drift;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     let version = admin.agent("nas1").await.unwrap().summary.agent_version;
     assert_eq!(
         drift[0].agent_version,

@@ -231,6 +231,9 @@ async fn console_approves_an_enrollment_and_verifies_the_audit_chain() {
     tmux.keys(&["v"]);
     tmux.wait_text("Audit chain OK");
     tmux.keys(&["Escape"]);
+    tmux.wait_screen("the verification closed", |s| {
+        !s.contains("Verify the audit chain — Esc closes")
+    });
 
     // Try it: run system.uptime on nas1 through the hub.
     tmux.keys(&["7"]);
@@ -426,7 +429,11 @@ async fn console_approves_a_pack_releases_a_kept_quarantine_copies_a_key_filters
     tmux.keys(&["Enter"]);
     tmux.wait_text("New API key — shown once");
     tmux.keys(&["Escape"]);
-    tmux.wait_screen("the key listed", |s| s.contains(&prefix));
+    // Closed before the next key: an Esc followed at once by `5` would
+    // reach the console as Alt-5.
+    tmux.wait_screen("the key listed, the secret closed", |s| {
+        s.contains(&prefix) && !s.contains("shown once")
+    });
 
     // Audit: filtered by the agent's *name*; rows name agents and packs.
     tmux.keys(&["5"]);
