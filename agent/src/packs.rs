@@ -244,8 +244,13 @@ fn broken(name: &str, error: String) -> LoadedPack {
 fn decide(def: PackDef, trust: Trust, inputs: &PackInputs<'_>) -> LoadedPack {
     let m = &def.manifest;
     let hash = m.sha256();
-    let requires = def.requirements(&inputs.config.pack_settings(&m.name));
+    let settings = inputs.config.pack_settings(&m.name);
+    let requires = def.requirements(&settings);
     let check = requirements::check(&requires, inputs.identity, inputs.runner);
+    // What the kernel sandbox lets its programs do beyond reading is part
+    // of what the operator grants, so it is listed with the rest.
+    let mut grants = check.grants.clone();
+    grants.extend(def.sandbox(&settings).grants());
     let detected = requirements::detect(&m.detect, inputs.runner);
     let grant = inputs
         .grants
@@ -276,7 +281,7 @@ fn decide(def: PackDef, trust: Trust, inputs: &PackInputs<'_>) -> LoadedPack {
         manifest_sha256: hash,
         state,
         missing,
-        requires: check.grants,
+        requires: grants,
         detected,
         sample_data: inputs.config.sample_data.get(&m.name).cloned(),
         def: Some(def),

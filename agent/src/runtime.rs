@@ -221,7 +221,7 @@ impl Runtime {
         for p in packs.iter().filter(|p| p.state == PackState::Active) {
             let Some(def) = &p.def else { continue };
             let settings = self.config.pack_settings(&p.name);
-            let sandbox = def.manifest.sandbox.to_pack_sandbox();
+            let sandbox = def.sandbox(&settings).to_pack_sandbox();
             let runner = Arc::new(
                 self.runner
                     .confined(Arc::clone(&self.sandbox), sandbox.clone()),

@@ -1,4 +1,5 @@
-//! The packs compiled into the agent: system, systemd and docker.
+//! The packs compiled into the agent: system, systemd, docker, nginx,
+//! proxmox, smart and ups.
 //! (The zfs pack lives in its own crate, `sonde-pack-zfs`.)
 
 use crate::handler::PackDef;
@@ -10,5 +11,9 @@ pub fn packs() -> Result<Vec<PackDef>, ManifestError> {
         crate::system::pack()?,
         crate::systemd::pack()?,
         crate::docker::pack()?,
+        crate::nginx::pack()?,
+        crate::proxmox::pack()?,
+        crate::smart::pack()?,
+        crate::ups::pack()?,
     ])
 }

@@ -202,6 +202,7 @@ pub fn pack_from_manifest(manifest: Manifest) -> Result<PackDef, ManifestError> 
         handlers,
         settings_check: None,
         requirements_hook: None,
+        sandbox_hook: None,
     })
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::exec::CommandRunner;
-use crate::manifest::{Manifest, ManifestError, Requirements};
+use crate::manifest::{Manifest, ManifestError, Requirements, SandboxSpec};
 use crate::secrets::SecretGuard;
 
 /// Everything a probe may use while it runs.
@@ -151,6 +151,13 @@ pub type SettingsCheck = fn(&Value) -> Result<(), String>;
 /// Only ever called with settings that passed the pack's [`SettingsCheck`].
 pub type RequirementsHook = fn(&Requirements, &Value) -> Requirements;
 
+/// Adjusts a pack's declared sandbox allowances to its settings (e.g. the
+/// ups pack connects to the `upsd` port its settings name, not only the
+/// default 3493). Only ever called with settings that passed the pack's
+/// [`SettingsCheck`]; the result is what the operator is shown and what
+/// the kernel enforces.
+pub type SandboxHook = fn(&SandboxSpec, &Value) -> SandboxSpec;
+
 /// A pack ready to load: its manifest and a handler for every probe.
 #[derive(Clone)]
 pub struct PackDef {
@@ -161,6 +168,7 @@ pub struct PackDef {
     pub handlers: BTreeMap<String, Arc<dyn ProbeHandler>>,
     pub settings_check: Option<SettingsCheck>,
     pub requirements_hook: Option<RequirementsHook>,
+    pub sandbox_hook: Option<SandboxHook>,
 }
 
 impl fmt::Debug for PackDef {
@@ -209,6 +217,7 @@ impl PackDef {
             handlers,
             settings_check,
             requirements_hook: None,
+            sandbox_hook: None,
         })
     }
 
@@ -216,6 +225,20 @@ impl PackDef {
     pub fn with_requirements_hook(mut self, hook: RequirementsHook) -> Self {
         self.requirements_hook = Some(hook);
         self
+    }
+
+    /// Sets the hook that adapts the manifest's sandbox allowances to settings.
+    pub fn with_sandbox_hook(mut self, hook: SandboxHook) -> Self {
+        self.sandbox_hook = Some(hook);
+        self
+    }
+
+    /// The sandbox allowances of this pack's programs with these settings.
+    pub fn sandbox(&self, settings: &Value) -> SandboxSpec {
+        match self.sandbox_hook {
+            Some(hook) => hook(&self.manifest.sandbox, settings),
+            None => self.manifest.sandbox.clone(),
+        }
     }
 
     /// The requirements to check on this machine with these settings.

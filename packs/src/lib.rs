@@ -22,15 +22,21 @@ pub mod declarative;
 pub mod docker;
 pub mod exec;
 pub mod handler;
+pub mod http_get;
 pub mod manifest;
+pub mod nginx;
+pub mod proxmox;
 pub mod requirements;
 pub mod sandbox;
 pub mod scrub;
 pub mod secrets;
 pub mod signing;
+pub mod smart;
 pub mod system;
 pub mod systemd;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod ups;
 
 pub use handler::{PackDef, ProbeContext, ProbeError, ProbeHandler, ProbeOutput};
 pub use manifest::Manifest;

@@ -127,11 +127,20 @@ pub struct SandboxSpec {
     /// TCP ports the pack's programs may connect to.
     #[serde(default)]
     pub connect_tcp: Vec<u16>,
+    /// Device nodes the pack's programs may open **read-only** and issue
+    /// ioctls on (`smartctl` on `/dev/sd*`): never opened for writing. An
+    /// entry is a path under `/dev/`, or a pattern whose last component
+    /// holds one `*` after a literal prefix of two characters or more
+    /// (`/dev/sd*`, `/dev/nvme*`), matched against the character and block
+    /// devices present each time a program starts. Left out of the
+    /// canonical form when empty, so manifests without it keep their hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_devices: Vec<String>,
 }
 
 impl SandboxSpec {
     pub fn is_empty(&self) -> bool {
-        self.devices.is_empty() && self.connect_tcp.is_empty()
+        self.devices.is_empty() && self.connect_tcp.is_empty() && self.read_devices.is_empty()
     }
 
     /// The runtime form.
@@ -139,8 +148,66 @@ impl SandboxSpec {
         crate::sandbox::PackSandbox {
             devices: self.devices.iter().map(std::path::PathBuf::from).collect(),
             connect_tcp: self.connect_tcp.clone(),
+            read_devices: self
+                .read_devices
+                .iter()
+                .map(std::path::PathBuf::from)
+                .collect(),
         }
     }
+
+    /// What these allowances grant, in the words the operator sees next
+    /// to the pack's other permissions (empty when there is none).
+    pub fn grants(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .devices
+            .iter()
+            .map(|d| format!("read/write and ioctl access to device `{d}` (sandbox)"))
+            .collect();
+        out.extend(self.read_devices.iter().map(|d| {
+            format!(
+                "read-only and ioctl access to device `{d}` (sandbox; never opened for writing)"
+            )
+        }));
+        out.extend(
+            self.connect_tcp
+                .iter()
+                .map(|p| format!("TCP connections to port {p} (sandbox)")),
+        );
+        out
+    }
+}
+
+/// Checks one `read_devices` entry: a plain path under `/dev/`, or a
+/// pattern with one `*` in its last component after a literal prefix of
+/// at least two characters. `Err` says what is wrong.
+pub fn check_device_pattern(entry: &str) -> Result<(), String> {
+    let rest = entry
+        .strip_prefix("/dev/")
+        .ok_or_else(|| format!("{entry:?} is not under /dev/"))?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts
+        .iter()
+        .any(|c| c.is_empty() || *c == "." || *c == "..")
+    {
+        return Err(format!("{entry:?} has an empty, . or .. component"));
+    }
+    let (last, dirs) = parts
+        .split_last()
+        .ok_or_else(|| format!("{entry:?} names no device"))?;
+    if dirs.iter().any(|c| c.contains(['*', '?', '['])) || last.contains(['?', '[']) {
+        return Err(format!(
+            "{entry:?}: only `*` is a wildcard, and only in the last component"
+        ));
+    }
+    if let Some(star) = last.find('*')
+        && (last.matches('*').count() > 1 || star < 2)
+    {
+        return Err(format!(
+            "{entry:?}: a pattern holds one `*` after a literal prefix of two characters or more (e.g. /dev/sd*)"
+        ));
+    }
+    Ok(())
 }
 
 /// How a declarative probe's standard output becomes its result.
@@ -331,6 +398,11 @@ impl Manifest {
                 ));
             }
         }
+        for dev in &self.sandbox.read_devices {
+            check_device_pattern(dev).map_err(|e| {
+                ManifestError::Invalid(format!("pack {:?}: sandbox.read_devices: {e}", self.name))
+            })?;
+        }
         if self.sandbox.connect_tcp.contains(&0) {
             return bad("sandbox.connect_tcp: port 0 is not a port".into());
         }
@@ -478,5 +550,62 @@ steps = [{ probe = "disk.usage" }]
         assert!(err(&auto_interact).contains("auto"));
         let line = err("name = \"x\"\nversion = 1\ndescription = \"d\"");
         assert!(line.contains("line 2"), "{line}");
+    }
+
+    #[test]
+    fn read_device_patterns_are_checked_and_keep_old_hashes() {
+        for good in [
+            "/dev/sd*",
+            "/dev/nvme*",
+            "/dev/sda",
+            "/dev/disk/by-id/ata-X",
+            "/dev/hd*x",
+        ] {
+            assert!(check_device_pattern(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "/dev/*",
+            "/dev/s*",
+            "/dev/sd**",
+            "/dev/sd*a*",
+            "/dev/*/sda",
+            "/dev/sd?",
+            "/dev/sd[a-z]",
+            "/dev/../etc/shadow",
+            "/dev//sda",
+            "/dev/",
+            "/etc/sd*",
+            "sd*",
+        ] {
+            assert!(check_device_pattern(bad).is_err(), "{bad}");
+        }
+        let with = SAMPLE.replace(
+            "[requires]",
+            "[sandbox]\nread_devices = [\"/dev/sd*\"]\nconnect_tcp = [3493]\n[requires]",
+        );
+        let m = Manifest::parse(&with).unwrap();
+        assert_eq!(m.sandbox.read_devices, ["/dev/sd*"]);
+        assert!(
+            m.sandbox
+                .grants()
+                .iter()
+                .any(|g| g.contains("/dev/sd*") && g.contains("read-only")),
+            "{:?}",
+            m.sandbox.grants()
+        );
+        let err = Manifest::parse(&SAMPLE.replace(
+            "[requires]",
+            "[sandbox]\nread_devices = [\"/dev/*\"]\n[requires]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("read_devices"), "{err}");
+        // A manifest without the key hashes as before it existed.
+        let plain = Manifest::parse(SAMPLE).unwrap();
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(
+            !json.contains("read_devices") && !json.contains("sandbox"),
+            "{json}"
+        );
     }
 }

@@ -21,6 +21,10 @@
 //! - *write* nothing but `/dev/null` and the device nodes its pack declares
 //!   (`[sandbox] devices`, e.g. `/dev/zfs`, which `zfs list` opens
 //!   read-write to issue ioctls); create, remove, rename, link nothing;
+//! - issue ioctls on the device nodes its pack declares read-only
+//!   (`[sandbox] read_devices`, e.g. `/dev/sd*` for `smartctl`: patterns
+//!   are expanded to the devices present when the program starts), which
+//!   it can open for reading only;
 //! - bind no TCP port, connect to none but the ports its pack declares
 //!   (`[sandbox] connect_tcp`);
 //! - signal no process and reach no abstract Unix socket outside its own
@@ -125,6 +129,51 @@ pub struct PackSandbox {
     pub devices: Vec<PathBuf>,
     /// TCP ports the pack's programs may connect to.
     pub connect_tcp: Vec<u16>,
+    /// Device nodes (or `/dev/sd*`-style patterns, see
+    /// [`crate::manifest::check_device_pattern`]) opened read-only with
+    /// ioctls: no write access is granted on them.
+    pub read_devices: Vec<PathBuf>,
+}
+
+/// The character and block devices `pattern` names now: the node itself
+/// for a plain path, or every device in its directory whose name has the
+/// pattern's prefix and suffix around its one `*`. Symbolic links,
+/// directories and regular files never match (Landlock judges the node a
+/// link points to; `/dev/disk/by-id/…` links reach the same nodes).
+pub fn expand_device_pattern(pattern: &Path) -> Vec<PathBuf> {
+    let is_device = |p: &Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_block_device() || m.file_type().is_char_device()
+        })
+    };
+    let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
+        return Vec::new();
+    };
+    let name = name.as_bytes();
+    let Some(star) = name.iter().position(|b| *b == b'*') else {
+        return if is_device(pattern) {
+            vec![pattern.to_path_buf()]
+        } else {
+            Vec::new()
+        };
+    };
+    let (prefix, suffix) = (&name[..star], &name[star + 1..]);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.as_bytes();
+            n.len() >= prefix.len() + suffix.len() && n.starts_with(prefix) && n.ends_with(suffix)
+        })
+        .map(|e| e.path())
+        .filter(|p| is_device(p))
+        .collect();
+    out.sort();
+    out
 }
 
 /// A path opened `O_PATH` (without following a final symlink), and whether
@@ -295,6 +344,15 @@ impl Sandbox {
             // A device the machine lacks: the probe will say so itself.
             if let Some(a) = anchor(dev).filter(|a| !a.dir) {
                 rs = rs.add_rule(PathBeneath::new(a.fd, rw)).map_err(build_err)?;
+            }
+        }
+        // Read-only devices: read and ioctls, never a writable open.
+        let ro = AccessFs::ReadFile | AccessFs::IoctlDev;
+        for pattern in pack.read_devices.iter().filter(|d| d.starts_with("/dev/")) {
+            for dev in expand_device_pattern(pattern) {
+                if let Some(a) = anchor(&dev).filter(|a| !a.dir) {
+                    rs = rs.add_rule(PathBeneath::new(a.fd, ro)).map_err(build_err)?;
+                }
             }
         }
         Ok(rs)

@@ -294,6 +294,31 @@ impl Scrubber {
         Some(self.rewrite(text, 0..text.len(), &spans, false))
     }
 
+    /// Scrubs text with the whole of it as context but line by line: a
+    /// span that crosses lines (a PEM block) redacts its part of every line
+    /// it touches, so the line count and every line's number stay as they
+    /// were (searches report true line numbers). `None` when nothing was
+    /// redacted.
+    pub fn scrub_lines(&self, text: &[u8], counts: &mut Redactions) -> Option<Vec<u8>> {
+        let spans = self.spans(text);
+        if spans.is_empty() {
+            return None;
+        }
+        self.count(&spans, counts);
+        let utf8 = std::str::from_utf8(text).is_ok();
+        let mut out = Vec::with_capacity(text.len());
+        let mut start = 0usize;
+        for line in text.split(|b| *b == b'\n') {
+            let end = start + line.len();
+            out.extend_from_slice(&self.rewrite(text, start..end, &spans, utf8));
+            if end < text.len() {
+                out.push(b'\n');
+            }
+            start = end + 1;
+        }
+        Some(out)
+    }
+
     /// Scrubs one string; `None` when nothing was redacted.
     pub fn scrub_str(&self, text: &str, counts: &mut Redactions) -> Option<String> {
         let spans = self.spans(text.as_bytes());

@@ -88,6 +88,16 @@ impl ProtectedFiles {
     pub fn contains_inode(&self, dev: u64, ino: u64) -> bool {
         self.ids.contains(&(dev, ino))
     }
+
+    /// The inode numbers of the agent's own files on device `dev` (a
+    /// snapshot of that file system shows them under the same numbers).
+    pub fn inodes_on(&self, dev: u64) -> Vec<u64> {
+        self.ids
+            .iter()
+            .filter(|(d, _)| *d == dev)
+            .map(|(_, i)| *i)
+            .collect()
+    }
 }
 
 /// The scrubber and the agent's files, for one probe run; counts what the
@@ -137,6 +147,18 @@ impl SecretGuard {
     pub fn scrub<'b>(&self, text: &'b [u8]) -> Cow<'b, [u8]> {
         let mut counts = Redactions::new();
         let out = self.scrubber.scrub_bytes(text, &mut counts);
+        self.add(counts);
+        match out {
+            Some(clean) => Cow::Owned(clean),
+            None => Cow::Borrowed(text),
+        }
+    }
+
+    /// [`SecretGuard::scrub`] keeping every line where it was
+    /// ([`Scrubber::scrub_lines`]): for searches that report line numbers.
+    pub fn scrub_lines<'b>(&self, text: &'b [u8]) -> Cow<'b, [u8]> {
+        let mut counts = Redactions::new();
+        let out = self.scrubber.scrub_lines(text, &mut counts);
         self.add(counts);
         match out {
             Some(clean) => Cow::Owned(clean),

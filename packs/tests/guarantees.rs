@@ -47,7 +47,42 @@ const PROGRAMS: &[(&str, &[&str])] = &[
     ("ping", &["-c", "-W", "-w"]),
     ("ip", &[]),
     ("dmesg", &[]),
+    ("smartctl", &["--nocheck", "--device"]),
+    ("upsc", &[]),
+    (
+        "pvesh",
+        &[
+            "--type",
+            "--current",
+            "--limit",
+            "--start",
+            "--source",
+            "--errors",
+            "--typefilter",
+            "--output-format",
+        ],
+    ),
 ];
+
+/// Programs whose pack checks composite arguments against a table (a
+/// `pvesh` API path holding a node name, upsc's `UPS@HOST:PORT`): a
+/// parameter may be part of such an argument only when the pack's table
+/// accepts the whole argv (each pack's own hostile sweep proves the table
+/// holds: `no_mutating_proxmox_call_is_reachable`,
+/// `no_mutating_upsc_argv_is_reachable`).
+fn checked_by_table(argv: &Argv) -> bool {
+    let args: Vec<String> = argv
+        .args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    match argv.program.as_str() {
+        "pvesh" => sonde_packs::proxmox::pvesh::check_argv("pvesh", &refs).is_ok(),
+        "upsc" => sonde_packs::ups::upsc::check_argv("upsc", &refs).is_ok(),
+        _ => false,
+    }
+}
 
 /// Values an attacker would try. Most fail the schemas (which is the first
 /// line of defence); the ones a schema accepts are run.
@@ -222,6 +257,21 @@ fn the_walk_reaches_every_program_running_probe_and_hostile_values() {
         "systemd.service.status",
         "systemd.journal.query",
         "systemd.service.restart",
+        "smart.disks.list",
+        "smart.disks.health",
+        "smart.disk.details",
+        "ups.status",
+        "ups.variables",
+        "ups.clients",
+        "proxmox.cluster.status",
+        "proxmox.guests.list",
+        "proxmox.guests.locks",
+        "proxmox.guest.config",
+        "proxmox.ha.status",
+        "proxmox.storage.usage",
+        "proxmox.tasks.recent",
+        "proxmox.task.log",
+        "proxmox.ceph.status",
     ]
     .into();
     assert_eq!(running, expected);
@@ -319,7 +369,11 @@ fn parameters_reach_argv_only_as_whole_elements() {
                     // An argument that also appears when the parameter has
                     // another value (`show` when unit = "sh") is the probe's
                     // own; one that contains the value only now is spliced.
-                    if arg.contains(v) && arg != v && !constant.contains(arg.as_ref()) {
+                    if arg.contains(v)
+                        && arg != v
+                        && !constant.contains(arg.as_ref())
+                        && !checked_by_table(argv)
+                    {
                         panic!(
                             "{}: parameter {name} = {v:?} spliced into argument {arg:?} of {}",
                             run.probe,
@@ -386,6 +440,28 @@ fn every_builtin_probe_has_its_expected_capability() {
         ("docker.logs.tail", Observe),
         ("docker.images.list", Observe),
         ("docker.daemon.info", Observe),
+        ("nginx.error_log", Observe),
+        ("nginx.access_log", Observe),
+        ("nginx.access_summary", Observe),
+        ("nginx.logs.list", Observe),
+        ("nginx.stub_status", Observe),
+        ("nginx.config", Observe),
+        ("nginx.config.servers", Observe),
+        ("proxmox.cluster.status", Observe),
+        ("proxmox.guests.list", Observe),
+        ("proxmox.guests.locks", Observe),
+        ("proxmox.guest.config", Observe),
+        ("proxmox.ha.status", Observe),
+        ("proxmox.storage.usage", Observe),
+        ("proxmox.tasks.recent", Observe),
+        ("proxmox.task.log", Observe),
+        ("proxmox.ceph.status", Observe),
+        ("smart.disks.list", Observe),
+        ("smart.disks.health", Observe),
+        ("smart.disk.details", Observe),
+        ("ups.status", Observe),
+        ("ups.variables", Observe),
+        ("ups.clients", Observe),
     ]
     .into();
     let mut actual = BTreeMap::new();
@@ -432,7 +508,11 @@ fn every_runbook_uses_its_category_and_valid_steps() {
         .collect();
     assert_eq!(
         categories,
-        ["docker", "system", "systemd"].map(String::from).into()
+        [
+            "docker", "nginx", "proxmox", "smart", "system", "systemd", "ups"
+        ]
+        .map(String::from)
+        .into()
     );
     for def in support::packs() {
         // Manifest::parse already validated each step's parameters; the

@@ -37,7 +37,13 @@ pub fn bin_dir() -> PathBuf {
         if dir.file_name().is_some_and(|n| n == "deps") {
             dir.pop();
         }
-        if std::env::var_os("SONDE_TEST_NO_BUILD").is_none() {
+        // Built already: by the nextest setup script
+        // (`.config/build-test-binaries.sh`) for this very directory, or by
+        // hand (`SONDE_TEST_NO_BUILD`).
+        let built = std::env::var_os("SONDE_TEST_BINARIES_BUILT")
+            .and_then(|d| std::fs::canonicalize(d).ok())
+            .is_some_and(|d| std::fs::canonicalize(&dir).is_ok_and(|mine| mine == d));
+        if !built && std::env::var_os("SONDE_TEST_NO_BUILD").is_none() {
             let mut build = cargo_command();
             build.arg("build");
             if dir.file_name().is_some_and(|n| n == "release") {
@@ -158,6 +164,17 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     f().await
+}
+
+/// Says why a test cannot run here and lets it skip — except in CI
+/// (`SONDE_CI`, set by `.ci/run`), where a missing prerequisite is a
+/// failure: a test must not pass there by skipping.
+pub fn skip_unless_ci(why: &str) {
+    assert!(
+        std::env::var_os("SONDE_CI").is_none(),
+        "{why}; CI must run this test (SONDE_CI is set): install or provide what it needs"
+    );
+    eprintln!("skipped: {why}");
 }
 
 pub fn is_root() -> bool {

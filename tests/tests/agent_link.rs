@@ -595,7 +595,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_refuses_to_run_as_root() {
     if !is_root() {
-        eprintln!("skipped: needs root to try running the agent as root");
+        skip_unless_ci("needs root to try running the agent as root");
         return;
     }
     let scratch = Scratch::new();

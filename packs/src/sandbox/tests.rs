@@ -287,3 +287,71 @@ fn program_directories_are_unreadable_to_programs() {
     assert_eq!(r.0, Err(ErrorKind::PermissionDenied));
     assert!(r.1.is_ok() || r.1 == Err(ErrorKind::NotFound), "{:?}", r.1);
 }
+
+#[test]
+fn read_devices_expand_patterns_to_device_nodes_only() {
+    let found = expand_device_pattern(Path::new("/dev/loop*"));
+    assert!(
+        found
+            .iter()
+            .all(|p| p.to_string_lossy().starts_with("/dev/loop")),
+        "{found:?}"
+    );
+    if Path::new("/dev/loop0").exists() {
+        assert!(found.contains(&PathBuf::from("/dev/loop0")), "{found:?}");
+        // `/dev/loop-control` is a device too: the pattern has no suffix.
+        assert!(expand_device_pattern(Path::new("/dev/loop0")).len() == 1);
+    }
+    // Directories, symlinks and regular files never match.
+    assert!(expand_device_pattern(Path::new("/dev/fd")).is_empty());
+    assert!(
+        expand_device_pattern(Path::new("/dev/pt*"))
+            .iter()
+            .all(|p| p != Path::new("/dev/pts"))
+    );
+    assert!(expand_device_pattern(Path::new("/dev/no-such-dev*")).is_empty());
+    assert!(expand_device_pattern(Path::new("/nonexistent/dir/sd*")).is_empty());
+}
+
+#[test]
+fn read_devices_allow_ioctls_but_never_a_writable_open() {
+    let Some(sb) = sandbox_or_skip(Vec::new()) else {
+        return;
+    };
+    let dev = Path::new("/dev/loop0");
+    let root = rustix::process::geteuid().is_root();
+    if !root || !dev.exists() {
+        eprintln!("skipped: needs root and /dev/loop0 (a block device to open)");
+        return;
+    }
+    let attempt = |pack: PackSandbox| {
+        let sb = Arc::clone(&sb);
+        on_thread(move || {
+            sb.confine_exec(&pack, &real("/usr/bin/true"), None)
+                .unwrap();
+            let read = std::fs::File::open(dev).map_err(|e| e.kind());
+            let ioctl = read.as_ref().map_err(|e| *e).and_then(|f| {
+                rustix::fs::ioctl_blksszget(f).map_err(|e| std::io::Error::from(e).kind())
+            });
+            let write = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dev)
+                .map(|_| ())
+                .map_err(|e| e.kind());
+            (read.map(|_| ()), ioctl.map(|_| ()), write)
+        })
+    };
+    // Without the allowance: readable (like any file) but no ioctl, no write.
+    let (read, ioctl, write) = attempt(PackSandbox::default());
+    assert_eq!(read, Ok(()));
+    assert_eq!(ioctl, Err(ErrorKind::PermissionDenied));
+    assert_eq!(write, Err(ErrorKind::PermissionDenied));
+    // With a pattern that covers it: ioctls work, writing is still refused.
+    let (read, ioctl, write) = attempt(PackSandbox {
+        read_devices: vec![PathBuf::from("/dev/loop*")],
+        ..Default::default()
+    });
+    assert_eq!(read, Ok(()));
+    assert_eq!(ioctl, Ok(()));
+    assert_eq!(write, Err(ErrorKind::PermissionDenied));
+}

@@ -4,9 +4,9 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+use sonde_packs::SecretGuard;
 use sonde_packs::handler::ProbeError;
 use sonde_protocol::Digest;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
@@ -85,12 +85,15 @@ impl HashBudget {
     }
 }
 
-/// SHA-256 of a whole file of `size` bytes, streamed, if the budget allows
-/// (a file larger than what is left is not started); `None` otherwise.
+/// SHA-256 of a whole file of `size` bytes as it would leave the machine
+/// (scrubbed: [`ScrubbedChunks`]), streamed, if the budget allows (a file
+/// larger than what is left is not started); `None` otherwise. A file
+/// without secrets hashes to its plain SHA-256.
 pub fn hash_within(
     file: &std::fs::File,
     size: u64,
     budget: &mut HashBudget,
+    secrets: &SecretGuard,
 ) -> Result<Option<Digest>, ProbeError> {
     if size > budget.bytes_left {
         budget.bytes_ran_out = true;
@@ -101,28 +104,91 @@ pub fn hash_within(
         return Ok(None);
     }
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0u64;
+    let mut chunks = ScrubbedChunks::new(file, secrets);
     loop {
         if Instant::now() >= budget.deadline {
             budget.time_ran_out = true;
-            budget.bytes_hashed += at;
+            budget.bytes_hashed += chunks.read;
             return Ok(None);
         }
-        let n = match file.read_at(&mut buf, at) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ProbeError::Failed(format!("reading the file: {e}"))),
-        };
-        if n == 0 {
-            break;
+        match chunks.next_chunk()? {
+            Some(chunk) => hasher.update(&chunk),
+            None => break,
         }
-        hasher.update(&buf[..n]);
-        at += n as u64;
     }
-    budget.bytes_left = budget.bytes_left.saturating_sub(at);
-    budget.bytes_hashed += at;
+    budget.bytes_left = budget.bytes_left.saturating_sub(chunks.read);
+    budget.bytes_hashed += chunks.read;
     Ok(Some(Digest(hasher.finalize().into())))
+}
+
+/// Raw bytes per scrubbed chunk, at most.
+pub const SCRUB_CHUNK: usize = 4 << 20;
+
+/// One chunk of zeros (in `.bss`: costs no space in the binary).
+static ZEROS: [u8; SCRUB_CHUNK] = [0; SCRUB_CHUNK];
+
+/// A file read from its start in chunks, each scrubbed as the agent scrubs
+/// results, so that hashes and searches over whole files see what a reader
+/// of the file would see. A chunk ends at the last line end within
+/// [`SCRUB_CHUNK`] bytes (or there, for a longer line), so the chunks —
+/// and every digest over them — depend only on the content. A secret on
+/// one line (a password, a token: what could be guessed) is always whole
+/// inside one chunk; a multi-line one (a PEM key) cut by a chunk boundary
+/// is still redacted by its own per-line rules where they exist.
+#[derive(Debug)]
+pub struct ScrubbedChunks<'a> {
+    file: &'a std::fs::File,
+    secrets: &'a SecretGuard,
+    pending: Vec<u8>,
+    /// Raw bytes read so far.
+    pub read: u64,
+    eof: bool,
+}
+
+impl<'a> ScrubbedChunks<'a> {
+    pub fn new(file: &'a std::fs::File, secrets: &'a SecretGuard) -> Self {
+        ScrubbedChunks {
+            file,
+            secrets,
+            pending: Vec::new(),
+            read: 0,
+            eof: false,
+        }
+    }
+
+    /// The next scrubbed chunk; `None` at the end of the file.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ProbeError> {
+        let mut buf = vec![0u8; 1 << 20];
+        while !self.eof && self.pending.len() < SCRUB_CHUNK {
+            match self.file.read_at(&mut buf, self.read) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    self.read += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ProbeError::Failed(format!("reading the file: {e}"))),
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let cut = if self.pending.len() < SCRUB_CHUNK {
+            self.pending.len()
+        } else {
+            memchr::memrchr(b'\n', &self.pending[..SCRUB_CHUNK]).map_or(SCRUB_CHUNK, |p| p + 1)
+        };
+        let raw: Vec<u8> = self.pending.drain(..cut).collect();
+        // Zeros (a sparse file's holes, preallocated images) hold no
+        // secret: no rule matches NUL bytes alone. Compared with memcmp.
+        if raw[..] == ZEROS[..raw.len()] {
+            return Ok(Some(raw));
+        }
+        Ok(Some(match self.secrets.scrub(&raw) {
+            std::borrow::Cow::Borrowed(_) => raw,
+            std::borrow::Cow::Owned(clean) => clean,
+        }))
+    }
 }
 
 /// Files at least this large are told apart by [`sample_fingerprint`]
@@ -198,55 +264,39 @@ pub fn encode(bytes: &[u8], cut: bool) -> (Value, bool, usize) {
     )
 }
 
-/// SHA-256 of a whole file, streamed; `None` if the deadline came first.
+/// [`hash_within`] without a byte budget: the scrubbed content's SHA-256,
+/// `None` if the deadline came first.
 pub fn hash_file(
-    file: &mut std::fs::File,
+    file: &std::fs::File,
     deadline: Instant,
+    secrets: &SecretGuard,
 ) -> Result<Option<Digest>, ProbeError> {
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| ProbeError::Failed(format!("seeking in the file: {e}")))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| ProbeError::Failed(format!("reading the file: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(Some(Digest(hasher.finalize().into())))
+    let mut budget = HashBudget::new(u64::MAX, deadline);
+    hash_within(file, 0, &mut budget, secrets)
 }
 
-/// Whether a file contains `needle`, streamed; `None` if the deadline came
-/// first.
+/// Whether a file's scrubbed content ([`ScrubbedChunks`]) contains
+/// `needle`, streamed: a match that exists only because of a secret is no
+/// match. `None` if the deadline came first.
 pub fn file_contains(
-    file: &mut std::fs::File,
+    file: &std::fs::File,
     needle: &[u8],
     deadline: Instant,
+    secrets: &SecretGuard,
 ) -> Result<Option<bool>, ProbeError> {
     if needle.is_empty() {
         return Ok(Some(true));
     }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| ProbeError::Failed(format!("seeking in the file: {e}")))?;
+    let mut chunks = ScrubbedChunks::new(file, secrets);
     let mut window: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
     loop {
         if Instant::now() >= deadline {
             return Ok(None);
         }
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| ProbeError::Failed(format!("reading the file: {e}")))?;
-        if n == 0 {
+        let Some(chunk) = chunks.next_chunk()? else {
             return Ok(Some(false));
-        }
-        window.extend_from_slice(&buf[..n]);
+        };
+        window.extend_from_slice(&chunk);
         if contains(&window, needle) {
             return Ok(Some(true));
         }
@@ -432,11 +482,65 @@ mod tests {
         data.extend_from_slice(b"needle");
         std::fs::write(&p, &data).unwrap();
         let far = Instant::now() + std::time::Duration::from_secs(10);
-        let mut f = std::fs::File::open(&p).unwrap();
-        assert_eq!(file_contains(&mut f, b"needle", far).unwrap(), Some(true));
-        assert_eq!(file_contains(&mut f, b"needles", far).unwrap(), Some(false));
-        assert_eq!(hash_file(&mut f, far).unwrap(), Some(Digest::of(&data)));
-        assert_eq!(hash_file(&mut f, Instant::now()).unwrap(), None);
+        let f = std::fs::File::open(&p).unwrap();
+        let g = SecretGuard::standard();
+        assert_eq!(file_contains(&f, b"needle", far, &g).unwrap(), Some(true));
+        assert_eq!(file_contains(&f, b"needles", far, &g).unwrap(), Some(false));
+        assert_eq!(hash_file(&f, far, &g).unwrap(), Some(Digest::of(&data)));
+        assert_eq!(hash_file(&f, Instant::now(), &g).unwrap(), None);
+    }
+
+    /// Hashes and searches see the file as it would leave the machine: a
+    /// secret is neither searchable nor part of the digest, across chunk
+    /// boundaries and in files larger than one chunk; files without
+    /// secrets hash to their plain SHA-256 whatever their size.
+    #[test]
+    fn hashes_and_searches_never_see_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let far = || Instant::now() + std::time::Duration::from_secs(120);
+        let g = SecretGuard::standard();
+        let line = b"Dec  1 12:00:00 nas app[1]: request served in 3 ms\n";
+        for fill in [0usize, 1000, SCRUB_CHUNK - 10, SCRUB_CHUNK + 77] {
+            let mut clean = Vec::new();
+            while clean.len() < fill {
+                clean.extend_from_slice(line);
+            }
+            let p = dir.path().join(format!("clean{fill}"));
+            std::fs::write(&p, &clean).unwrap();
+            let f = std::fs::File::open(&p).unwrap();
+            assert_eq!(
+                hash_file(&f, far(), &g).unwrap(),
+                Some(Digest::of(&clean)),
+                "{fill}"
+            );
+            for (i, secret) in [&b"hunter2xyz"[..], b"Sup3rS3cret"].iter().enumerate() {
+                let mut text = clean.clone();
+                text.extend_from_slice(b"app: DB_PASSWORD=");
+                text.extend_from_slice(secret);
+                text.extend_from_slice(b"\n");
+                text.extend_from_slice(&clean);
+                let p = dir.path().join(format!("secret{fill}-{i}"));
+                std::fs::write(&p, &text).unwrap();
+                let f = std::fs::File::open(&p).unwrap();
+                assert_eq!(file_contains(&f, secret, far(), &g).unwrap(), Some(false));
+                assert_eq!(
+                    file_contains(&f, &secret[..4], far(), &g).unwrap(),
+                    Some(false)
+                );
+                assert_eq!(
+                    file_contains(&f, b"DB_PASSWORD=", far(), &g).unwrap(),
+                    Some(true)
+                );
+                let digest = hash_file(&f, far(), &g).unwrap().unwrap();
+                assert_ne!(digest, Digest::of(&text), "the digest is of the raw bytes");
+                // Any password gives the same digest: nothing to guess with.
+                if i == 1 {
+                    let other = dir.path().join(format!("secret{fill}-0"));
+                    let other = std::fs::File::open(other).unwrap();
+                    assert_eq!(hash_file(&other, far(), &g).unwrap().unwrap(), digest);
+                }
+            }
+        }
     }
 
     /// Applies a unified diff's `-`/`+` lines to the old text.

@@ -218,6 +218,10 @@ pub struct Root {
     /// The live file system: its `.zfs` control directory is not read.
     pub live: bool,
     resolver: Resolver,
+    /// Object numbers of the agent's own files on this dataset: a file
+    /// opened with one of them is refused (a snapshot keeps a file's
+    /// object number, so its old copies of the agent's key are refused too).
+    own_objects: Vec<u64>,
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
@@ -246,7 +250,16 @@ impl Root {
             dev: st.st_dev,
             live,
             resolver: Resolver::Kernel,
+            own_objects: Vec::new(),
         })
+    }
+
+    /// The same root, refusing files with these object (inode) numbers:
+    /// the agent's own files on the dataset's live file system
+    /// ([`sonde_packs::secrets::ProtectedFiles::inodes_on`]).
+    pub fn protecting(mut self, objects: Vec<u64>) -> Root {
+        self.own_objects = objects;
+        self
     }
 
     /// The same root with another resolver (tests compare the two).
@@ -415,7 +428,13 @@ impl Root {
                     meta,
                 }
             }
-            Kind::File => Opened::File(std::fs::File::from(open(OFlags::empty())?), meta),
+            Kind::File if self.own_objects.contains(&meta.ino) => {
+                return Err(sonde_packs::secrets::own_file_refused(&what));
+            }
+            Kind::File => {
+                let fd = open(OFlags::empty())?;
+                Opened::File(std::fs::File::from(fd), meta)
+            }
             Kind::Dir => Opened::Dir(open(OFlags::DIRECTORY)?, meta),
             Kind::Other => Opened::Other(meta),
         })

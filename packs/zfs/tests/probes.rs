@@ -438,7 +438,16 @@ fn search_by_name_and_content() {
         (m["path"].as_str(), m["line_number"].as_u64()),
         (Some("alice/notes.txt"), Some(2))
     );
-    assert_eq!(m["line"], "DB_PASSWORD=hunter2");
+    // The line as it leaves the machine: the search ran on scrubbed text.
+    assert_eq!(m["line"], "DB_PASSWORD=[REDACTED:secret_assignment]");
+    let guess = env.ok(
+        "content_grep",
+        home(json!({"text": "hunter", "snapshot": "oldest"})),
+    );
+    assert!(
+        list(&guess, "matches").is_empty(),
+        "a secret is searchable: {guess}"
+    );
     assert_eq!(grep["binary_files_skipped"], 1);
     let live = env.ok("content_grep", home(json!({"text": "DB_PASSWORD"})));
     assert!(list(&live, "matches").is_empty(), "deleted since: {live}");

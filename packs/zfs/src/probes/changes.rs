@@ -503,6 +503,7 @@ pub fn find_moves(
     roots: &[Root],
     present: &Root,
     bounds: WalkBounds,
+    secrets: &sonde_packs::SecretGuard,
 ) -> Result<MoveSearch, ProbeError> {
     let mut moves = BTreeMap::new();
     if gone.is_empty() {
@@ -591,7 +592,7 @@ pub fn find_moves(
             continue;
         };
         let old_digest = match old_root.open_path(&old_rel) {
-            Ok(Opened::File(f, m)) => hash_within(&f, m.size, &mut budget)?,
+            Ok(Opened::File(f, m)) => hash_within(&f, m.size, &mut budget, secrets)?,
             _ => None,
         };
         let Some(old_digest) = old_digest else {
@@ -607,7 +608,7 @@ pub fn find_moves(
                 Some(d) => *d,
                 None => {
                     let d = match present.open_path(rel) {
-                        Ok(Opened::File(f, m)) => hash_within(&f, m.size, &mut budget)?,
+                        Ok(Opened::File(f, m)) => hash_within(&f, m.size, &mut budget, secrets)?,
                         _ => None,
                     };
                     digests.insert(key.clone(), d);
@@ -695,7 +696,7 @@ pub fn find_deleted(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutp
         entries_walked: walked,
         complete: moves_complete,
         bytes_hashed: hashed,
-    } = find_moves(&found, &roots, &present, walk)?;
+    } = find_moves(&found, &roots, &present, walk, ctx.probe.secrets)?;
     let label_gone_by = |i: usize| {
         snaps
             .get(i + 1)

@@ -145,6 +145,14 @@ impl NameGlob {
         self.0
             .is_match(std::path::Path::new(OsStr::from_bytes(name)))
     }
+
+    /// [`NameGlob::matches`] on the name as it would leave the machine
+    /// (a name can hold a secret: `token=…`): a match that exists only
+    /// because of a secret is no match. Names are scrubbed only when they
+    /// match as they are.
+    pub fn matches_scrubbed(&self, name: &[u8], secrets: &sonde_packs::SecretGuard) -> bool {
+        self.matches(name) && self.matches(&secrets.scrub(name))
+    }
 }
 
 fn walk_bounds(ctx: &Ctx<'_>, params: &ValidatedParams) -> WalkBounds {
@@ -169,7 +177,9 @@ pub fn find_files(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput
     let mut found = Vec::new();
     let mut more = false;
     let stats = tree::walk(&root, &start, bounds, |p, e| {
-        if glob.matches(&e.name) && kind.is_none_or(|k| k == e.meta.kind.as_str()) {
+        if glob.matches_scrubbed(&e.name, ctx.probe.secrets)
+            && kind.is_none_or(|k| k == e.meta.kind.as_str())
+        {
             if found.len() >= limit.value {
                 more = true;
                 return Visit::Stop;
@@ -228,7 +238,9 @@ pub fn content_grep(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutp
             let mut files: Vec<RelativePath> = Vec::new();
             let stats = tree::walk(&root, &start, bounds, |p, e| {
                 if e.meta.kind == Kind::File
-                    && name_glob.as_ref().is_none_or(|g| g.matches(&e.name))
+                    && name_glob
+                        .as_ref()
+                        .is_none_or(|g| g.matches_scrubbed(&e.name, ctx.probe.secrets))
                 {
                     files.push(p.clone());
                 }
@@ -273,6 +285,10 @@ pub fn content_grep(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutp
             cut_files += 1;
             truncated = true;
         }
+        // The search runs on the text as it would leave the machine: a
+        // match that exists only because of a secret is no match (lines
+        // keep their numbers; a PEM block is redacted on each of its lines).
+        let bytes = ctx.probe.secrets.scrub_lines(&bytes);
         for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
             let hit = if fold {
                 contains(&line.to_ascii_lowercase(), &needle)

@@ -64,7 +64,7 @@ impl<'a> Stops<'a> {
     fn root(&self, i: usize) -> Result<Root, ProbeError> {
         match self.snaps.get(i) {
             Some(s) => self.ctx.snapshot_root(&self.snapdir, self.ds, s),
-            None => Root::open(model::mountpoint(self.ds)?, true),
+            None => self.ctx.live_root(self.ds),
         }
     }
 
@@ -309,7 +309,7 @@ pub fn versions_of(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutpu
         .collect();
     for i in ambiguous {
         if let Some(f) = open(&runs[i])? {
-            runs[i].digest = hash_within(&f, runs[i].meta.size, &mut budget)?;
+            runs[i].digest = hash_within(&f, runs[i].meta.size, &mut budget, ctx.probe.secrets)?;
         }
     }
     // Runs alone in their group are certainly versions of their own; hash
@@ -328,7 +328,12 @@ pub fn versions_of(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutpu
     };
     for i in alone {
         if let Some(f) = open(&runs[i])? {
-            runs[i].digest = hash_within(&f, runs[i].meta.size, &mut display_budget)?;
+            runs[i].digest = hash_within(
+                &f,
+                runs[i].meta.size,
+                &mut display_budget,
+                ctx.probe.secrets,
+            )?;
         }
     }
     budget.bytes_hashed = display_budget.bytes_hashed;
@@ -477,12 +482,21 @@ pub fn file_diff(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput,
         match root.open_path(&rel) {
             Ok(Opened::File(mut f, meta)) => {
                 let (bytes, more) = read_at(&mut f, 0, max.value)?;
+                // Hashes and the diff are of the text as it leaves the
+                // machine: neither may reveal a redacted value.
+                // (Counted once, below, where the diff scrubs them.)
+                let seen = ctx
+                    .probe
+                    .secrets
+                    .scrubber()
+                    .scrub_lines(&bytes, &mut Default::default())
+                    .unwrap_or_else(|| bytes.clone());
                 let info = json!({
                     "exists": true,
                     "type": "file",
                     "size": meta.size,
                     "mtime": format_time(meta.mtime),
-                    "sha256_of_bytes_read": Digest::of(&bytes).to_hex(),
+                    "sha256_of_bytes_read": Digest::of(&seen).to_hex(),
                     "bytes_read": bytes.len(),
                     "truncated": more,
                 });
@@ -524,6 +538,10 @@ pub fn file_diff(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput,
             // facts when the object is unchanged or the sizes differ, from
             // the bytes when both were read whole; else unknown (null).
             let same_exists = data["old"]["exists"] == data["new"]["exists"];
+            let (seen_a, seen_b) = (
+                ctx.probe.secrets.scrub_lines(&a),
+                ctx.probe.secrets.scrub_lines(&b),
+            );
             let (identical, by) = match (old_meta, new_meta) {
                 (Some(x), Some(y)) if x.unchanged(&y) => (json!(true), "metadata"),
                 (Some(x), Some(y)) if x.size != y.size => (json!(false), "size"),
@@ -540,13 +558,18 @@ pub fn file_diff(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput,
             } else {
                 data["binary"] = json!(false);
                 let d = unified_diff_until(
-                    &a,
-                    &b,
+                    &seen_a,
+                    &seen_b,
                     DIFF_MAX_LINES,
                     ctx.probe.deadline.min(Instant::now() + DIFF_TIME),
                 );
                 truncated |= d.cut;
                 data["diff"] = json!(d.text);
+                if a != b && seen_a == seen_b {
+                    data["note"] = json!(
+                        "the versions differ only inside redacted secrets: the diff of what can be shown is empty"
+                    );
+                }
                 if d.approximate {
                     data["note"] = json!(
                         "the versions differ in many places and the comparison ran out of time: the diff is correct but not the shortest"
@@ -747,7 +770,7 @@ pub fn bisect_change(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOut
         if let Some((_, d)) = digests.iter().find(|(k, _)| k.unchanged(&m)) {
             return Ok(Some((m, *d)));
         }
-        let d = hash_within(&f, m.size, budget)?.ok_or_else(|| {
+        let d = hash_within(&f, m.size, budget, ctx.probe.secrets)?.ok_or_else(|| {
             ProbeError::Failed(format!(
                 "{} is {} bytes in {}: hashing it did not fit in what this call may read ({}); use predicate hash without a value (compared with `from` by object, size and a sample first), or size, or a larger max_hash_bytes",
                 String::from_utf8_lossy(&rel.to_bytes()),
@@ -767,9 +790,8 @@ pub fn bisect_change(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOut
             Predicate::Exists => Ok(stops.meta(i, &rel)?.is_some()),
             Predicate::Contains(needle) => match stops.file(i, &rel)? {
                 None => Ok(false),
-                Some((mut f, _)) => {
-                    file_contains(&mut f, needle, deadline)?.ok_or(ProbeError::Timeout)
-                }
+                Some((f, _)) => file_contains(&f, needle, deadline, ctx.probe.secrets)?
+                    .ok_or(ProbeError::Timeout),
             },
             Predicate::SizeAtLeast(n) => Ok(stops.meta(i, &rel)?.is_some_and(|m| m.size >= *n)),
             Predicate::SizeDiffers => {

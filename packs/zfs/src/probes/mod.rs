@@ -283,7 +283,7 @@ impl<'a> Ctx<'a> {
         match sel {
             Selected::Live => {
                 self.settings.require_live()?;
-                Root::open(model::mountpoint(ds)?, true)
+                self.live_root(ds)
             }
             Selected::Snapshot(i) => {
                 let snap = snaps
@@ -295,6 +295,27 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The dataset's live files.
+    pub fn live_root(&self, ds: &Dataset) -> Result<Root, ProbeError> {
+        let root = Root::open(model::mountpoint(ds)?, true)?;
+        let own = self.probe.secrets.protected().inodes_on(root.dev);
+        Ok(root.protecting(own))
+    }
+
+    /// The object numbers of the agent's own files on the dataset (by the
+    /// device of its live mount point; none when it is not mounted).
+    fn own_objects(&self, ds: &Dataset) -> Vec<u64> {
+        let protected = self.probe.secrets.protected();
+        if protected.roots().is_empty() {
+            return Vec::new();
+        }
+        model::mountpoint(ds)
+            .ok()
+            .and_then(|m| rustix::fs::stat(m).ok())
+            .map(|st| protected.inodes_on(st.st_dev))
+            .unwrap_or_default()
+    }
+
     /// One snapshot's files; a snapshot that vanished since the model was
     /// listed (destroyed) drops the dataset's cached list.
     pub fn snapshot_root(
@@ -304,6 +325,7 @@ impl<'a> Ctx<'a> {
         snap: &Snapshot,
     ) -> Result<Root, ProbeError> {
         match Root::open(&model::snapshot_root(snapdir, snap)?, false) {
+            Ok(root) => Ok(root.protecting(self.own_objects(ds))),
             Err(ProbeError::NotFound(_)) => {
                 self.cache.forget(&ds.name);
                 Err(ProbeError::NotFound(format!(
