@@ -13,6 +13,8 @@
 //! | POST | `/enrollments/{name}/{approve,deny}` | → [`EnrollmentInfo`] |
 //! | GET | `/permissions?all=false` | → `Vec<`[`PermissionRequest`]`>` |
 //! | GET | `/drift?all=false` | → `Vec<`[`DriftEvent`]`>` |
+//! | GET | `/quarantined` | → `Vec<`[`QuarantinedAgent`]`>` (kept ones too, each with its latest drift event) |
+//! | GET | `/metrics?minutes=60` ([`MetricsQuery`]) | → [`FleetMetrics`] (probe calls, refusals and latency per minute) |
 //! | GET | `/audit?…` ([`AuditQuery`]) | → [`AuditPage`] |
 //! | GET | `/audit/{seq}` | → [`AuditEntryDetail`] |
 //! | POST | `/audit/verify` | → [`AuditVerifyReport`] |
@@ -52,6 +54,10 @@ pub struct HubStatus {
     pub mcp_url: Option<String>,
     /// SHA-256 of the hub CA certificate (DER), hex.
     pub ca_sha256: String,
+    /// Where the hub CA certificate is on the hub's machine (MCP clients
+    /// must trust it when the endpoint is HTTPS with the hub's own CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_path: Option<String>,
 }
 
 /// How an agent stands.
@@ -185,6 +191,64 @@ pub struct DriftEvent {
     pub status: DriftStatus,
     pub resolved_at_ms: Option<i64>,
     pub resolved_by: Option<String>,
+    /// The agent version reported at the connection before the drift and
+    /// at the drift (from the audit chain's `connection.accepted` entries;
+    /// the attestation itself carries only the binary's digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<VersionChange>,
+}
+
+/// A version before and after a change (`None`: not known).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VersionChange {
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// `GET /v1/quarantined`: one quarantined agent, until it is resolved
+/// (baseline accepted or agent revoked), whether its drift is still open
+/// or was closed as "kept".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantinedAgent {
+    pub agent: AgentSummary,
+    /// The agent's latest drift event, open or closed (`None` when the
+    /// quarantine has no drift record).
+    pub drift: Option<DriftEvent>,
+}
+
+/// `GET /v1/metrics` query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MetricsQuery {
+    /// How many one-minute buckets, ending with the current minute:
+    /// 1..=1440, default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<u32>,
+}
+
+/// Probe traffic per minute, from the audit chain (oldest minute first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct FleetMetrics {
+    /// Start of the first bucket (ms since the epoch, a whole minute).
+    pub start_ms: i64,
+    /// Probe calls per minute (every `probe` entry, whatever its outcome).
+    pub calls: Vec<u64>,
+    /// Refusals per minute (`probe` entries refused or denied, and tools
+    /// denied by a key's policy).
+    pub refusals: Vec<u64>,
+    /// Agents that had calls in the window.
+    pub agents: Vec<AgentMetrics>,
+}
+
+/// One agent's probe traffic per minute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AgentMetrics {
+    pub agent_id: String,
+    /// Empty when the id names no agent.
+    pub name: String,
+    pub calls: Vec<u64>,
+    /// Mean duration of the probes the agent answered (outcome `ok`) that
+    /// minute, in ms.
+    pub latency_ms: Vec<Option<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +270,9 @@ pub struct AuditQuery {
     /// 1..=1000, default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// An agent id or name (a name matches every agent that had it: a
+    /// revoked one and its re-enrolled successor); `prefix*` matches ids
+    /// and names by prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +296,9 @@ pub struct AuditPage {
     /// Pass as `before_seq` for the next (older) page; `None` at the start.
     pub next_before_seq: Option<u64>,
     pub head: ChainHead,
+    /// The name of every agent id on this page (entries carry ids).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agent_names: BTreeMap<String, String>,
 }
 
 /// `GET /v1/audit/{seq}`

@@ -255,6 +255,19 @@ impl AdminClient {
         self.get(&format!("/v1/drift?all={all}")).await
     }
 
+    /// Every quarantined agent (kept ones too) with its latest drift event.
+    pub async fn quarantined(&self) -> Result<Vec<QuarantinedAgent>, AdminError> {
+        self.get("/v1/quarantined").await
+    }
+
+    /// Probe calls, refusals and latency per minute over the last minutes.
+    pub async fn metrics(&self, query: MetricsQuery) -> Result<FleetMetrics, AdminError> {
+        match query.minutes {
+            Some(m) => self.get(&format!("/v1/metrics?minutes={m}")).await,
+            None => self.get("/v1/metrics").await,
+        }
+    }
+
     pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, AdminError> {
         let mut params = Vec::new();
         let mut push = |k: &str, v: Option<String>| {

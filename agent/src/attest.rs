@@ -70,5 +70,6 @@ pub fn attest(
         config_sha256: config.sha256(),
         machine_id: machine_id(),
         sandbox: sandbox.as_attested(),
+        config: config.attested_settings(),
     }
 }

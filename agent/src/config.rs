@@ -244,6 +244,36 @@ impl AgentConfig {
         Digest::of_json(&serde_json::to_value(self).unwrap_or_default())
     }
 
+    /// The settings key by key for the attestation, so that drift can say
+    /// which keys changed: plain settings with their value (compact JSON),
+    /// each pack's settings and the list-valued settings (scrub rules,
+    /// publisher keys, hidden paths, sample data) as `sha256:` and a digest
+    /// (long, and pack settings are the operator's business).
+    pub fn attested_settings(&self) -> BTreeMap<String, String> {
+        const DIGESTED: &[&str] = &["scrub", "publisher_keys", "hide_paths", "sample_data"];
+        let digest = |v: &serde_json::Value| format!("sha256:{}", Digest::of_json(v).to_hex());
+        let mut out = BTreeMap::new();
+        let Ok(serde_json::Value::Object(map)) = serde_json::to_value(self) else {
+            return out;
+        };
+        for (key, value) in &map {
+            match (key.as_str(), value) {
+                ("packs", serde_json::Value::Object(packs)) => {
+                    for (pack, settings) in packs {
+                        out.insert(format!("packs.{pack}"), digest(settings));
+                    }
+                }
+                (k, v) if DIGESTED.contains(&k) => {
+                    out.insert(key.clone(), digest(v));
+                }
+                (_, v) => {
+                    out.insert(key.clone(), v.to_string());
+                }
+            }
+        }
+        out
+    }
+
     pub fn pack_settings(&self, pack: &str) -> serde_json::Value {
         self.packs
             .get(pack)
@@ -265,6 +295,28 @@ pub const EXAMPLE: &str = include_str!("../../assets/agent.toml");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attested_settings_name_each_key_and_digest_the_long_ones() {
+        let a =
+            AgentConfig::parse("max_capability = \"manage\"\n[packs.zfs]\ndatasets = [\"tank\"]\n")
+                .unwrap();
+        let b = AgentConfig::parse(
+            "max_capability = \"observe\"\n[packs.zfs]\ndatasets = [\"tank\", \"backup\"]\n",
+        )
+        .unwrap();
+        let (sa, sb) = (a.attested_settings(), b.attested_settings());
+        assert_eq!(sa["max_capability"], "\"manage\"");
+        assert_eq!(sb["max_capability"], "\"observe\"");
+        assert!(sa["packs.zfs"].starts_with("sha256:"), "{sa:?}");
+        assert_ne!(sa["packs.zfs"], sb["packs.zfs"]);
+        assert!(
+            !sa["packs.zfs"].contains("tank"),
+            "pack settings are digested"
+        );
+        assert!(sa["scrub"].starts_with("sha256:"), "{sa:?}");
+        assert_eq!(sa["data_dir"], sb["data_dir"]);
+    }
 
     #[test]
     fn defaults_and_the_example_parse() {

@@ -30,12 +30,13 @@ pub fn status(enrollments: u64, permissions: u64, quarantined: u64) -> HubStatus
         agent_endpoint: "wss://hub.lan:7443".into(),
         mcp_url: Some("https://127.0.0.1:7444/mcp".into()),
         ca_sha256: "ab".repeat(32),
+        ca_cert_path: Some("/var/lib/sonde-hub/ca.crt".into()),
     }
 }
 
 pub fn agent(name: &str, state: AgentState) -> AgentSummary {
     AgentSummary {
-        id: format!("id-{name}"),
+        id: format!("agt-{name}"),
         name: name.into(),
         state,
         connected: state == AgentState::Online,
@@ -66,6 +67,13 @@ pub fn attestation(kernel: &str) -> Attestation {
         config_sha256: Digest::of(b"config"),
         machine_id: "m1".into(),
         sandbox: "landlock-v7".into(),
+        config: [
+            ("max_capability", "\"observe\""),
+            ("packs.zfs", "sha256:1111aaaa2222bbbb3333cccc"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
     }
 }
 
@@ -151,7 +159,7 @@ pub fn enrollment(name: &str) -> EnrollmentInfo {
 
 pub fn permission(agent: &str, pack: &str, state: PackState) -> PermissionRequest {
     PermissionRequest {
-        agent_id: format!("id-{agent}"),
+        agent_id: format!("agt-{agent}"),
         agent_name: agent.into(),
         pack: pack.into(),
         version: "1.0.0".into(),
@@ -171,7 +179,7 @@ pub fn drift(agent: &str) -> DriftEvent {
     let current = attestation("6.1.0-21");
     DriftEvent {
         id: 1,
-        agent_id: format!("id-{agent}"),
+        agent_id: format!("agt-{agent}"),
         agent_name: agent.into(),
         detected_at_ms: NOW - 60_000,
         baseline_fingerprint: baseline.fingerprint().to_hex(),
@@ -182,6 +190,10 @@ pub fn drift(agent: &str) -> DriftEvent {
         status: DriftStatus::Open,
         resolved_at_ms: None,
         resolved_by: None,
+        agent_version: Some(VersionChange {
+            before: Some("0.1.0".into()),
+            after: Some("0.1.0".into()),
+        }),
     }
 }
 
@@ -190,7 +202,7 @@ pub fn entry(seq: u64, action: &str) -> AuditEntry {
         seq,
         timestamp_ms: NOW - (1000 - seq as i64),
         actor: "operator:alice".into(),
-        agent: Some("nas1".into()),
+        agent: Some("agt-nas1".into()),
         action: action.into(),
         probe: None,
         params_digest: None,
@@ -211,10 +223,13 @@ pub fn page(from: u64, to: u64, next: Option<u64>) -> AuditPage {
             seq: from,
             hash: Digest::of(b"h"),
         },
+        agent_names: [("agt-nas1".to_owned(), "nas1".to_owned())]
+            .into_iter()
+            .collect(),
     }
 }
 
-pub fn key(name: &str) -> KeyInfo {
+pub fn key_info(name: &str) -> KeyInfo {
     KeyInfo {
         id: format!("key-{name}"),
         name: name.into(),
@@ -240,6 +255,32 @@ pub fn token(label: &str) -> TokenInfo {
         expires_at_ms: NOW + 900_000,
         used_at_ms: None,
         revoked_at_ms: None,
+    }
+}
+
+/// Traffic: nas1 answers in 10..40 ms, a refusal in the last minute.
+pub fn metrics() -> FleetMetrics {
+    let n = 60;
+    let mut calls = vec![0; n];
+    let mut refusals = vec![0; n];
+    calls[n - 3] = 4;
+    calls[n - 2] = 8;
+    calls[n - 1] = 2;
+    refusals[n - 1] = 1;
+    let mut latency = vec![None; n];
+    latency[n - 3] = Some(10);
+    latency[n - 2] = Some(40);
+    latency[n - 1] = Some(20);
+    FleetMetrics {
+        start_ms: NOW - 59 * 60_000,
+        calls: calls.clone(),
+        refusals,
+        agents: vec![AgentMetrics {
+            agent_id: "agt-nas1".into(),
+            name: "nas1".into(),
+            calls,
+            latency_ms: latency,
+        }],
     }
 }
 
@@ -283,9 +324,64 @@ pub fn loaded_app() -> App {
         Request::Drift(false),
         Reply::Drift(vec![drift("db3")]),
     );
-    answer(&mut app, Request::Keys, Reply::Keys(vec![key("claude")]));
+    answer(
+        &mut app,
+        Request::Quarantined,
+        Reply::Quarantined(vec![QuarantinedAgent {
+            agent: agent("db3", AgentState::Quarantined),
+            drift: Some(drift("db3")),
+        }]),
+    );
+    answer(&mut app, Request::Metrics(60), Reply::Metrics(metrics()));
+    answer(
+        &mut app,
+        Request::Keys,
+        Reply::Keys(vec![key_info("claude")]),
+    );
     answer(&mut app, Request::Tokens, Reply::Tokens(vec![token("nas")]));
-    let q = Request::Audit(Default::default(), app.audit.generation);
+    let q = app.audit.request();
     answer(&mut app, q, Reply::Audit(page(500, 301, Some(301)), 0));
     app
+}
+
+/// The whole screen drawn on a `TestBackend`.
+pub fn buffer(app: &App, w: u16, h: u16) -> ratatui::buffer::Buffer {
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    t.draw(|f| crate::ui::draw(f, app)).unwrap();
+    t.backend().buffer().clone()
+}
+
+/// [`buffer`] as text, one line per row.
+pub fn render(app: &App, w: u16, h: u16) -> String {
+    let buf = buffer(app, w, h);
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The first line of `screen` containing `needle`.
+pub fn line_with<'a>(screen: &'a str, needle: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in\n{screen}"))
+}
+
+/// The style of the cell where `needle` starts on screen.
+pub fn style_at(app: &App, w: u16, h: u16, needle: &str) -> ratatui::style::Style {
+    let buf = buffer(app, w, h);
+    let text = render(app, w, h);
+    let (y, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} in\n{text}"));
+    let byte = line.find(needle).unwrap();
+    let col = line[..byte].chars().count() as u16;
+    buf[(col, y as u16)].style()
 }

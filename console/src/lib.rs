@@ -1,24 +1,39 @@
 //! The Sonde operator console: a terminal UI over the hub's admin socket.
 //!
-//! [`app`] holds the state and turns keys and hub answers into new state and
-//! [`worker::Request`]s; [`worker`] runs admin calls on a background tokio
-//! runtime; [`ui`] and [`views`] draw; [`terminal`] sets up and always
-//! restores the terminal; [`form`] is the schema-driven parameter form.
+//! Keys become [`action::Action`]s through one key map ([`keymap`], which
+//! also generates the help and the status-bar hints); [`app`] routes each
+//! action to the open overlay ([`modal`], [`palette`]) or the current
+//! screen ([`screens`]: each a component with its own state, `update` and
+//! `view`), and turns hub answers into shared [`data`]. Admin calls run on
+//! a background tokio runtime ([`worker`]), never on the draw loop;
+//! [`terminal`] sets up and always restores the terminal.
 
+pub mod action;
 pub mod app;
+pub mod clipboard;
+pub mod data;
 #[cfg(test)]
 mod fixtures;
 pub mod form;
+pub mod human;
+pub mod keymap;
+pub mod list;
+pub mod modal;
+pub mod palette;
+pub mod screens;
+pub mod table;
 pub mod terminal;
 pub mod text;
+pub mod theme;
 pub mod ui;
-pub mod views;
 pub mod worker;
 
 use crossterm::event::{self, Event, KeyEventKind, MouseEventKind};
 use sonde_admin::AdminClient;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use app::Options;
 
 /// Where the hub's admin socket is.
 #[derive(Debug, Clone)]
@@ -54,9 +69,9 @@ fn now_ms() -> i64 {
 }
 
 /// Runs the console until the operator quits.
-pub fn run(target: Target) -> Result<(), ConsoleError> {
+pub fn run(target: Target, options: Options) -> Result<(), ConsoleError> {
     let client = target.client();
-    let mut app = app::App::new(client.socket().display().to_string());
+    let mut app = app::App::with_options(client.socket().display().to_string(), options);
     let worker = worker::Worker::spawn(client)?;
     let mut guard = terminal::setup()?;
     loop {
@@ -83,6 +98,12 @@ pub fn run(target: Target) -> Result<(), ConsoleError> {
             for r in requests {
                 worker.send(r);
             }
+        }
+        for seq in app.output.drain(..) {
+            terminal::write_raw(&seq)?;
+        }
+        if let Some(lines) = app.plain.take() {
+            terminal::show_plain(&mut guard, &lines)?;
         }
         if app.quit {
             break;

@@ -1,7 +1,10 @@
-//! `sonde-console [--data DIR | --socket PATH]`: the operator's terminal UI.
+//! `sonde-console [--data DIR | --socket PATH] [--theme dark|light|solarized|mono]`:
+//! the operator's terminal UI.
 
 use clap::Parser;
 use std::path::PathBuf;
+
+use sonde_console::theme::{ThemeName, no_color_requested};
 
 /// The Sonde operator console (a terminal UI over the hub's admin socket).
 #[derive(Debug, Parser)]
@@ -13,6 +16,14 @@ struct Args {
     /// The admin socket itself.
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// Colours: dark (default), light, solarized, or mono. `NO_COLOR` set
+    /// to anything non-empty draws without colour whatever the theme.
+    #[arg(long, env = "SONDE_CONSOLE_THEME", default_value = "dark", value_parser = parse_theme)]
+    theme: ThemeName,
+}
+
+fn parse_theme(s: &str) -> Result<ThemeName, String> {
+    s.parse()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -22,6 +33,11 @@ fn main() -> anyhow::Result<()> {
         (None, Some(d)) => sonde_console::Target::DataDir(d),
         (None, None) => sonde_console::Target::DataDir(PathBuf::from("/var/lib/sonde-hub")),
     };
-    sonde_console::run(target)?;
+    let options = sonde_console::Options {
+        theme: args.theme,
+        no_color: no_color_requested(std::env::var_os("NO_COLOR").as_deref()),
+        in_tmux: std::env::var_os("TMUX").is_some_and(|v| !v.is_empty()),
+    };
+    sonde_console::run(target, options)?;
     Ok(())
 }

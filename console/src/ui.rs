@@ -1,229 +1,266 @@
-//! Drawing the whole screen from the [`App`]: tabs, the hub banner, the
-//! current view, the status bar, and whatever overlay is open.
+//! Drawing the whole screen from the [`App`]: tabs (with what needs
+//! attention and a stale marker), the hub banner, the current screen, the
+//! status bar and key hints (generated from the key map), and whatever
+//! overlay is open. A pure function of the state; nothing here can panic
+//! on a small terminal.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
-use crate::app::{App, Modal, View};
-use crate::text::clip;
-use crate::views::{self, overlay, styles};
+use crate::app::{App, PALETTE_SUGGESTIONS};
+use crate::keymap;
+use crate::modal::{self, Modal, overlay};
+use crate::screens::{self, View};
+use crate::text::{ago, clip, fit};
 
 pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
+    let t = &app.theme;
     if area.width < 20 || area.height < 6 {
-        f.render_widget(Paragraph::new("terminal too small"), area);
+        f.render_widget(
+            Paragraph::new(fit(
+                "terminal too small for sonde-console",
+                area.width as usize,
+            )),
+            area,
+        );
         return;
     }
-    let banner_h = if app.hub_error.is_some() { 2 } else { 0 };
-    let [tabs, banner, body, status] = Layout::vertical([
+    let banner_h = if app.data.hub_error.is_some() { 2 } else { 0 };
+    let hints_h = if area.height >= 15 { 1 } else { 0 };
+    let [tabs, banner, body, status, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(banner_h),
         Constraint::Min(3),
         Constraint::Length(1),
+        Constraint::Length(hints_h),
     ])
     .areas(area);
     draw_tabs(f, tabs, app);
-    if let Some(e) = &app.hub_error {
+    if let Some(e) = &app.data.hub_error {
+        let age = app
+            .data
+            .last_ok_ms
+            .map(|l| format!(" — showing data from {}", ago(app.now_ms, l)))
+            .unwrap_or_default();
         f.render_widget(
             Paragraph::new(vec![
                 Line::styled(
-                    format!(
-                        " HUB NOT REACHABLE at {} — retrying every 2 s",
-                        clip(&app.socket, 100)
+                    fit(
+                        &format!(
+                            " HUB NOT REACHABLE at {} — retrying every 2 s{age}",
+                            app.data.socket
+                        ),
+                        banner.width as usize,
                     ),
-                    Style::default()
-                        .fg(Color::White)
-                        .bg(Color::Red)
-                        .add_modifier(Modifier::BOLD),
+                    t.alarm(),
                 ),
-                Line::styled(format!(" {}", clip(e, 300)), styles::bad()),
+                Line::styled(fit(&format!(" {e}"), banner.width as usize), t.bad()),
             ]),
             banner,
         );
     }
-    match app.view {
-        View::Fleet => views::fleet::render(f, body, app),
-        View::Enrollments => views::enrollments::render(f, body, app),
-        View::Permissions => views::permissions::render(f, body, app),
-        View::Attestation => views::attestation::render(f, body, app),
-        View::Audit => views::audit::render(f, body, app),
-        View::Keys => views::keys::render(f, body, app),
-        View::TryIt => views::tryit::render(f, body, app),
-    }
+    let ctx = app.ctx();
+    app.screen().view(f, body, &ctx);
     draw_status(f, status, app);
-    if let Some(modal) = &app.modal {
-        draw_modal(f, body, app, modal);
+    if hints_h > 0 {
+        draw_hints(f, hints, app);
+    }
+    if let Some(m) = &app.modal {
+        draw_modal(f, body, app, m);
     }
 }
 
 fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
     let narrow = area.width < 120;
     let mut spans = Vec::new();
     if !narrow {
-        spans.push(Span::styled(
-            " sonde ",
-            Style::default().add_modifier(Modifier::BOLD),
-        ));
+        spans.push(Span::styled(" sonde ", t.header()));
     }
-    let s = app.status.as_ref();
+    let s = app.data.status.as_ref();
     for (i, v) in View::ALL.iter().enumerate() {
-        let count = match (v, s) {
+        let (count, style) = match (v, s) {
+            (View::Fleet, Some(s)) if s.agents_total > s.agents_online => (
+                format!(" ({} off)", s.agents_total - s.agents_online),
+                t.bad(),
+            ),
             (View::Enrollments, Some(s)) if s.pending_enrollments > 0 => {
-                format!(" ({})", s.pending_enrollments)
+                (format!(" ({})", s.pending_enrollments), t.warn())
             }
             (View::Permissions, Some(s)) if s.pending_permissions > 0 => {
-                format!(" ({})", s.pending_permissions)
+                (format!(" ({})", s.pending_permissions), t.warn())
             }
-            (View::Attestation, Some(s)) if s.open_drift > 0 => format!(" ({})", s.open_drift),
-            _ => String::new(),
+            (View::Attestation, Some(s)) if s.quarantined.max(s.open_drift) > 0 => {
+                (format!(" ({})", s.quarantined.max(s.open_drift)), t.warn())
+            }
+            _ => (String::new(), t.text()),
         };
-        let title = if narrow { v.short() } else { v.title() };
-        let text = format!(" {} {title}{count} ", i + 1);
-        let style = if *v == app.view {
-            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
-        } else if !count.is_empty() {
-            styles::warn()
+        let current = *v == app.view;
+        let base = if current {
+            t.selected().add_modifier(ratatui::style::Modifier::BOLD)
         } else {
-            Style::default()
+            t.text()
         };
-        spans.push(Span::styled(text, style));
-        spans.push(Span::raw("│"));
+        // The count keeps its colour on the current tab too.
+        let count_style = if current {
+            style.patch(t.selected())
+        } else {
+            style
+        };
+        if area.width < 100 {
+            // Compact (`1 Fleet 1off│2 Enroll 1│…`): 80 columns hold every tab.
+            let count: String = count
+                .chars()
+                .filter(|c| !matches!(c, '(' | ')' | ' '))
+                .collect();
+            spans.push(Span::styled(format!("{} {}", i + 1, v.short()), base));
+            if !count.is_empty() {
+                spans.push(Span::styled(format!(" {count}"), count_style));
+            }
+        } else {
+            let title = if narrow { v.short() } else { v.title() };
+            spans.push(Span::styled(format!(" {} {title}", i + 1), base));
+            spans.push(Span::styled(count, count_style));
+            spans.push(Span::styled(" ", base));
+        }
+        spans.push(Span::styled("│", t.dim()));
+    }
+    let used: usize = spans.iter().map(|s| s.width()).sum();
+    if let Some(age) = app.data.stale_for(app.now_ms) {
+        let marker = format!(
+            " STALE: data {} old ",
+            crate::text::duration_ms(age.max(0) as u64)
+        );
+        let pad = (area.width as usize).saturating_sub(used + marker.chars().count());
+        spans.push(Span::raw(" ".repeat(pad)));
+        spans.push(Span::styled(marker, t.alarm()));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 fn draw_status(f: &mut Frame, area: Rect, app: &App) {
-    let mut spans = vec![Span::styled("? help  ", styles::key())];
-    let count = |label: &str, n: u64| {
-        let style = if n > 0 { styles::warn() } else { styles::dim() };
-        Span::styled(format!("{label} {n}  "), style)
+    let t = &app.theme;
+    let mut spans = Vec::new();
+    // Narrow: only what is not zero, so the message has room.
+    let narrow = area.width < 120;
+    let mut count = |label: &str, n: u64, loud: ratatui::style::Style| {
+        if n > 0 || !narrow {
+            let style = if n > 0 { loud } else { t.dim() };
+            spans.push(Span::styled(format!("{label} {n}  "), style));
+        }
     };
-    match &app.status {
+    match &app.data.status {
         Some(s) => {
-            spans.push(count("enrollments", s.pending_enrollments));
-            spans.push(count("permissions", s.pending_permissions));
-            spans.push(count("quarantined", s.quarantined));
+            count("enrollments", s.pending_enrollments, t.warn());
+            count("permissions", s.pending_permissions, t.warn());
+            count("quarantined", s.quarantined, t.warn());
+            count(
+                "offline",
+                s.agents_total.saturating_sub(s.agents_online),
+                t.bad(),
+            );
             spans.push(Span::raw(format!(
                 "agents {}/{} online  ",
                 s.agents_online, s.agents_total
             )));
         }
-        None => spans.push(Span::styled("connecting…  ", styles::dim())),
+        None => spans.push(Span::styled("connecting…  ", t.dim())),
     }
     if app.busy() {
         spans.push(Span::styled(
-            format!("{} ", views::spinner(app.frame)),
-            styles::key(),
+            format!("{} ", screens::spinner(app.frame)),
+            t.key(),
         ));
     }
     if let Some(m) = &app.message {
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        let room = (area.width as usize).saturating_sub(used);
         spans.push(Span::styled(
-            clip(&m.text, 200),
-            if m.error {
-                styles::bad()
-            } else {
-                Style::default()
-            },
+            fit(&m.text, room),
+            if m.error { t.bad() } else { t.text() },
         ));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn draw_modal(f: &mut Frame, area: Rect, app: &App, modal: &Modal) {
-    match modal {
-        Modal::Help => views::help::render(f, area, app.modal_scroll),
-        Modal::Confirm { prompt, .. } => {
-            let inner = overlay(f, area, 80, 7, "Confirm");
-            f.render_widget(
-                Paragraph::new(vec![
-                    Line::raw(clip(prompt, 300)),
-                    Line::raw(""),
-                    Line::from(vec![
-                        Span::styled("y", styles::key()),
-                        Span::raw(" yes   "),
-                        Span::styled("any other key", styles::key()),
-                        Span::raw(" no"),
-                    ]),
-                ])
-                .wrap(Wrap { trim: false }),
-                inner,
-            );
+/// The key hints of the current scope, from the key map, as many as fit.
+fn draw_hints(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let mut spans = Vec::new();
+    let mut used = 0usize;
+    for (key, hint) in keymap::hints(&app.scopes()) {
+        let w = key.chars().count() + hint.chars().count() + 3;
+        if used + w > area.width as usize {
+            break;
         }
-        Modal::Filter { input } => {
-            let hint = if app.view == View::Audit {
-                "agent:NAME actor:KEY probe:NAME outcome:ok action:ACTION since:1h until:10m"
-            } else {
-                "text to look for (case-insensitive); empty shows everything"
-            };
+        used += w;
+        spans.push(Span::styled(key, t.key()));
+        spans.push(Span::styled(format!(" {hint}  "), t.dim()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_modal(f: &mut Frame, area: Rect, app: &App, m: &Modal) {
+    let t = &app.theme;
+    match m {
+        Modal::Help(scroll) => modal::render_help(f, area, scroll, t),
+        Modal::Confirm(c) => modal::render_confirm(f, area, c, t),
+        Modal::Prompt(p) => modal::render_prompt(f, area, p, app.view, t),
+        Modal::Palette(p) => {
+            let known = app.known();
+            let suggestions = crate::palette::suggestions(&p.input, &known, PALETTE_SUGGESTIONS);
+            let h = (suggestions.len() as u16).saturating_add(5);
             let inner = overlay(
                 f,
                 area,
                 90,
-                6,
-                &format!("Filter {} — Enter applies, Esc cancels", app.view.title()),
+                h,
+                "Command — Enter runs, Tab/↓ picks, → completes, Esc closes",
+                t,
             );
-            f.render_widget(
-                Paragraph::new(vec![
-                    Line::from(vec![
-                        Span::raw(format!("/{}", clip(input, 200))),
-                        Span::styled("_", styles::key()),
-                    ]),
-                    Line::styled(hint, styles::dim()),
-                ]),
-                inner,
-            );
+            let mut lines = vec![Line::from(vec![
+                Span::styled(":", t.key()),
+                Span::raw(clip(&p.input, 200)),
+                Span::styled("_", t.key()),
+            ])];
+            if let Some(e) = &p.error {
+                lines.push(Line::styled(clip(e, 200), t.bad()));
+            }
+            for (i, s) in suggestions.iter().enumerate() {
+                let style = if i == p.selected {
+                    t.selected()
+                } else {
+                    t.text()
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!(" {:<30}", clip(&s.text, 60)), style),
+                    Span::styled(format!(" {}", s.help), t.dim()),
+                ]));
+            }
+            if suggestions.is_empty() && p.error.is_none() {
+                lines.push(Line::styled(
+                    "fleet, audit agent:NAME, try AGENT, theme light… (? lists them all)",
+                    t.dim(),
+                ));
+            }
+            f.render_widget(Paragraph::new(lines), inner);
         }
-        Modal::Tags { agent, input } => {
-            let inner = overlay(
-                f,
-                area,
-                80,
-                6,
-                &format!("Tags of {} — Enter saves, Esc cancels", clip(agent, 40)),
-            );
-            f.render_widget(
-                Paragraph::new(vec![
-                    Line::from(vec![
-                        Span::raw(clip(input, 200)),
-                        Span::styled("_", styles::key()),
-                    ]),
-                    Line::styled("comma- or space-separated", styles::dim()),
-                ]),
-                inner,
-            );
-        }
-        Modal::KeyForm(form) | Modal::TokenForm(form) => {
-            let title = if matches!(modal, Modal::KeyForm(_)) {
-                "Create an API key — Enter creates, Esc cancels"
-            } else {
-                "Create an enrollment token — Enter creates, Esc cancels"
-            };
-            let inner = overlay(f, area, 100, 24, title);
-            let mut lines = views::tryit::form_lines(form, true);
-            lines.push(Line::raw(""));
-            lines.push(match form.values() {
-                Ok(_) => Line::styled("ready: Enter creates it", styles::good()),
-                Err(e) => Line::styled(format!("not yet: {}", clip(&e, 200)), styles::bad()),
-            });
-            f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
-        }
-        Modal::Secret { title, lines } => {
-            let inner = overlay(
-                f,
-                area,
-                area.width.saturating_sub(4),
-                14,
-                &format!("{title} — Esc closes"),
-            );
-            let text: Vec<Line> = lines.iter().map(|l| Line::raw(clip(l, 1000))).collect();
-            f.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
-        }
-        Modal::AuditEntry { seq, detail } => {
-            views::audit::render_entry(f, area, *seq, detail.as_deref(), app.modal_scroll)
-        }
-        Modal::Verify(v) => views::audit::render_verify(f, area, v.as_ref(), app.frame),
+        Modal::KeyForm(form) => modal::render_form(f, area, form, true, t),
+        Modal::TokenForm(form) => modal::render_form(f, area, form, false, t),
+        Modal::Secret(s) => modal::render_secret(f, area, s, t),
+        Modal::AuditEntry {
+            seq,
+            detail,
+            names,
+            scroll,
+        } => screens::audit::render_entry(f, area, *seq, detail.as_deref(), names, scroll, t),
+        Modal::Verify(v, _) => screens::audit::render_verify(f, area, v.as_ref(), app.frame, t),
     }
 }
+
+#[cfg(test)]
+#[path = "ui_tests.rs"]
+mod tests;

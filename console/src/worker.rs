@@ -16,6 +16,10 @@ pub enum Request {
     Permissions,
     /// Drift events: open ones, or (true) all with their decisions.
     Drift(bool),
+    /// Every quarantined agent (kept ones too) with its latest drift.
+    Quarantined,
+    /// Probe traffic per minute over this many minutes.
+    Metrics(u32),
     /// An audit page; the number is the console's query generation, so
     /// answers to superseded queries are dropped.
     Audit(AuditQuery, u64),
@@ -36,6 +40,11 @@ pub enum Request {
     CreateToken(TokenCreate),
     RevokeToken(String),
     Probe(ProbeRun),
+    /// Write a probe result to a new file (never overwrites).
+    SaveFile {
+        path: String,
+        contents: String,
+    },
 }
 
 impl Request {
@@ -47,7 +56,10 @@ impl Request {
             Request::Agent(_) => "agent",
             Request::Enrollments => "enrollments",
             Request::Permissions => "permissions",
-            Request::Drift(_) => "drift",
+            Request::Drift(false) => "drift",
+            Request::Drift(true) => "drift history",
+            Request::Quarantined => "quarantined",
+            Request::Metrics(_) => "metrics",
             Request::Audit(..) => "audit",
             Request::AuditEntry(_) => "audit entry",
             Request::AuditVerify => "audit verify",
@@ -65,6 +77,7 @@ impl Request {
             Request::CreateToken(_) => "create token",
             Request::RevokeToken(_) => "revoke token",
             Request::Probe(_) => "probe",
+            Request::SaveFile { .. } => "save",
         }
     }
 
@@ -78,6 +91,8 @@ impl Request {
                 | Request::Enrollments
                 | Request::Permissions
                 | Request::Drift(_)
+                | Request::Quarantined
+                | Request::Metrics(_)
                 | Request::Audit(..)
                 | Request::AuditEntry(_)
                 | Request::Keys
@@ -95,6 +110,8 @@ pub enum Reply {
     Enrollments(Vec<EnrollmentInfo>),
     Permissions(Vec<PermissionRequest>),
     Drift(Vec<DriftEvent>),
+    Quarantined(Vec<QuarantinedAgent>),
+    Metrics(FleetMetrics),
     Audit(AuditPage, u64),
     AuditEntry(Box<AuditEntryDetail>),
     AuditVerify(AuditVerifyReport),
@@ -122,13 +139,48 @@ pub struct Response {
     pub result: Result<Reply, Failure>,
 }
 
-/// Runs one request against the hub.
+/// Runs one request against the hub (or, for [`Request::SaveFile`], the
+/// local file system).
 pub async fn execute(client: &AdminClient, request: Request) -> Response {
+    if let Request::SaveFile { path, contents } = &request {
+        let result = save(path, contents).await.map_err(|message| Failure {
+            message,
+            unreachable: false,
+        });
+        return Response { request, result };
+    }
     let result = run(client, &request).await.map_err(|e| Failure {
         unreachable: e.is_unreachable(),
         message: e.to_string(),
     });
     Response { request, result }
+}
+
+/// Writes `contents` to a new file at `path` (an existing file is never
+/// replaced: the operator picks another name).
+async fn save(path: &str, contents: &str) -> Result<Reply, String> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                format!("{path} already exists; choose another name")
+            }
+            _ => format!("cannot create {path}: {e}"),
+        })?;
+    file.write_all(contents.as_bytes())
+        .await
+        .map_err(|e| format!("cannot write {path}: {e}"))?;
+    file.flush()
+        .await
+        .map_err(|e| format!("cannot write {path}: {e}"))?;
+    Ok(Reply::Done(format!(
+        "saved the result to {path} ({} bytes)",
+        contents.len()
+    )))
 }
 
 async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_admin::AdminError> {
@@ -141,6 +193,14 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
         // screen puts pending ones first.
         Request::Permissions => Reply::Permissions(client.permissions(true).await?),
         Request::Drift(all) => Reply::Drift(client.drift(*all).await?),
+        Request::Quarantined => Reply::Quarantined(client.quarantined().await?),
+        Request::Metrics(minutes) => Reply::Metrics(
+            client
+                .metrics(MetricsQuery {
+                    minutes: Some(*minutes),
+                })
+                .await?,
+        ),
         Request::Audit(query, generation) => Reply::Audit(client.audit(query).await?, *generation),
         Request::AuditEntry(seq) => Reply::AuditEntry(Box::new(client.audit_entry(*seq).await?)),
         Request::AuditVerify => Reply::AuditVerify(client.audit_verify().await?),
@@ -185,6 +245,11 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
             Reply::Done(format!("revoked token {}", t.label))
         }
         Request::Probe(run) => Reply::Probe(Box::new(client.probe(run).await?)),
+        Request::SaveFile { path, .. } => {
+            return Err(sonde_admin::AdminError::Protocol(format!(
+                "{path}: files are saved locally, not by the hub"
+            )));
+        }
     })
 }
 
@@ -275,5 +340,29 @@ mod tests {
             "{}",
             failure.message
         );
+    }
+
+    #[tokio::test]
+    async fn saving_writes_a_new_file_and_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("result.json").display().to_string();
+        let client = AdminClient::for_data_dir(dir.path());
+        let save = |contents: &str| Request::SaveFile {
+            path: path.clone(),
+            contents: contents.into(),
+        };
+        let r = execute(&client, save("{}")).await;
+        assert!(
+            matches!(&r.result, Ok(Reply::Done(t)) if t.contains("2 bytes")),
+            "{r:?}"
+        );
+        let again = execute(&client, save("other")).await.result.unwrap_err();
+        assert!(
+            again.message.contains("already exists"),
+            "{}",
+            again.message
+        );
+        assert!(!again.unreachable);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}");
     }
 }

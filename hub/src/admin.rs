@@ -95,6 +95,8 @@ pub fn router(hub: SharedHub) -> Router {
         .route("/v1/enrollments/{name}/deny", post(deny))
         .route("/v1/permissions", get(permissions))
         .route("/v1/drift", get(drift))
+        .route("/v1/quarantined", get(quarantined))
+        .route("/v1/metrics", get(metrics))
         .route("/v1/audit", get(audit_page))
         .route("/v1/audit/verify", post(audit_verify))
         .route("/v1/audit/{seq}", get(audit_entry))
@@ -229,7 +231,77 @@ async fn drift(
     State(hub): State<SharedHub>,
     Query(q): Query<AllQuery>,
 ) -> ApiResult<Vec<DriftEvent>> {
-    Ok(Json(fleet::drift(&hub, q.all).await?))
+    let events = fleet::drift(&hub, q.all).await?;
+    Ok(Json(with_agent_versions(&hub, events).await?))
+}
+
+/// Adds the agent versions around each drift (from the audit chain).
+async fn with_agent_versions(
+    hub: &crate::hub::Hub,
+    mut events: Vec<DriftEvent>,
+) -> Result<Vec<DriftEvent>, ApiError> {
+    let keys: Vec<(String, i64)> = events.iter().map(|e| (e.agent_id.clone(), e.id)).collect();
+    let versions = hub.store.agent_versions_around_drifts(keys).await?;
+    for (e, v) in events.iter_mut().zip(versions) {
+        e.agent_version = v;
+    }
+    Ok(events)
+}
+
+/// Every quarantined agent, whether its drift is open or was kept, with its
+/// latest drift event: nothing quarantined is out of the operator's reach.
+async fn quarantined(State(hub): State<SharedHub>) -> ApiResult<Vec<QuarantinedAgent>> {
+    let agents = fleet::agents(&hub).await?;
+    let quarantined: Vec<AgentSummary> = agents
+        .into_iter()
+        .filter(|a| a.state == AgentState::Quarantined)
+        .collect();
+    if quarantined.is_empty() {
+        return Ok(Json(Vec::new()));
+    }
+    // Newest first: the first event of an agent is its latest.
+    let events = fleet::drift(&hub, true).await?;
+    let latest: Vec<DriftEvent> = quarantined
+        .iter()
+        .filter_map(|a| events.iter().find(|e| e.agent_id == a.id).cloned())
+        .collect();
+    let latest = with_agent_versions(&hub, latest).await?;
+    Ok(Json(
+        quarantined
+            .into_iter()
+            .map(|agent| QuarantinedAgent {
+                drift: latest.iter().find(|e| e.agent_id == agent.id).cloned(),
+                agent,
+            })
+            .collect(),
+    ))
+}
+
+/// Probe traffic per minute for the console's sparklines.
+async fn metrics(
+    State(hub): State<SharedHub>,
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<FleetMetrics> {
+    let minutes = q.minutes.unwrap_or(60).clamp(1, 1440);
+    let now = sonde_protocol::time::now_ms();
+    // Buckets end with the current (partial) minute.
+    let start_ms = (now - now.rem_euclid(60_000)) - (i64::from(minutes) - 1) * 60_000;
+    let (traffic, names) = hub.store.traffic_with_names(start_ms, minutes).await?;
+    Ok(Json(FleetMetrics {
+        start_ms,
+        calls: traffic.calls,
+        refusals: traffic.refusals,
+        agents: traffic
+            .agents
+            .into_iter()
+            .map(|(agent_id, t)| AgentMetrics {
+                name: names.get(&agent_id).cloned().unwrap_or_default(),
+                agent_id,
+                calls: t.calls,
+                latency_ms: t.latency_ms,
+            })
+            .collect(),
+    }))
 }
 
 async fn audit_page(
@@ -237,7 +309,7 @@ async fn audit_page(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<AuditPage> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
-    let (entries, head) = hub.store.audit_page(crate::audit::page_query(&q)).await?;
+    let (entries, head, agent_names) = hub.store.console_audit_page(q).await?;
     let next_before_seq = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
@@ -245,6 +317,7 @@ async fn audit_page(
         entries,
         next_before_seq,
         head,
+        agent_names,
     }))
 }
 

@@ -152,6 +152,7 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct AuditFilter {
+    /// An agent name (every agent that had it) or id; `prefix*` for several.
     #[arg(long)]
     pub agent: Option<String>,
     /// e.g. `api-key:sk_3f9a1c2e` or `operator:*`.

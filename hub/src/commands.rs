@@ -458,10 +458,7 @@ pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Resul
             let entries = match client(data).audit(&q).await {
                 Ok(p) => p.entries,
                 Err(e) if e.is_unreachable() => {
-                    offline_store(data)?
-                        .audit_page(crate::audit::page_query(&q))
-                        .await?
-                        .0
+                    offline_store(data)?.console_audit_page(q.clone()).await?.0
                 }
                 Err(e) => return Err(e.into()),
             };

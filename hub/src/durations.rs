@@ -16,32 +16,15 @@ pub fn human_duration_ms(ms: i64) -> String {
     }
 }
 
-/// Parses `90s`, `15m`, `2h`, `90d`, `1w` (a bare number is seconds).
+/// Parses a positive duration with the grammar shared with the console
+/// (`sonde_protocol::duration`: `90s`, `15m`, `2h`, `1h30m`, `90d`, `2w`; a
+/// bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (examples: 90s, 15m, 2h, 90d)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        "w" => n.saturating_mul(7 * 86_400),
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use s, m, h, d or w)"
-            ));
-        }
-    };
-    if secs == 0 {
-        return Err(format!("{text:?}: a duration must be positive"));
+    let d = sonde_protocol::duration::parse(text).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err(format!("{:?}: a duration must be positive", text.trim()));
     }
-    Ok(std::time::Duration::from_secs(secs))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -61,5 +44,7 @@ mod tests {
         assert!(parse_duration("15x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("2w").unwrap().as_secs(), 14 * 86_400);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
     }
 }

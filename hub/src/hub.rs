@@ -154,6 +154,7 @@ impl Hub {
             agent_endpoint: format!("wss://{}", self.agent_address()),
             mcp_url: self.endpoints().mcp_url,
             ca_sha256: self.ca.fingerprint().to_hex(),
+            ca_cert_path: Some(self.data.ca_cert().display().to_string()),
         })
     }
 }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 use crate::Digest;
 use crate::canonical;
@@ -42,6 +43,15 @@ pub struct Attestation {
     /// or `none` (older agents: empty).
     #[serde(default)]
     pub sandbox: String,
+    /// The agent's settings key by key (`max_capability`,
+    /// `packs.zfs`, …), so that drift can say *which* keys changed, old →
+    /// new. Plain settings carry their value; pack settings, scrub rules,
+    /// publisher keys, hidden paths and sample data carry `sha256:` and a
+    /// digest of their value (they may be long, and pack settings are the
+    /// operator's). Empty from older agents (and then not serialized, so
+    /// their fingerprints are unchanged).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 /// One field that differs between two attestations.
@@ -88,6 +98,17 @@ impl Attestation {
         );
         field("machine_id", &baseline.machine_id, &self.machine_id);
         field("sandbox", &baseline.sandbox, &self.sandbox);
+        // Key by key, when both sides report their settings (an older
+        // agent's baseline has none: the digest above still tells).
+        if !baseline.config.is_empty() && !self.config.is_empty() {
+            let keys: std::collections::BTreeSet<&String> =
+                baseline.config.keys().chain(self.config.keys()).collect();
+            for key in keys {
+                let old = baseline.config.get(key).map_or("(absent)", |v| v.as_str());
+                let new = self.config.get(key).map_or("(absent)", |v| v.as_str());
+                field(&format!("config:{key}"), old, new);
+            }
+        }
         let describe = |p: Option<&AttestedPack>| match p {
             Some(p) => format!("{} {}", p.version, p.manifest_sha256.short()),
             None => "(absent)".to_owned(),
@@ -129,7 +150,49 @@ mod tests {
             config_sha256: Digest::of(b"cfg"),
             machine_id: "abc".into(),
             sandbox: "landlock-v7".into(),
+            config: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn config_changes_are_listed_key_by_key_old_to_new() {
+        let mut base = sample();
+        base.config = BTreeMap::from([
+            ("max_capability".to_owned(), "\"observe\"".to_owned()),
+            ("packs.zfs".to_owned(), "sha256:aa".to_owned()),
+        ]);
+        let mut now = base.clone();
+        now.config
+            .insert("max_capability".into(), "\"operate\"".into());
+        now.config.remove("packs.zfs");
+        now.config.insert("hide_paths".into(), "sha256:bb".into());
+        assert_ne!(base.fingerprint(), now.fingerprint());
+        let changes = now.changes_from(&base);
+        let find = |f: &str| changes.iter().find(|c| c.field == f).cloned();
+        let cap = find("config:max_capability").expect("max_capability listed");
+        assert_eq!(
+            (cap.baseline.as_str(), cap.current.as_str()),
+            ("\"observe\"", "\"operate\"")
+        );
+        assert_eq!(
+            find("config:packs.zfs").map(|c| c.current),
+            Some("(absent)".into())
+        );
+        assert_eq!(
+            find("config:hide_paths").map(|c| c.baseline),
+            Some("(absent)".into())
+        );
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        // A baseline from an agent that did not report its settings: no
+        // key-by-key noise, and an empty map keeps the old fingerprint.
+        let old = sample();
+        assert!(
+            now.changes_from(&old)
+                .iter()
+                .all(|c| !c.field.starts_with("config:"))
+        );
+        let json = serde_json::to_string(&old).expect("json");
+        assert!(!json.contains("\"config\""), "{json}");
     }
 
     #[test]

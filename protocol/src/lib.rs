@@ -17,6 +17,7 @@ pub mod canonical;
 pub mod capability;
 pub mod digest;
 pub mod display;
+pub mod duration;
 pub mod envelope;
 pub mod keys;
 pub mod messages;

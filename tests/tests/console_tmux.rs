@@ -1,13 +1,25 @@
-//! The console end to end, in a real terminal (tmux): a real hub, an agent
-//! enrollment waiting for approval, approved with keystrokes; then the agent
-//! online in Fleet, the approval in Audit, "verify" OK, and a probe run from
-//! "Try it". Skipped (with a message) only when tmux is not installed.
+//! The console end to end, in a real terminal (tmux), against a real hub
+//! and real agents:
+//!
+//! - an enrollment approved with its confirmation (`a` shows the machine,
+//!   `y` approves), the agent online in Fleet, the audit chain verified, a
+//!   probe run from Try it;
+//! - a pack approved with its confirmation, attestation drift kept
+//!   quarantined and then released from the console, an API key copied
+//!   with OSC 52 (read back from tmux's paste buffer, `set-clipboard on`)
+//!   and shown plainly for the mouse (one logical line), the audit
+//!   filtered by agent *name*, and the command palette.
+//!
+//! Skipped (with a message) only when tmux is not installed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sonde_protocol::messages::PackState;
 use sonde_tests::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const T: Duration = Duration::from_secs(30);
 
 /// A private tmux server (its own socket name), killed on drop.
 struct Tmux {
@@ -24,6 +36,8 @@ impl Tmux {
             .expect("run tmux")
     }
 
+    /// The console at 160×45 in a detached session; tmux keeps what the
+    /// console copies with OSC 52 as a paste buffer (`set-clipboard on`).
     fn start(data: &Path, err_log: &Path) -> Tmux {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -49,6 +63,11 @@ impl Tmux {
             "-s",
             "console",
             &command,
+            ";",
+            "set-option",
+            "-g",
+            "set-clipboard",
+            "on",
         ]);
         assert!(
             out.status.success(),
@@ -71,16 +90,34 @@ impl Tmux {
         assert!(out.status.success(), "send-keys -l {text:?}");
     }
 
+    /// The screen, with lines the terminal wrapped softly joined (`-J`).
     fn capture(&self) -> String {
-        let out = self.cmd(&["capture-pane", "-p", "-t", "console"]);
+        let out = self.cmd(&["capture-pane", "-p", "-J", "-t", "console"]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         *self.last.borrow_mut() = text.clone();
         text
     }
 
+    /// What the console last copied (tmux's newest paste buffer).
+    fn clipboard(&self) -> String {
+        let out = self.cmd(&["show-buffer"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_clipboard(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let ok = wait_until(T, || pred(&self.clipboard()));
+        assert!(
+            ok,
+            "the clipboard never held {what}; it holds {:?}; screen:\n{}",
+            self.clipboard(),
+            self.capture()
+        );
+        self.clipboard()
+    }
+
     /// Polls the screen until `pred` holds (bounded), or fails with the screen.
     fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) {
-        let ok = wait_until(Duration::from_secs(30), || pred(&self.capture()));
+        let ok = wait_until(T, || pred(&self.capture()));
         assert!(
             ok,
             "the console never showed {what}; screen:\n{}",
@@ -94,6 +131,19 @@ impl Tmux {
 
     fn alive(&self) -> bool {
         self.cmd(&["has-session", "-t", "console"]).status.success()
+    }
+
+    /// `q`, and the console is gone without a panic.
+    fn quit(&self, err_log: &Path) {
+        self.keys(&["q"]);
+        let exited = wait_until(Duration::from_secs(10), || !self.alive());
+        assert!(
+            exited,
+            "the console did not quit; screen:\n{}",
+            self.capture()
+        );
+        let stderr = std::fs::read_to_string(err_log).unwrap_or_default();
+        assert!(!stderr.contains("panicked"), "console stderr:\n{stderr}");
     }
 }
 
@@ -130,18 +180,24 @@ async fn console_approves_an_enrollment_and_verifies_the_audit_chain() {
     let err_log = scratch.path().join("console.err");
     let tmux = Tmux::start(&hub.data, &err_log);
     tmux.wait_text("1 Fleet");
-    // The status bar counts the pending request.
+    // The status bar counts the pending request; Fleet points to it.
     tmux.wait_text("enrollments 1");
+    tmux.wait_text("1 enrollment request(s) are waiting for you");
 
-    // Enrollments: the request is listed; `a` approves it.
+    // Enrollments: `a` shows the machine and asks; only `y` approves.
     tmux.keys(&["2"]);
     tmux.wait_screen("the pending enrollment of nas1", |s| {
         s.contains("Pending enrollments") && s.contains("nas1")
     });
     tmux.keys(&["a"]);
-    let approved = wait_until(Duration::from_secs(30), || {
-        matches!(enroll.try_wait(), Ok(Some(_)))
-    });
+    tmux.wait_text("Approve the enrollment of nas1");
+    tmux.wait_text("client certificate");
+    assert!(
+        matches!(enroll.try_wait(), Ok(None)),
+        "approved before y was pressed"
+    );
+    tmux.keys(&["y"]);
+    let approved = wait_until(T, || matches!(enroll.try_wait(), Ok(Some(_))));
     assert!(
         approved,
         "the enroll command is still waiting; screen:\n{}\nenroll log:\n{}",
@@ -166,12 +222,18 @@ async fn console_approves_an_enrollment_and_verifies_the_audit_chain() {
     // Audit: the approval, by the operator; verify says OK.
     tmux.keys(&["5"]);
     tmux.wait_screen("the approval in the audit log", |s| {
-        s.lines()
-            .any(|l| l.contains("enrollment.approved") && l.contains("operator:"))
+        s.lines().any(|l| {
+            l.contains("enrollment.approved")
+                && l.contains("operator:")
+                && l.contains("machine nas1")
+        })
     });
     tmux.keys(&["v"]);
     tmux.wait_text("Audit chain OK");
     tmux.keys(&["Escape"]);
+    tmux.wait_screen("the verification closed", |s| {
+        !s.contains("Verify the audit chain — Esc closes")
+    });
 
     // Try it: run system.uptime on nas1 through the hub.
     tmux.keys(&["7"]);
@@ -206,17 +268,200 @@ async fn console_approves_an_enrollment_and_verifies_the_audit_chain() {
     );
     assert_eq!(runs[0]["outcome"], "ok", "{runs:?}");
 
-    // Out of the form (where `q` would be typed), then quit: the console exits cleanly.
+    // Back out of the result and the form (where `q` would be typed), then quit.
+    tmux.keys(&["Escape"]);
+    tmux.wait_text("Enter run");
     tmux.keys(&["Escape"]);
     tmux.wait_text("▶ Probes");
-    tmux.keys(&["q"]);
-    let exited = wait_until(Duration::from_secs(10), || !tmux.alive());
+    tmux.quit(&err_log);
+    hub.assert_audit_ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_approves_a_pack_releases_a_kept_quarantine_copies_a_key_filters_by_name_and_runs_commands()
+ {
+    if !tmux_installed() {
+        eprintln!("SKIPPED: tmux is not installed (the console end-to-end test needs it)");
+        return;
+    }
+    let scratch = Scratch::new();
+    let hub = Hub::start(&scratch);
+    let admin = hub.admin();
+    // nas1 brings a pack that needs the operator; web2 is just there.
+    let mut nas = Agent::new(&scratch, "nas1", "");
+    nas.add_pack("e2e", TEST_PACK);
+    nas.enroll_auto(&hub);
+    nas.run();
     assert!(
-        exited,
-        "the console did not quit; screen:\n{}",
+        nas.wait_state(&hub, "online", T).await,
+        "{}",
+        nas.log_text()
+    );
+    let _web = online_agent(&scratch, &hub, "web2", "").await;
+
+    let err_log = scratch.path().join("console.err");
+    let tmux = Tmux::start(&hub.data, &err_log);
+    tmux.wait_text("1 Fleet");
+
+    // Permissions: the e2e pack, approved only after its grants are shown and y.
+    tmux.keys(&["3"]);
+    tmux.keys(&["/"]);
+    tmux.type_text("e2e");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("e2e pending on nas1", |s| {
+        s.lines()
+            .any(|l| l.contains("nas1") && l.contains("e2e") && l.contains("PENDING"))
+    });
+    tmux.wait_text("filter \"e2e\"");
+    tmux.keys(&["a"]);
+    tmux.wait_text("Approve pack e2e 1.0.0 on nas1?");
+    tmux.wait_text("capability");
+    tmux.keys(&["y"]);
+    let active = wait_for(T, || async {
+        admin
+            .agent("nas1")
+            .await
+            .map(|d| {
+                d.packs
+                    .iter()
+                    .any(|p| p.name == "e2e" && p.state == PackState::Active)
+            })
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(
+        active,
+        "e2e never became active; screen:\n{}",
         tmux.capture()
     );
-    let stderr = std::fs::read_to_string(&err_log).unwrap_or_default();
-    assert!(!stderr.contains("panicked"), "console stderr:\n{stderr}");
+    tmux.wait_screen("e2e active", |s| {
+        s.lines()
+            .any(|l| l.contains("e2e") && l.contains("active") && l.contains("approved"))
+    });
+    // The cursor stayed on e2e: a second `a` asks nothing and sends nothing.
+    tmux.keys(&["a"]);
+    tmux.wait_text("already approved");
+    assert_eq!(hub.audit_actions("pack.approved").len(), 1);
+
+    // Drift: a new pack appears; the agent is quarantined.
+    nas.stop();
+    nas.add_pack(
+        "extra",
+        &TEST_PACK.replace("name = \"e2e\"", "name = \"extra\""),
+    );
+    nas.run();
+    assert!(
+        nas.wait_state(&hub, "quarantined", T).await,
+        "hub log:\n{}",
+        hub.log_text()
+    );
+    // Attestation: what changed, in words; `n` keeps it quarantined...
+    tmux.keys(&["4"]);
+    tmux.wait_screen("the open drift of nas1", |s| {
+        s.lines()
+            .any(|l| l.contains("nas1") && l.contains("OPEN drift"))
+    });
+    tmux.wait_text("pack extra added: 1.0.0");
+    tmux.keys(&["n"]);
+    // ...and it stays listed, reachable: no dead end.
+    tmux.wait_screen("nas1 kept quarantined, still listed", |s| {
+        s.lines()
+            .any(|l| l.contains("nas1") && l.contains("KEPT quarantined by operator:"))
+    });
+    assert_eq!(hub.audit_actions("attestation.kept_quarantined").len(), 1);
+    // Released from the console: accept the new baseline (with y).
+    tmux.keys(&["a"]);
+    tmux.wait_text("Accept the current attestation of nas1");
+    tmux.keys(&["y"]);
+    assert!(
+        nas.wait_state(&hub, "online", T).await,
+        "nas1 was not released; screen:\n{}",
+        tmux.capture()
+    );
+    tmux.wait_text("Nothing needs you");
+
+    // Keys: a new key, copied whole with OSC 52 (tmux keeps it as a buffer).
+    tmux.keys(&["6"]);
+    tmux.wait_text("API keys");
+    tmux.keys(&["c"]);
+    tmux.wait_text("Create an API key");
+    tmux.type_text("laptop");
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("New API key — shown once");
+    let prefix = admin
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name == "laptop")
+        .unwrap()
+        .prefix;
+    tmux.keys(&["y"]);
+    let key = tmux.wait_clipboard("the API key", |c| c.starts_with("sonde_sk_"));
+    assert!(key.starts_with(&format!("sonde_{prefix}_")), "{key}");
+    assert_eq!(key.len(), "sonde_sk_12345678_".len() + 40, "{key:?}");
+    assert!(
+        tmux.capture().contains(&key),
+        "the copied key is the one shown"
+    );
+    // The claude line, whole, and the CA trust line next to it.
+    tmux.keys(&["j", "y"]);
+    let claude = tmux.wait_clipboard("the claude mcp add line", |c| {
+        c.starts_with("claude mcp add")
+    });
+    assert!(claude.ends_with(&format!("Bearer {key}\"")), "{claude}");
+    tmux.keys(&["j", "y"]);
+    let trust = tmux.wait_clipboard("the CA trust line", |c| {
+        c.starts_with("export NODE_EXTRA_CA_CERTS=")
+    });
+    assert_eq!(
+        trust,
+        format!(
+            "export NODE_EXTRA_CA_CERTS={}",
+            hub.data.join("ca.crt").display()
+        )
+    );
+    // Shown plainly for the mouse: each line one logical line, unbroken.
+    tmux.keys(&["p"]);
+    tmux.wait_screen("the claude line on one line", |s| {
+        s.lines().any(|l| l.trim_end() == claude)
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("New API key — shown once");
+    tmux.keys(&["Escape"]);
+    // Closed before the next key: an Esc followed at once by `5` would
+    // reach the console as Alt-5.
+    tmux.wait_screen("the key listed, the secret closed", |s| {
+        s.contains(&prefix) && !s.contains("shown once")
+    });
+
+    // Audit: filtered by the agent's *name*; rows name agents and packs.
+    tmux.keys(&["5"]);
+    tmux.keys(&["/"]);
+    tmux.type_text("agent:nas1");
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("filter \"agent:nas1\"");
+    tmux.wait_screen("only nas1's entries, the pack approval by name", |s| {
+        s.lines()
+            .any(|l| l.contains("pack.approved") && l.contains("nas1") && l.contains("pack e2e"))
+            && s.contains("attestation.kept_quarantined")
+            && !s.contains("web2")
+            && !s.contains("key.created")
+    });
+
+    // The palette: an agent by name (Fleet, its detail), then a screen.
+    tmux.keys(&[":"]);
+    tmux.wait_text("Command — Enter runs");
+    tmux.type_text("agent web2");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("web2's detail in Fleet", |s| {
+        s.contains("Agent web2") && s.contains("Fleet (")
+    });
+    tmux.keys(&[":"]);
+    tmux.type_text("perm");
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("Pack permissions");
+
+    tmux.quit(&err_log);
     hub.assert_audit_ok();
 }

@@ -220,6 +220,7 @@ pub async fn drift(hub: &Hub, all: bool) -> Result<Vec<DriftEvent>, HubError> {
             status: drift_status(e.status),
             resolved_at_ms: e.resolved_at_ms,
             resolved_by: e.resolved_by,
+            agent_version: None,
         })
         .collect())
 }

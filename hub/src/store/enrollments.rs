@@ -62,6 +62,7 @@ pub(crate) fn placeholder_attestation() -> Attestation {
         config_sha256: sonde_protocol::Digest([0; 32]),
         machine_id: String::new(),
         sandbox: String::new(),
+        config: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@
 
 pub mod agents;
 mod audit;
+pub mod console;
 pub mod drift;
 pub mod enrollments;
 pub mod grants;
