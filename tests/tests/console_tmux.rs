@@ -163,7 +163,7 @@ fn tmux_installed() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_approves_an_enrollment_and_verifies_the_audit_chain() {
     if !tmux_installed() {
-        eprintln!("SKIPPED: tmux is not installed (the console end-to-end test needs it)");
+        skip_unless_ci("tmux is not installed (the console end-to-end test needs it)");
         return;
     }
     let scratch = Scratch::new();
@@ -281,7 +281,7 @@ async fn console_approves_an_enrollment_and_verifies_the_audit_chain() {
 async fn console_approves_a_pack_releases_a_kept_quarantine_copies_a_key_filters_by_name_and_runs_commands()
  {
     if !tmux_installed() {
-        eprintln!("SKIPPED: tmux is not installed (the console end-to-end test needs it)");
+        skip_unless_ci("tmux is not installed (the console end-to-end test needs it)");
         return;
     }
     let scratch = Scratch::new();
