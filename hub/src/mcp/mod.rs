@@ -274,8 +274,10 @@ impl Gate {
     }
 }
 
+/// Equal, in time that does not depend on where they differ (`subtle`).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.ct_eq(b))
 }
 
 /// The checks every MCP request passes before rmcp sees it.

@@ -5,7 +5,10 @@
 use crate::store::ApiKey;
 use sonde_protocol::Capability;
 
-/// `*` matches any run of characters; everything else is literal.
+/// `*` matches any run of characters; everything else is literal. Kept
+/// this small on purpose (not `globset`): a key's policy is a security
+/// boundary, and agent names and probe names may hold `?`, `[` or `{`,
+/// which must never widen what a key reaches.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {

@@ -184,7 +184,7 @@ pub fn tail_bytes(
     }
     let matching: Vec<&[u8]> = all
         .into_iter()
-        .filter(|l| grep.is_none_or(|g| g.is_empty() || l.windows(g.len()).any(|w| w == g)))
+        .filter(|l| grep.is_none_or(|g| memchr::memmem::find(l, g).is_some()))
         .collect();
     let skip = matching.len().saturating_sub(lines);
     let truncated = window_cut && matching.len() < lines;

@@ -309,7 +309,7 @@ pub fn file_contains(
 
 /// Substring search on bytes.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 /// A unified diff of two texts.
