@@ -68,15 +68,9 @@ struct RunAs {
 }
 
 fn lookup_user(name: &str) -> Option<RunAs> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 3 && f[0] == name).then(|| {
-            Some(RunAs {
-                uid: f[2].parse().ok()?,
-                gid: f[3].parse().ok()?,
-            })
-        })?
+    uzers::get_user_by_name(name).map(|u| RunAs {
+        uid: u.uid(),
+        gid: u.primary_group_id(),
     })
 }
 

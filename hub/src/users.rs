@@ -1,14 +1,8 @@
 //! Unix user names, for attributing operator actions.
 
-/// The name of `uid` from `/etc/passwd`.
+/// The name of user `uid`, through the C library (NSS users too).
 pub fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        let name = f.next()?;
-        f.next()?;
-        (f.next()?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-    })
+    uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

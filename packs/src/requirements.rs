@@ -19,7 +19,7 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The running process, from `/proc/self/status` and `/etc/passwd`.
+    /// The running process, from `/proc/self/status` and the user database.
     pub fn current() -> Identity {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let field = |name: &str| -> Vec<u32> {
@@ -46,26 +46,15 @@ impl Identity {
     }
 }
 
-/// The name of `uid` from `/etc/passwd`.
+/// The name of user `uid`, through the C library (so NSS users — LDAP,
+/// systemd `DynamicUser` — are found too).
 pub fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        let name = f.next()?;
-        let _pw = f.next()?;
-        (f.next()?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-    })
+    uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned())
 }
 
-/// The gid of group `name` from `/etc/group`.
+/// The gid of group `name`, through the C library.
 pub fn group_id(name: &str) -> Option<u32> {
-    let groups = std::fs::read_to_string("/etc/group").ok()?;
-    groups.lines().find_map(|line| {
-        let mut f = line.split(':');
-        (f.next()? == name).then_some(())?;
-        let _pw = f.next()?;
-        f.next()?.parse().ok()
-    })
+    uzers::get_group_by_name(name).map(|g| g.gid())
 }
 
 /// The result of checking a pack's requirements.
