@@ -35,6 +35,55 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::handler::{ProbeContext, ProbeError};
+use crate::manifest::Requirements;
+
+/// Settings as a requirements hook sees them: the defaults when none are
+/// set, `None` when they do not parse (the settings check reports that).
+pub fn settings_or_default<T: serde::de::DeserializeOwned + Default>(
+    settings: &serde_json::Value,
+) -> Option<T> {
+    if settings.is_null() {
+        return Some(T::default());
+    }
+    serde_json::from_value(settings.clone()).ok()
+}
+
+/// `password_file` must be an absolute path.
+pub fn check_password_file_path(path: Option<&Path>) -> Result<(), String> {
+    match path {
+        Some(p) if !p.is_absolute() => Err(format!(
+            "password_file: {:?} is not an absolute path",
+            p.display().to_string()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces the manifest's default socket (and its hint) with `socket`, the
+/// one the settings connect to; drops it when they connect over TCP.
+pub fn require_socket_instead_of(out: &mut Requirements, default: &str, socket: Option<&Path>) {
+    let hint = out.hints.remove(default);
+    out.sockets.retain(|x| x != default);
+    if let Some(socket) = socket {
+        let socket = socket.display().to_string();
+        if let Some(hint) = hint {
+            out.hints
+                .insert(socket.clone(), hint.replace(default, &socket));
+        }
+        out.sockets.push(socket);
+    }
+}
+
+/// Requires the password file, with the hint that says how to make it;
+/// `whose` names the password (`the role's`, `the account's`, …).
+pub fn require_password_file(out: &mut Requirements, file: &Path, whose: &str) {
+    let file = file.display().to_string();
+    out.hints.insert(
+        file.clone(),
+        format!("file `{file}`: create it with {whose} password on one line, owned by the agent's user, mode 0600 (`chown sonde {file} && chmod 600 {file}`)"),
+    );
+    out.files.push(file);
+}
 
 /// Longest password file read.
 pub const MAX_PASSWORD_FILE: usize = 4096;

@@ -116,49 +116,26 @@ pub fn check_settings(value: &Value) -> Result<(), String> {
             "user: {user:?} is not an account name (letters, digits, _ . - $; at most 80)"
         ));
     }
-    if let Some(p) = &s.password_file
-        && !p.is_absolute()
-    {
-        return Err(format!(
-            "password_file: {:?} is not an absolute path",
-            p.display().to_string()
-        ));
-    }
-    Ok(())
+    crate::database::check_password_file_path(s.password_file.as_deref())
 }
 
 /// The requirements follow the settings: the socket in use (none for
 /// TCP), and the password file when one is set.
 fn requirements_for(requires: &Requirements, settings: &Value) -> Requirements {
     let mut out = requires.clone();
-    let s: Settings = if settings.is_null() {
-        Settings::default()
-    } else {
-        match serde_json::from_value(settings.clone()) {
-            Ok(s) => s,
-            Err(_) => return out,
-        }
+    let Some(s) = crate::database::settings_or_default::<Settings>(settings) else {
+        return out;
     };
     let Ok(target) = s.target() else {
         return out;
     };
-    let hint = out.hints.remove(DEFAULT_SOCKET);
-    out.sockets.retain(|x| x != DEFAULT_SOCKET);
-    if let Target::Socket(socket) = target {
-        let socket = socket.display().to_string();
-        if let Some(hint) = hint {
-            out.hints
-                .insert(socket.clone(), hint.replace(DEFAULT_SOCKET, &socket));
-        }
-        out.sockets.push(socket);
-    }
+    let socket = match &target {
+        Target::Socket(socket) => Some(socket.as_path()),
+        _ => None,
+    };
+    crate::database::require_socket_instead_of(&mut out, DEFAULT_SOCKET, socket);
     if let Some(file) = &s.password_file {
-        let file = file.display().to_string();
-        out.hints.insert(
-            file.clone(),
-            format!("file `{file}`: create it with the account's password on one line, owned by the agent's user, mode 0600 (`chown sonde {file} && chmod 600 {file}`)"),
-        );
-        out.files.push(file);
+        crate::database::require_password_file(&mut out, file, "the account's");
     }
     out
 }

@@ -127,15 +127,7 @@ pub fn check_settings(value: &Value) -> Result<(), String> {
     }
     let s: Settings = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
     parse_dsn(&s.dsn)?;
-    if let Some(p) = &s.password_file
-        && !p.is_absolute()
-    {
-        return Err(format!(
-            "password_file: {:?} is not an absolute path",
-            p.display().to_string()
-        ));
-    }
-    Ok(())
+    crate::database::check_password_file_path(s.password_file.as_deref())
 }
 
 /// The Unix socket a DSN connects to, if it names a socket directory.
@@ -151,34 +143,19 @@ pub fn socket_of(config: &tokio_postgres::Config) -> Option<PathBuf> {
 /// for a TCP DSN), and the password file when one is set.
 fn requirements_for(requires: &Requirements, settings: &Value) -> Requirements {
     let mut out = requires.clone();
-    let s: Settings = if settings.is_null() {
-        Settings::default()
-    } else {
-        match serde_json::from_value(settings.clone()) {
-            Ok(s) => s,
-            Err(_) => return out,
-        }
+    let Some(s) = crate::database::settings_or_default::<Settings>(settings) else {
+        return out;
     };
     let Ok(config) = parse_dsn(&s.dsn) else {
         return out;
     };
-    let hint = out.hints.remove(DEFAULT_SOCKET);
-    out.sockets.retain(|x| x != DEFAULT_SOCKET);
-    if let Some(socket) = socket_of(&config) {
-        let socket = socket.display().to_string();
-        if let Some(hint) = hint {
-            out.hints
-                .insert(socket.clone(), hint.replace(DEFAULT_SOCKET, &socket));
-        }
-        out.sockets.push(socket);
-    }
+    crate::database::require_socket_instead_of(
+        &mut out,
+        DEFAULT_SOCKET,
+        socket_of(&config).as_deref(),
+    );
     if let Some(file) = &s.password_file {
-        let file = file.display().to_string();
-        out.hints.insert(
-            file.clone(),
-            format!("file `{file}`: create it with the role's password on one line, owned by the agent's user, mode 0600 (`chown sonde {file} && chmod 600 {file}`)"),
-        );
-        out.files.push(file);
+        crate::database::require_password_file(&mut out, file, "the role's");
     }
     out
 }

@@ -118,28 +118,15 @@ pub fn check_settings(value: &Value) -> Result<(), String> {
             );
         }
     }
-    if let Some(p) = &s.password_file
-        && !p.is_absolute()
-    {
-        return Err(format!(
-            "password_file: {:?} is not an absolute path",
-            p.display().to_string()
-        ));
-    }
-    Ok(())
+    crate::database::check_password_file_path(s.password_file.as_deref())
 }
 
 /// The requirements follow the settings: the socket when one is used, and
 /// the password file when one is set.
 fn requirements_for(requires: &Requirements, settings: &Value) -> Requirements {
     let mut out = requires.clone();
-    let s: Settings = if settings.is_null() {
-        Settings::default()
-    } else {
-        match serde_json::from_value(settings.clone()) {
-            Ok(s) => s,
-            Err(_) => return out,
-        }
+    let Some(s) = crate::database::settings_or_default::<Settings>(settings) else {
+        return out;
     };
     if let Ok(Target::Socket(socket)) = s.target() {
         let socket = socket.display().to_string();
@@ -150,12 +137,7 @@ fn requirements_for(requires: &Requirements, settings: &Value) -> Requirements {
         out.sockets.push(socket);
     }
     if let Some(file) = &s.password_file {
-        let file = file.display().to_string();
-        out.hints.insert(
-            file.clone(),
-            format!("file `{file}`: create it with the ACL user's password on one line, owned by the agent's user, mode 0600 (`chown sonde {file} && chmod 600 {file}`)"),
-        );
-        out.files.push(file);
+        crate::database::require_password_file(&mut out, file, "the ACL user's");
     }
     out
 }
