@@ -23,7 +23,7 @@ pub mod declarative;
 pub mod docker;
 pub mod exec;
 pub mod handler;
-pub mod http_get;
+pub mod http_client;
 pub mod manifest;
 pub mod mysql;
 pub mod nginx;

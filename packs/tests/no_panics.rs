@@ -7,7 +7,8 @@ mod support;
 
 use proptest::prelude::*;
 use serde_json::Value;
-use sonde_packs::docker::{self, http};
+use sonde_packs::docker;
+use sonde_packs::http_client::{self, ApiPath, Endpoint, Get};
 use sonde_packs::system::{cpu, disk, journal, logs, memory, network};
 use sonde_packs::systemd;
 use std::io::{Read, Write};
@@ -168,10 +169,16 @@ proptest! {
                 let _ = s.write_all(&answer);
             }
         });
-        let r = http::get(
-            &path,
-            &http::ApiPath::new(["info"]),
-            1 << 16,
+        let target = ApiPath::new(["info"]);
+        let get = Get {
+            host: "docker",
+            target: target.as_str(),
+            headers: &[],
+            max_body: 1 << 16,
+        };
+        let r = http_client::get(
+            &Endpoint::Unix(&path),
+            &get,
             Instant::now() + Duration::from_secs(2),
         );
         if let Ok(resp) = r {

@@ -1,11 +1,9 @@
 //! The `docker` pack: the Docker Engine API over its Unix socket, `GET`
-//! requests only ([`http`]). Parameters reach the API only as
-//! percent-encoded path segments or query values ([`http::ApiPath`]).
+//! requests only ([`crate::http_client`]). Parameters reach the API only as
+//! percent-encoded path segments or query values ([`ApiPath`]).
 //!
 //! Settings (`[packs.docker]` in agent.toml):
 //! - `socket = "/var/run/docker.sock"`: where the daemon listens.
-
-pub mod http;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,9 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::handler::{PackDef, ProbeContext, ProbeError, ProbeHandler, ProbeOutput};
+use crate::http_client::{self, ApiPath, Endpoint, Get, HttpError};
 use crate::manifest::{ManifestError, Requirements};
 use crate::system::finding;
-use http::{ApiPath, HttpError};
 
 pub const MANIFEST: &str = include_str!("../../docker/pack.toml");
 
@@ -79,17 +77,21 @@ fn connect_error(socket: &str, reason: &str, kind: std::io::ErrorKind) -> ProbeE
 }
 
 /// `GET target`, with errors that say what to do.
-fn request(ctx: &ProbeContext<'_>, target: &ApiPath) -> Result<http::Response, ProbeError> {
+fn request(ctx: &ProbeContext<'_>, target: &ApiPath) -> Result<http_client::Response, ProbeError> {
     let settings: Settings = ctx.settings_as()?;
-    let r = http::get(&settings.socket, target, MAX_BODY, ctx.deadline).map_err(|e| match e {
-        HttpError::Timeout => ProbeError::Timeout,
-        HttpError::Connect {
-            socket,
-            reason,
-            kind,
-        } => connect_error(&socket, &reason, kind),
-        other @ HttpError::Protocol(_) => ProbeError::Failed(other.to_string()),
-    })?;
+    let get = Get {
+        host: "docker",
+        target: target.as_str(),
+        headers: &[("Accept", "application/json")],
+        max_body: MAX_BODY,
+    };
+    let r = http_client::get(&Endpoint::Unix(&settings.socket), &get, ctx.deadline).map_err(
+        |e| match e {
+            HttpError::Timeout => ProbeError::Timeout,
+            HttpError::Connect { addr, reason, kind } => connect_error(&addr, &reason, kind),
+            other => ProbeError::Failed(format!("the Docker API: {other}")),
+        },
+    )?;
     if r.status == 200 {
         return Ok(r);
     }

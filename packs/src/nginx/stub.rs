@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::handler::{ProbeContext, ProbeError};
-use crate::http_get::{self, HttpError};
+use crate::http_client::{self, Endpoint, Get, HttpError};
 use crate::system::finding;
 
 /// Largest stub_status answer read (it is about 100 bytes).
@@ -151,9 +151,13 @@ fn fetch(ctx: &ProbeContext<'_>, url: &StubUrl) -> Result<Stub, ProbeError> {
         )),
         other => ProbeError::Failed(format!("{shown}: {other}")),
     };
-    let mut stream = http_get::connect(url.addr, deadline).map_err(err)?;
-    let r =
-        http_get::get(&mut stream, &url.host, &url.path, &[], MAX_BODY, deadline).map_err(err)?;
+    let get = Get {
+        host: &url.host,
+        target: &url.path,
+        headers: &[],
+        max_body: MAX_BODY,
+    };
+    let r = http_client::get(&Endpoint::Tcp(url.addr), &get, deadline).map_err(err)?;
     if r.status != 200 {
         return Err(ProbeError::Failed(format!(
             "{shown} answered HTTP {}: is `stub_status;` in that location, and is 127.0.0.1 allowed there?",

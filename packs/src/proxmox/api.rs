@@ -3,7 +3,7 @@
 //! never runs. The same table of read-only paths and options as
 //! [`super::pvesh`] is checked before every request; the request is a
 //! `GET /api2/json{path}?{options}` through the GET-only client
-//! ([`crate::http_get`]), authenticated with a read-only API token
+//! ([`crate::http_client`]), authenticated with a read-only API token
 //! (`Authorization: PVEAPIToken=USER@REALM!NAME=SECRET`, role
 //! `PVEAuditor`), over TLS whose server certificate must have the SHA-256
 //! fingerprint the operator pinned (`api_fingerprint`, as the node's
@@ -12,21 +12,21 @@
 //! node's certificate is what a client can check.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Settings;
 use super::pvesh::Answer;
 use crate::handler::{ProbeContext, ProbeError};
-use crate::http_get::{self, HttpError, Transport};
+use crate::http_client::{self, Endpoint, Get, HttpError};
 
 /// Most body bytes read from one answer.
 pub const MAX_BODY: usize = super::pvesh::MAX_OUTPUT;
@@ -34,13 +34,6 @@ pub const MAX_BODY: usize = super::pvesh::MAX_OUTPUT;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
 /// Largest token secret file read.
 const MAX_TOKEN_FILE: u64 = 4096;
-
-impl Transport for StreamOwned<ClientConnection, TcpStream> {
-    fn set_timeouts(&mut self, left: Duration) -> std::io::Result<()> {
-        self.sock.set_read_timeout(Some(left))?;
-        self.sock.set_write_timeout(Some(left))
-    }
-}
 
 /// A SHA-256 fingerprint as Proxmox VE shows it (`AB:CD:…`, 32 bytes) or
 /// as 64 hex digits.
@@ -155,10 +148,9 @@ fn token_secret(ctx: &ProbeContext<'_>, settings: &Settings) -> Result<String, P
     Ok(secret)
 }
 
-fn connect_tls(
-    settings: &Settings,
-    deadline: Instant,
-) -> Result<StreamOwned<ClientConnection, TcpStream>, ProbeError> {
+/// The API's address and a TLS configuration that accepts only the pinned
+/// certificate.
+fn endpoint(settings: &Settings) -> Result<Endpoint<'static>, ProbeError> {
     let where_ = format!("{}:{}", settings.api_host, settings.api_port);
     let fingerprint = settings
         .api_fingerprint
@@ -178,10 +170,6 @@ fn connect_tls(
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| ProbeError::Failed(format!("cannot resolve {where_}")))?;
-    let tcp = http_get::connect(addr, deadline).map_err(|e| match e {
-        HttpError::Timeout => ProbeError::Failed(format!("the Proxmox VE API at {where_} did not answer in time")),
-        other => ProbeError::Failed(format!("the Proxmox VE API at {where_}: {other} (is pveproxy running? `systemctl status pveproxy`)")),
-    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Pinned {
         sha256: fingerprint,
@@ -193,11 +181,13 @@ fn connect_tls(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    let name = ServerName::try_from(settings.api_host.trim_matches(['[', ']']).to_owned())
+    let server_name = ServerName::try_from(settings.api_host.trim_matches(['[', ']']).to_owned())
         .map_err(|e| ProbeError::Failed(format!("{}: {e}", settings.api_host)))?;
-    let conn = ClientConnection::new(Arc::new(config), name)
-        .map_err(|e| ProbeError::Failed(format!("TLS setup: {e}")))?;
-    Ok(StreamOwned::new(conn, tcp))
+    Ok(Endpoint::Tls {
+        addr,
+        server_name,
+        config: Arc::new(config),
+    })
 }
 
 /// `GET /api2/json{path}?{options}`, already checked against the table.
@@ -218,7 +208,7 @@ pub fn get(
             )
         })?;
     let deadline = ctx.deadline.min(Instant::now() + REQUEST_TIMEOUT);
-    let mut stream = connect_tls(settings, deadline)?;
+    let endpoint = endpoint(settings)?;
     let mut target = format!("/api2/json{path}");
     for (i, (name, value)) in options.iter().enumerate() {
         target.push(if i == 0 { '?' } else { '&' });
@@ -232,16 +222,19 @@ pub fn get(
     } else {
         settings.api_host.clone()
     };
-    let resp = http_get::get(
-        &mut stream,
-        &format!("{host}:{}", settings.api_port),
-        &target,
-        &[("Authorization", &auth)],
-        MAX_BODY,
-        deadline,
-    )
-    .map_err(|e| match e {
+    let host = format!("{host}:{}", settings.api_port);
+    let headers = [("Authorization", auth.as_str())];
+    let get = Get {
+        host: &host,
+        target: &target,
+        headers: &headers,
+        max_body: MAX_BODY,
+    };
+    let resp = http_client::get(&endpoint, &get, deadline).map_err(|e| match e {
         HttpError::Timeout => ProbeError::Failed(format!("GET {path}: the Proxmox VE API did not answer in time")),
+        HttpError::Connect { addr, reason, .. } => ProbeError::Failed(format!(
+            "the Proxmox VE API at {addr}: {reason} (is pveproxy running? `systemctl status pveproxy`)"
+        )),
         HttpError::Protocol(m) if m.contains("fingerprint") => ProbeError::Denied(format!(
             "GET {path}: {m}; if the node's certificate was renewed, pin the new one (`pvenode cert info`)"
         )),
