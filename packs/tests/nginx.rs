@@ -298,21 +298,7 @@ fn the_window_counts_only_recent_requests_of_any_log() {
         return;
     };
     let now_s = sonde_protocol::time::now_ms() / 1000;
-    let stamp = |ago: i64| {
-        let t = now_s - ago;
-        let (y, m, d) = sonde_protocol::time::civil_from_days(t.div_euclid(86_400));
-        let months = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let r = t.rem_euclid(86_400);
-        format!(
-            "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
-            months[m as usize - 1],
-            r / 3600,
-            r % 3600 / 60,
-            r % 60
-        )
-    };
+    let stamp = |ago: i64| sonde_protocol::time::format_utc(now_s - ago, "%d/%b/%Y:%H:%M:%S +0000");
     let mut text = String::new();
     for (ago, status) in [(7200, 500), (5000, 500), (1200, 200), (600, 404), (60, 200)] {
         text.push_str(&format!(

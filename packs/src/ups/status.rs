@@ -93,9 +93,7 @@ pub fn date_days(date: &str) -> Option<i64> {
     if !(1990..=2200).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    Some(crate::nginx::logtime::days_from_civil(
-        y, m as u32, d as u32,
-    ))
+    sonde_protocol::time::days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(d).ok()?)
 }
 
 /// One UPS's summary and findings. `today` is days since 1970 (for the

@@ -308,17 +308,7 @@ pub fn select(
     choose(snapshots, dataset, selector, now).map(|c| c.selected)
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian); `None`
-/// for a date that does not exist.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
-    let date = Date::new(
-        i16::try_from(y).ok()?,
-        i8::try_from(m).ok()?,
-        i8::try_from(d).ok()?,
-    )
-    .ok()?;
-    utc_seconds(date.to_datetime(jiff::civil::Time::midnight())).map(|s| s.div_euclid(86_400))
-}
+pub use sonde_protocol::time::days_from_civil;
 
 /// `2024-05-01T12:00:00Z` (`unix:<seconds>` outside the years -9999..=9999).
 pub fn format_time(secs: i64) -> String {
