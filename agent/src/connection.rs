@@ -404,7 +404,7 @@ fn store_renewed(runtime: &Runtime, issued: &CertIssued, key: &rcgen::KeyPair) {
         Ok(()) => {
             let _ = std::fs::remove_file(runtime.data.cert());
             let _ = std::fs::remove_file(runtime.data.tls_key());
-            let _ = runtime.audit.append(
+            runtime.record_event(
                 NewEntry::new("hub", "certificate.renewed", "ok")
                     .agent(runtime.agent_id())
                     .detail("expires_at_ms", issued.expires_at_ms),
@@ -421,7 +421,7 @@ fn store_renewed(runtime: &Runtime, issued: &CertIssued, key: &rcgen::KeyPair) {
 fn apply_grants(runtime: &Runtime, grants: Vec<PackGrant>) {
     if let Err(e) = runtime.apply_grants(grants) {
         tracing::error!(error = %e, "refused a grants update from the hub");
-        let _ = runtime.audit.append(
+        runtime.record_event(
             NewEntry::new("hub", "grants.rejected", "refused")
                 .agent(runtime.agent_id())
                 .detail("reason", e),
@@ -435,7 +435,7 @@ fn audit_rejection(runtime: &Runtime, frame: &[u8], e: &sonde_protocol::VerifyEr
         .ok()
         .map(|d| d.envelope.kind.to_string())
         .unwrap_or_default();
-    let _ = runtime.audit.append(
+    runtime.record_event(
         NewEntry::new("hub", "envelope.rejected", "refused")
             .agent(runtime.agent_id())
             .detail("code", e.code())

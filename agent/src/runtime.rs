@@ -29,7 +29,7 @@ use sonde_protocol::schema::validate;
 use sonde_protocol::{Digest, ProbeDescriptor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -111,6 +111,20 @@ pub struct Runtime {
     quarantined: AtomicBool,
     /// Refused packs already recorded in the audit chain (name, identity).
     refusals_recorded: Mutex<std::collections::HashSet<(String, Digest)>>,
+    /// Why the audit chain last failed to take an entry, while it still
+    /// does: no probe runs until an entry can be written again.
+    audit_trouble: Mutex<Option<AuditTrouble>>,
+    /// Audit appends that failed since start (logged with each failure).
+    audit_failures: AtomicU64,
+}
+
+/// The audit chain could not be written.
+#[derive(Debug, Clone)]
+struct AuditTrouble {
+    error: String,
+    since_ms: i64,
+    /// Requests refused because of it.
+    refused: u64,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -187,6 +201,8 @@ impl Runtime {
             grants: Mutex::new(grants),
             quarantined: AtomicBool::new(false),
             refusals_recorded: Mutex::new(Default::default()),
+            audit_trouble: Mutex::new(None),
+            audit_failures: AtomicU64::new(0),
         };
         runtime.reload();
         Ok(runtime)
@@ -280,9 +296,7 @@ impl Runtime {
                     .detail("pack", p.name.clone())
                     .detail("manifest_sha256", p.manifest_sha256.to_hex())
                     .detail("reason", p.missing.join("; "));
-                if let Err(e) = self.audit.append(entry) {
-                    tracing::error!(error = %e, "could not write to the local audit chain");
-                }
+                self.record_event(entry);
             }
         }
     }
@@ -355,14 +369,22 @@ impl Runtime {
     async fn failed(
         &self,
         code: ProbeErrorCode,
-        message: String,
+        mut message: String,
         started: Instant,
         entry: NewEntry,
     ) -> Execution {
         let entry = entry
             .detail("error_code", code.as_str())
             .detail("error", message.clone());
-        let head = self.record(entry).await;
+        let head = match self.record(entry).await {
+            Ok(head) => head,
+            Err(e) => {
+                message.push_str(&format!(
+                    "; and the agent could not record this in its audit chain: {e}"
+                ));
+                self.last_head()
+            }
+        };
         Execution::Failed {
             code,
             message,
@@ -372,13 +394,97 @@ impl Runtime {
     }
 
     /// One entry per request (its verdict), committed before the reply
-    /// leaves; concurrent requests share the commit.
-    async fn record(&self, entry: NewEntry) -> ChainHead {
+    /// leaves; concurrent requests share the commit. A failure is counted,
+    /// logged, and stops probes from running until the chain takes an
+    /// entry again ([`Self::audit_ready`]).
+    async fn record(&self, entry: NewEntry) -> Result<ChainHead, String> {
         match self.audit.append_async(entry).await {
-            Ok(e) => e.head(),
+            Ok(e) => Ok(e.head()),
+            Err(e) => Err(self.audit_failed(&e)),
+        }
+    }
+
+    /// Counts and logs a failed append and remembers it; returns its text.
+    fn audit_failed(&self, e: &dyn std::fmt::Display) -> String {
+        let error = e.to_string();
+        let total = self.audit_failures.fetch_add(1, Ordering::SeqCst) + 1;
+        tracing::error!(
+            error = %error,
+            failures = total,
+            path = %self.data.audit_db().display(),
+            "could not write to the local audit chain: no probe runs until it can be written"
+        );
+        if let Ok(mut trouble) = self.audit_trouble.lock() {
+            let since_ms = trouble
+                .as_ref()
+                .map_or_else(sonde_protocol::time::now_ms, |t| t.since_ms);
+            let refused = trouble.as_ref().map_or(0, |t| t.refused);
+            *trouble = Some(AuditTrouble {
+                error: error.clone(),
+                since_ms,
+                refused,
+            });
+        }
+        error
+    }
+
+    /// Records an event that is not a request's verdict (a rejected frame,
+    /// a renewed certificate, …); a failure is counted, logged and stops
+    /// probes like any other.
+    pub fn record_event(&self, entry: NewEntry) {
+        if let Err(e) = self.audit.append(entry) {
+            self.audit_failed(&e);
+        }
+    }
+
+    /// Audit appends that failed since the agent started.
+    pub fn audit_failures(&self) -> u64 {
+        self.audit_failures.load(Ordering::SeqCst)
+    }
+
+    fn last_head(&self) -> ChainHead {
+        self.audit.head().unwrap_or_else(|_| ChainHead::genesis())
+    }
+
+    /// `Ok` when the audit chain takes entries. After a failure, each
+    /// request first tries to record `audit.recovered` (what failed, since
+    /// when, how many requests were refused); until that works, requests
+    /// are refused with the reason, before anything runs.
+    async fn audit_ready(&self) -> Result<(), String> {
+        let trouble = match self.audit_trouble.lock() {
+            Ok(t) => t.clone(),
+            Err(_) => return Err("the agent's audit state is poisoned; restart it".into()),
+        };
+        let Some(trouble) = trouble else {
+            return Ok(());
+        };
+        let entry = NewEntry::new("agent", "audit.recovered", "ok")
+            .agent(self.agent_id())
+            .detail("error", trouble.error.clone())
+            .detail("since_ms", trouble.since_ms)
+            .detail("refused_requests", trouble.refused);
+        match self.audit.append_async(entry).await {
+            Ok(_) => {
+                tracing::info!(
+                    refused = trouble.refused,
+                    "the local audit chain takes entries again; probes run again"
+                );
+                if let Ok(mut t) = self.audit_trouble.lock() {
+                    *t = None;
+                }
+                Ok(())
+            }
             Err(e) => {
-                tracing::error!(error = %e, "could not write to the local audit chain");
-                self.audit.head().unwrap_or_else(|_| ChainHead::genesis())
+                let error = self.audit_failed(&e);
+                if let Ok(mut t) = self.audit_trouble.lock()
+                    && let Some(t) = t.as_mut()
+                {
+                    t.refused += 1;
+                }
+                Err(format!(
+                    "this agent cannot write its audit chain ({error}), so it runs no probes until it can: check free space and permissions of {} and the agent's log",
+                    self.data.audit_db().display()
+                ))
             }
         }
     }
@@ -409,6 +515,14 @@ impl Runtime {
             outcome: outcome.into(),
             ..base()
         };
+        if let Err(message) = self.audit_ready().await {
+            return Execution::Failed {
+                code: ProbeErrorCode::Refused,
+                message,
+                duration_ms: started.elapsed().as_millis() as u64,
+                head: self.last_head(),
+            };
+        }
         if self.quarantined.load(Ordering::SeqCst) {
             return self
                 .failed(
@@ -536,7 +650,7 @@ impl Runtime {
         }
         let digest = Digest::of_json(&data);
         let duration_ms = started.elapsed().as_millis() as u64;
-        let head = self
+        let recorded = self
             .record(
                 NewEntry {
                     action: "probe.ran".into(),
@@ -551,6 +665,21 @@ impl Runtime {
                 ),
             )
             .await;
+        // A result that is not in the chain never leaves the agent.
+        let head = match recorded {
+            Ok(head) => head,
+            Err(e) => {
+                return Execution::Failed {
+                    code: ProbeErrorCode::Failed,
+                    message: format!(
+                        "the result is withheld: the agent could not record it in its audit chain ({e}); no probe runs until the chain can be written (check free space and permissions of {})",
+                        self.data.audit_db().display()
+                    ),
+                    duration_ms,
+                    head: self.last_head(),
+                };
+            }
+        };
         Execution::Ran {
             data,
             truncated: output.truncated,

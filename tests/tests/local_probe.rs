@@ -137,3 +137,92 @@ fn without_local_an_unenrolled_agent_says_how() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--local"));
 }
+
+/// One request on a `probe --stdio --local` session, one reply.
+fn ask(
+    stdin: &mut std::process::ChildStdin,
+    stdout: &mut impl std::io::BufRead,
+    id: u64,
+    text: &str,
+) -> Value {
+    use std::io::Write;
+    let line = json!({"id": id, "probe": "loc.echo", "params": {"text": text}});
+    writeln!(stdin, "{line}").unwrap();
+    stdin.flush().unwrap();
+    let mut reply = String::new();
+    stdout.read_line(&mut reply).unwrap();
+    serde_json::from_str(reply.trim()).unwrap_or_else(|e| panic!("{e}: {reply:?}"))
+}
+
+#[test]
+fn an_agent_that_cannot_write_its_audit_chain_runs_no_probe() {
+    let scratch = Scratch::new();
+    let agent = local_agent(&scratch);
+    let (code, _, _) = run(&agent, &["loc.echo", "--param", "text=before"]);
+    assert_eq!(code, 0);
+    let db = agent.data.join("audit.db");
+    let break_chain = || {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER no_room BEFORE INSERT ON audit_entries
+                 BEGIN SELECT RAISE(ABORT, 'simulated: disk full'); END;",
+            )
+            .unwrap();
+    };
+    let mend_chain = || {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("DROP TRIGGER no_room")
+            .unwrap();
+    };
+    break_chain();
+    let mut child = agent
+        .command(&["probe", "--stdio", "--local"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+
+    // The first request runs, but its result cannot be recorded: withheld.
+    let r = ask(&mut stdin, &mut stdout, 1, "secret-result-1");
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r.get("data").is_none_or(Value::is_null), "{r}");
+    assert!(!r.to_string().contains("secret-result-1\\n"), "{r}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("withheld") && message.contains("disk full"),
+        "{r}"
+    );
+    // From then on nothing runs, and the reply says why.
+    for id in 2..4 {
+        let r = ask(&mut stdin, &mut stdout, id, "x");
+        assert_eq!(r["ok"], false, "{r}");
+        assert_eq!(r["error"]["code"], "refused", "{r}");
+        let message = r["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("runs no probes") && message.contains("disk full"),
+            "{r}"
+        );
+    }
+    // Once the chain takes entries again, probes run again, and the chain
+    // says what happened.
+    mend_chain();
+    let r = ask(&mut stdin, &mut stdout, 4, "after");
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["data"]["text"], "after\n");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let out = agent.output(&["audit", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("audit.recovered"), "{text}");
+    let out = agent.output(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "the chain stays whole: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
