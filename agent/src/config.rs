@@ -205,7 +205,8 @@ impl AgentConfig {
                 ));
             }
         }
-        let packs = crate::packs::builtin_defs().map_err(|e| format!("built-in packs: {e}"))?;
+        let packs =
+            crate::pack_states::builtin_defs().map_err(|e| format!("built-in packs: {e}"))?;
         for (name, settings) in &config.packs {
             let line = line_of(text, &format!("[packs.{name}]"));
             let Some(pack) = packs.iter().find(|p| &p.manifest.name == name) else {

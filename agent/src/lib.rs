@@ -17,7 +17,7 @@ pub mod connection;
 pub mod enroll;
 pub mod identity;
 pub mod local;
-pub mod packs;
+pub mod pack_states;
 pub mod privilege;
 pub mod runtime;
 pub mod scrub;

@@ -23,7 +23,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Bounded: a blocking task still running (a DNS lookup, a file read)
+    // does not hold the process. Probe threads are plain threads that end
+    // with the process; in-flight probes had their drain (connection.rs).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!(

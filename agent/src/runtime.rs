@@ -37,7 +37,7 @@ use tokio::sync::Semaphore;
 use crate::audit::LocalAudit;
 use crate::config::AgentConfig;
 use crate::identity::{DataDir, HubInfo, read_json, replace_private};
-use crate::packs::{self, LoadedPack, PackInputs};
+use crate::pack_states::{self, LoadedPack, PackInputs};
 
 /// Largest result the agent sends (the link's frame limit is 16 MiB; the
 /// rest is headroom for the envelope).
@@ -172,7 +172,7 @@ impl Runtime {
         let stored: Vec<PackGrant> = read_json(&data.grants())?.unwrap_or_default();
         let grants = match (&hub_key, &hub) {
             (Some(key), Some(h)) => {
-                let (good, bad) = packs::verified_grants(stored, key, &h.agent_id);
+                let (good, bad) = pack_states::verified_grants(stored, key, &h.agent_id);
                 if bad > 0 {
                     tracing::warn!(
                         bad,
@@ -226,7 +226,7 @@ impl Runtime {
     /// Recomputes pack states and the executor table.
     pub fn reload(&self) {
         let grants = self.grants.lock().map(|g| g.clone()).unwrap_or_default();
-        let packs = packs::load(&PackInputs {
+        let packs = pack_states::load(&PackInputs {
             config: &self.config,
             grants: &grants,
             runner: self.runner.as_ref(),
@@ -308,7 +308,7 @@ impl Runtime {
             return Err("not enrolled: no hub key to verify grants with".into());
         };
         let total = grants.len();
-        let (good, bad) = packs::verified_grants(grants, key, &hub.agent_id);
+        let (good, bad) = pack_states::verified_grants(grants, key, &hub.agent_id);
         if bad > 0 {
             return Err(format!(
                 "{bad} of {total} grants do not verify with the hub key pinned at enrollment"
@@ -340,7 +340,7 @@ impl Runtime {
     pub fn attestation(&self) -> sonde_protocol::attestation::Attestation {
         crate::attest::attest(
             &self.config,
-            packs::attested(&self.loaded().packs),
+            pack_states::attested(&self.loaded().packs),
             self.binary_sha256,
             self.sandbox.level(),
         )

@@ -12,7 +12,7 @@ fn readme_pack_table_matches_the_manifests() {
         .expect("README lacks the packs:begin marker")
         + begin.len();
     let stop = readme.find(end).expect("README lacks the packs:end marker");
-    let generated = sonde_agent::packs::markdown_table().unwrap();
+    let generated = sonde_agent::pack_states::markdown_table().unwrap();
     if std::env::var_os("SONDE_UPDATE_README").is_some() {
         let updated = format!("{}{}{}", &readme[..start], generated, &readme[stop..]);
         std::fs::write(path, updated).unwrap();

@@ -19,7 +19,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Bounded: a blocking task still running (a DNS lookup, a store read
+    // on its way) does not hold the process once `serve` has shut down in
+    // order (serve.rs).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!(

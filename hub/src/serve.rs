@@ -103,7 +103,11 @@ pub async fn serve(data: DataDir, overrides: Overrides) -> anyhow::Result<()> {
                 tokio::select! {
                     _ = hub.shutdown.cancelled() => break,
                     // Failures are logged and counted by the audit log.
-                    _ = checkpoints.tick() => { let _ = hub.audit.checkpoint().await; }
+                    _ = checkpoints.tick() => {
+                        if let Err(e) = hub.audit.checkpoint().await {
+                            tracing::error!(error = %e, "could not write the periodic audit checkpoint; the next one retries");
+                        }
+                    }
                     // Failures are logged, counted and retried by the fleet.
                     _ = liveness.tick() => { hub.fleet.flush_liveness().await; }
                 }
