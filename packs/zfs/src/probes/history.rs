@@ -455,7 +455,16 @@ pub fn versions_of(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutpu
 /// One side of a file diff: what is there, the bytes read (when a
 /// regular file or absent) with whether the read was cut, and the file's
 /// facts.
-type Side = (Value, Option<(Vec<u8>, bool)>, Option<Meta>);
+/// One side of a file diff: its facts, its content (as read, as it may
+/// leave the machine — scrubbed once, counted once —, and whether it was
+/// cut), its metadata.
+type Side = (Value, Option<Content>, Option<Meta>);
+
+struct Content {
+    raw: Vec<u8>,
+    seen: Vec<u8>,
+    cut: bool,
+}
 
 /// Lines of diff output, at most.
 pub const DIFF_MAX_LINES: usize = 5000;
@@ -484,13 +493,7 @@ pub fn file_diff(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput,
                 let (bytes, more) = read_at(&mut f, 0, max.value)?;
                 // Hashes and the diff are of the text as it leaves the
                 // machine: neither may reveal a redacted value.
-                // (Counted once, below, where the diff scrubs them.)
-                let seen = ctx
-                    .probe
-                    .secrets
-                    .scrubber()
-                    .scrub_lines(&bytes, &mut Default::default())
-                    .unwrap_or_else(|| bytes.clone());
+                let seen = ctx.probe.secrets.scrub_lines(&bytes).into_owned();
                 let info = json!({
                     "exists": true,
                     "type": "file",
@@ -500,7 +503,12 @@ pub fn file_diff(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput,
                     "bytes_read": bytes.len(),
                     "truncated": more,
                 });
-                Ok((info, Some((bytes, more)), Some(meta)))
+                let content = Content {
+                    raw: bytes,
+                    seen,
+                    cut: more,
+                };
+                Ok((info, Some(content), Some(meta)))
             }
             Ok(Opened::Symlink { target, meta }) => Ok((
                 json!({"exists": true, "type": "symlink", "symlink_target": PathBytes(target), "mtime": format_time(meta.mtime)}),
@@ -515,7 +523,12 @@ pub fn file_diff(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput,
                 Ok((json!({"exists": true, "type": m.kind.as_str()}), None, None))
             }
             Err(ProbeError::NotFound(_)) => {
-                Ok((json!({"exists": false}), Some((Vec::new(), false)), None))
+                let empty = Content {
+                    raw: Vec::new(),
+                    seen: Vec::new(),
+                    cut: false,
+                };
+                Ok((json!({"exists": false}), Some(empty), None))
             }
             Err(e) => Err(e),
         }
@@ -532,16 +545,14 @@ pub fn file_diff(ctx: &Ctx<'_>, params: &ValidatedParams) -> Result<ProbeOutput,
     });
     let mut truncated = false;
     match (old, new) {
-        (Some((a, cut_a)), Some((b, cut_b))) => {
+        (Some(old), Some(new)) => {
+            let (a, seen_a, cut_a) = (old.raw, old.seen, old.cut);
+            let (b, seen_b, cut_b) = (new.raw, new.seen, new.cut);
             truncated = cut_a || cut_b;
             // Whether the whole files are identical: certain from their
             // facts when the object is unchanged or the sizes differ, from
             // the bytes when both were read whole; else unknown (null).
             let same_exists = data["old"]["exists"] == data["new"]["exists"];
-            let (seen_a, seen_b) = (
-                ctx.probe.secrets.scrub_lines(&a),
-                ctx.probe.secrets.scrub_lines(&b),
-            );
             let (identical, by) = match (old_meta, new_meta) {
                 (Some(x), Some(y)) if x.unchanged(&y) => (json!(true), "metadata"),
                 (Some(x), Some(y)) if x.size != y.size => (json!(false), "size"),
