@@ -14,7 +14,7 @@ use sonde_packs::handler::ProbeError;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::databases::{MariaDb, password_file, wait_until};
+use support::databases::{MariaDb, finding_messages as messages, password_file, wait_until};
 
 /// The account lines of packs/mysql/README.md (`PASSWORD` replaced).
 const ACCOUNT: &[&str] = &[
@@ -45,31 +45,7 @@ fn run_for(
     params: Value,
     timeout: Duration,
 ) -> Result<Value, ProbeError> {
-    let def = support::pack("mysql");
-    support::run_with(
-        &def,
-        probe,
-        params.as_object().unwrap(),
-        settings,
-        &SystemRunner::default(),
-        timeout,
-    )
-    .map(|o| o.data)
-}
-
-fn messages(v: &Value) -> Vec<String> {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            format!(
-                "{}: {}",
-                f["severity"].as_str().unwrap(),
-                f["message"].as_str().unwrap()
-            )
-        })
-        .collect()
+    support::databases::run_pack("mysql", settings, probe, params, timeout)
 }
 
 fn settings(db: &MariaDb, dir: &Path) -> Value {

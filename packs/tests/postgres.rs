@@ -14,7 +14,7 @@ use sonde_packs::exec::SystemRunner;
 use sonde_packs::handler::ProbeError;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use support::databases::{Postgres, password_file, wait_until};
+use support::databases::{Postgres, finding_messages as messages, password_file, wait_until};
 
 /// The account line of packs/postgres/README.md.
 const CREATE_ROLE: &str = "CREATE ROLE sonde LOGIN IN ROLE pg_monitor";
@@ -29,31 +29,7 @@ fn run_for(
     params: Value,
     timeout: Duration,
 ) -> Result<Value, ProbeError> {
-    let def = support::pack("postgres");
-    support::run_with(
-        &def,
-        probe,
-        params.as_object().unwrap(),
-        settings,
-        &SystemRunner::default(),
-        timeout,
-    )
-    .map(|o| o.data)
-}
-
-fn messages(v: &Value) -> Vec<String> {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            format!(
-                "{}: {}",
-                f["severity"].as_str().unwrap(),
-                f["message"].as_str().unwrap()
-            )
-        })
-        .collect()
+    support::databases::run_pack("postgres", settings, probe, params, timeout)
 }
 
 #[test]

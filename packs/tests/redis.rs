@@ -14,7 +14,7 @@ use sonde_packs::handler::ProbeError;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::databases::{Redis, password_file, wait_until};
+use support::databases::{Redis, finding_messages as messages, password_file, wait_until};
 
 /// The ACL line of packs/redis/README.md (`PASSWORD` replaced).
 const ACL: &str = "ACL SETUSER sonde on >PASSWORD resetchannels -@all +info +slowlog|get +slowlog|len +client|list +select +scan +type %R~*";
@@ -36,31 +36,7 @@ fn run_for(
     params: Value,
     timeout: Duration,
 ) -> Result<Value, ProbeError> {
-    let def = support::pack("redis");
-    support::run_with(
-        &def,
-        probe,
-        params.as_object().unwrap(),
-        settings,
-        &SystemRunner::default(),
-        timeout,
-    )
-    .map(|o| o.data)
-}
-
-fn messages(v: &Value) -> Vec<String> {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            format!(
-                "{}: {}",
-                f["severity"].as_str().unwrap(),
-                f["message"].as_str().unwrap()
-            )
-        })
-        .collect()
+    support::databases::run_pack("redis", settings, probe, params, timeout)
 }
 
 fn settings(r: &Redis, dir: &Path) -> Value {

@@ -55,6 +55,47 @@ macro_rules! with_server {
     };
 }
 
+/// Runs `probe` of the built-in pack `pack` against a real server (the
+/// real command runner), giving its data.
+pub fn run_pack(
+    pack: &str,
+    settings: &Value,
+    probe: &str,
+    params: Value,
+    timeout: Duration,
+) -> Result<Value, sonde_packs::handler::ProbeError> {
+    let def = super::pack(pack);
+    let empty = Map::new();
+    super::run_with(
+        &def,
+        probe,
+        params.as_object().unwrap_or(&empty),
+        settings,
+        &sonde_packs::exec::SystemRunner::default(),
+        timeout,
+    )
+    .map(|o| o.data)
+}
+
+/// `severity: message` of each finding in a result.
+pub fn finding_messages(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .map(|findings| {
+            findings
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}: {}",
+                        f["severity"].as_str().unwrap_or("?"),
+                        f["message"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
