@@ -33,8 +33,7 @@ impl Field {
             },
             ParamKind::Boolean => "true/false (Space toggles)".into(),
             ParamKind::RelativePath { .. } => "relative path".into(),
-            ParamKind::Dataset => "ZFS dataset".into(),
-            ParamKind::Snapshot => "ZFS snapshot (dataset@snap)".into(),
+            ParamKind::Named(format) => format.summary.into(),
             ParamKind::StringList { .. } => "comma-separated list".into(),
         }
     }
@@ -174,10 +173,9 @@ fn parse(spec: &ParamSpec, input: &str) -> Result<Option<Value>, String> {
         return Ok(None);
     }
     match &spec.kind {
-        ParamKind::String { .. }
-        | ParamKind::RelativePath { .. }
-        | ParamKind::Dataset
-        | ParamKind::Snapshot => Ok(Some(Value::String(input.to_owned()))),
+        ParamKind::String { .. } | ParamKind::RelativePath { .. } | ParamKind::Named(_) => {
+            Ok(Some(Value::String(input.to_owned())))
+        }
         ParamKind::Integer { .. } => input
             .trim()
             .parse::<i64>()

@@ -10,7 +10,7 @@
 //! ```toml
 //! [[probes.params]]
 //! name = "dataset"
-//! type = "dataset"          # string | integer | boolean | relative_path | dataset | snapshot | string_list
+//! type = "dataset"          # string | integer | boolean | relative_path | string_list | a named format
 //! required = true
 //! description = "Dataset to list, e.g. tank/home"
 //! ```
@@ -18,6 +18,15 @@
 //! with per-type rules: `max_len`, `pattern` (a regex the *whole* value must
 //! match) and `values` (an enum) for strings and string lists; `min`/`max`
 //! for integers; `max_len` for paths; `max_items` for lists.
+//!
+//! **Named formats** ([`NAMED_FORMATS`]) are the one extension point: a
+//! string type a pack needs under a name of its own (`dataset`,
+//! `snapshot` for the zfs pack), defined by generic rules only — a length,
+//! a whole-value pattern, and separators whose components may not be
+//! empty, `.` or `..`. Hub and agent resolve the name from the same table,
+//! so the wire keeps the short name and both sides check the same rules.
+//! Adding one is adding a row (with a test); the validation code knows no
+//! pack.
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -33,8 +42,99 @@ pub const DEFAULT_STRING_MAX: usize = 256;
 pub const DEFAULT_PATH_MAX: usize = 4096;
 /// Default longest list parameter.
 pub const DEFAULT_LIST_MAX: usize = 32;
-/// Longest ZFS dataset or snapshot name (ZFS's own limit).
-pub const MAX_ZFS_NAME: usize = 255;
+/// A string type known by name (see the module documentation): generic
+/// rules under a name a pack's manifest uses as a parameter type.
+#[derive(Debug)]
+pub struct NamedFormat {
+    /// The type name in manifests and on the wire.
+    pub name: &'static str,
+    /// What it is, for people (form hints, error messages).
+    pub summary: &'static str,
+    /// Longest value, in bytes.
+    pub max_len: usize,
+    /// Regex (JSON Schema form, anchored) the whole value must match.
+    pub pattern: &'static str,
+    /// Characters that split the value into components; no component may
+    /// be empty, `.` or `..`.
+    pub separators: &'static str,
+    /// The pack it was added for.
+    pub added_for: &'static str,
+}
+
+/// A pool or dataset name as ZFS allows it (ZFS's own 255-byte limit).
+pub const DATASET: NamedFormat = NamedFormat {
+    name: "dataset",
+    summary: "ZFS dataset",
+    max_len: 255,
+    pattern: "^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$",
+    separators: "/",
+    added_for: "zfs",
+};
+
+/// `dataset@snapshot`.
+pub const SNAPSHOT: NamedFormat = NamedFormat {
+    name: "snapshot",
+    summary: "ZFS snapshot (dataset@snap)",
+    max_len: 255,
+    pattern: "^[A-Za-z0-9_][A-Za-z0-9_.:/-]*@[A-Za-z0-9_][A-Za-z0-9_.:-]*$",
+    separators: "/@",
+    added_for: "zfs",
+};
+
+/// Every named format.
+pub const NAMED_FORMATS: &[&NamedFormat] = &[&DATASET, &SNAPSHOT];
+
+impl NamedFormat {
+    /// The format called `name`, if any.
+    pub fn by_name(name: &str) -> Option<&'static NamedFormat> {
+        NAMED_FORMATS.iter().copied().find(|f| f.name == name)
+    }
+
+    fn regex(&self) -> Regex {
+        static COMPILED: OnceLock<Mutex<HashMap<&'static str, Regex>>> = OnceLock::new();
+        let compiled = COMPILED.get_or_init(|| Mutex::new(HashMap::new()));
+        if let Ok(mut c) = compiled.lock() {
+            return c
+                .entry(self.name)
+                .or_insert_with(|| {
+                    Regex::new(self.pattern).unwrap_or_else(|_| unreachable!("constant regex"))
+                })
+                .clone();
+        }
+        Regex::new(self.pattern).unwrap_or_else(|_| unreachable!("constant regex"))
+    }
+
+    /// Checks `text` against the format's rules; the error says which.
+    pub fn validate(&self, text: &str) -> Result<(), String> {
+        if text.len() > self.max_len {
+            return Err(format!(
+                "a {} is at most {} bytes, got {}",
+                self.summary,
+                self.max_len,
+                text.len()
+            ));
+        }
+        if !self.regex().is_match(text) {
+            return Err(format!(
+                "{} is not a {} (must match {})",
+                shown(text),
+                self.summary,
+                self.pattern
+            ));
+        }
+        if !self.separators.is_empty()
+            && text
+                .split(|c| self.separators.contains(c))
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(format!(
+                "{} has an empty, `.` or `..` component",
+                shown(text)
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// One declared parameter.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,8 +163,8 @@ pub enum ParamKind {
     RelativePath {
         max_len: usize,
     },
-    Dataset,
-    Snapshot,
+    /// A string in a [`NamedFormat`].
+    Named(&'static NamedFormat),
     StringList {
         max_len: usize,
         pattern: Option<Pattern>,
@@ -214,14 +314,6 @@ impl TryFrom<RawParamSpec> for ParamSpec {
                     max_len: raw.max_len.unwrap_or(DEFAULT_PATH_MAX),
                 }
             }
-            "dataset" => {
-                only(&[])?;
-                ParamKind::Dataset
-            }
-            "snapshot" => {
-                only(&[])?;
-                ParamKind::Snapshot
-            }
             "string_list" => {
                 only(&["max_len", "pattern", "values", "max_items"])?;
                 ParamKind::StringList {
@@ -231,11 +323,19 @@ impl TryFrom<RawParamSpec> for ParamSpec {
                     max_items: raw.max_items.unwrap_or(DEFAULT_LIST_MAX),
                 }
             }
-            other => {
-                return Err(format!(
-                    "parameter {name:?}: unknown type {other:?} (string, integer, boolean, relative_path, dataset, snapshot, string_list)"
-                ));
-            }
+            other => match NamedFormat::by_name(other) {
+                Some(format) => {
+                    only(&[])?;
+                    ParamKind::Named(format)
+                }
+                None => {
+                    let named: Vec<&str> = NAMED_FORMATS.iter().map(|f| f.name).collect();
+                    return Err(format!(
+                        "parameter {name:?}: unknown type {other:?} (string, integer, boolean, relative_path, string_list, or a named format: {})",
+                        named.join(", ")
+                    ));
+                }
+            },
         };
         let spec = ParamSpec {
             name: raw.name,
@@ -282,8 +382,7 @@ impl From<ParamSpec> for RawParamSpec {
                 raw.kind = "relative_path".into();
                 raw.max_len = Some(max_len);
             }
-            ParamKind::Dataset => raw.kind = "dataset".into(),
-            ParamKind::Snapshot => raw.kind = "snapshot".into(),
+            ParamKind::Named(format) => raw.kind = format.name.into(),
             ParamKind::StringList {
                 max_len,
                 pattern,
@@ -307,7 +406,7 @@ impl From<ParamSpec> for RawParamSpec {
 pub struct ParamError {
     pub param: String,
     /// The rule that was broken, as a stable word: `required`, `unknown`,
-    /// `type`, `max_len`, `pattern`, `values`, `range`, `path`, `zfs_name`,
+    /// `type`, `max_len`, `pattern`, `values`, `range`, `path`, `format`,
     /// `max_items`.
     pub rule: &'static str,
     pub message: String,
@@ -372,18 +471,11 @@ impl ParamSpec {
                     .map_err(|e| err(name, "path", e.to_string()))?;
                 Ok(path.to_wire().to_json())
             }
-            ParamKind::Dataset => {
+            ParamKind::Named(format) => {
                 let text = value
                     .as_str()
                     .ok_or_else(|| err(name, "type", "must be a string"))?;
-                validate_dataset_name(text).map_err(|e| err(name, "zfs_name", e))?;
-                Ok(value.clone())
-            }
-            ParamKind::Snapshot => {
-                let text = value
-                    .as_str()
-                    .ok_or_else(|| err(name, "type", "must be a string"))?;
-                validate_snapshot_name(text).map_err(|e| err(name, "zfs_name", e))?;
+                format.validate(text).map_err(|e| err(name, "format", e))?;
                 Ok(value.clone())
             }
             ParamKind::StringList {
@@ -439,11 +531,8 @@ impl ParamSpec {
                     {"type": "object", "properties": {"base64": {"type": "string"}}, "required": ["base64"]}
                 ]
             }),
-            ParamKind::Dataset => {
-                json!({"type": "string", "maxLength": MAX_ZFS_NAME, "pattern": DATASET_PATTERN})
-            }
-            ParamKind::Snapshot => {
-                json!({"type": "string", "maxLength": MAX_ZFS_NAME, "pattern": SNAPSHOT_PATTERN})
+            ParamKind::Named(format) => {
+                json!({"type": "string", "maxLength": format.max_len, "pattern": format.pattern})
             }
             ParamKind::StringList {
                 max_len,
@@ -513,72 +602,6 @@ fn check_string(
             name,
             "pattern",
             format!("must match ^(?:{})$, got {}", p.as_str(), shown(text)),
-        ));
-    }
-    Ok(())
-}
-
-/// Regex (JSON Schema form) for dataset names.
-pub const DATASET_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$";
-/// Regex (JSON Schema form) for snapshot names.
-pub const SNAPSHOT_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_.:/-]*@[A-Za-z0-9_][A-Za-z0-9_.:-]*$";
-
-/// Validates a pool or dataset name: `^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$`, at most
-/// 255 bytes, no empty, `.` or `..` component, no trailing `/`.
-pub fn validate_dataset_name(name: &str) -> Result<(), String> {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| {
-        Regex::new(DATASET_PATTERN).unwrap_or_else(|_| unreachable!("constant regex"))
-    });
-    if name.len() > MAX_ZFS_NAME {
-        return Err(format!(
-            "ZFS names are at most {MAX_ZFS_NAME} bytes, got {}",
-            name.len()
-        ));
-    }
-    if !re.is_match(name) {
-        return Err(format!(
-            "{} is not a dataset name (must match {DATASET_PATTERN})",
-            shown(name)
-        ));
-    }
-    if name
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(format!(
-            "{} has an empty, `.` or `..` component",
-            shown(name)
-        ));
-    }
-    Ok(())
-}
-
-/// Validates `dataset@snapshot`: the dataset as in [`validate_dataset_name`],
-/// the snapshot part `^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`.
-pub fn validate_snapshot_name(name: &str) -> Result<(), String> {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| {
-        Regex::new("^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
-            .unwrap_or_else(|_| unreachable!("constant regex"))
-    });
-    let (dataset, snap) = name.split_once('@').ok_or_else(|| {
-        format!(
-            "{} is not a snapshot name (expected dataset@snapshot)",
-            shown(name)
-        )
-    })?;
-    if name.len() > MAX_ZFS_NAME {
-        return Err(format!(
-            "ZFS names are at most {MAX_ZFS_NAME} bytes, got {}",
-            name.len()
-        ));
-    }
-    validate_dataset_name(dataset)?;
-    if !re.is_match(snap) {
-        return Err(format!(
-            "{} is not a snapshot name (must match {SNAPSHOT_PATTERN})",
-            shown(name)
         ));
     }
     Ok(())
@@ -769,6 +792,35 @@ mod tests {
         assert_eq!((e.param.as_str(), e.rule), ("dataset", "required"));
     }
 
+    fn validate_dataset_name(text: &str) -> Result<(), String> {
+        DATASET.validate(text)
+    }
+
+    fn validate_snapshot_name(text: &str) -> Result<(), String> {
+        SNAPSHOT.validate(text)
+    }
+
+    #[test]
+    fn named_formats_are_unique_and_compile() {
+        for (i, f) in NAMED_FORMATS.iter().enumerate() {
+            assert!(Regex::new(f.pattern).is_ok(), "{}", f.name);
+            assert!(f.pattern.starts_with('^') && f.pattern.ends_with('$'));
+            assert!(NAMED_FORMATS[..i].iter().all(|g| g.name != f.name));
+            assert!(
+                ![
+                    "string",
+                    "integer",
+                    "boolean",
+                    "relative_path",
+                    "string_list"
+                ]
+                .contains(&f.name),
+                "{} shadows a generic type",
+                f.name
+            );
+        }
+    }
+
     #[test]
     fn zfs_names() {
         assert!(validate_dataset_name("tank/home.backup:x-1").is_ok());
@@ -787,7 +839,15 @@ mod tests {
         }
         assert!(validate_snapshot_name("tank/home@auto-2024-01-01_00:00").is_ok());
         for bad in [
-            "tank", "tank@", "tank@a/b", "tank@-x", "tank@a b", "@s", "tank@s@t",
+            "tank",
+            "tank@",
+            "tank@a/b",
+            "tank@-x",
+            "tank@a b",
+            "@s",
+            "tank@s@t",
+            "tank/..@s",
+            "tank//x@s",
         ] {
             assert!(validate_snapshot_name(bad).is_err(), "{bad:?}");
         }

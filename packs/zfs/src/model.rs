@@ -9,7 +9,7 @@
 //! seconds can tie), then creation time and name.
 
 use sonde_packs::handler::ProbeError;
-use sonde_protocol::schema::validate_dataset_name;
+use sonde_protocol::schema::DATASET;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -143,7 +143,7 @@ pub fn datasets(zfs: &Zfs<'_>, root: Option<&str>) -> Result<Listing<Dataset>, P
     let listed = zfs.ok("zfs", "list", &args)?;
     let names: Vec<String> = lines(&listed.stdout)
         .filter_map(|l| std::str::from_utf8(l).ok())
-        .filter(|n| validate_dataset_name(n).is_ok())
+        .filter(|n| DATASET.validate(n).is_ok())
         .map(str::to_owned)
         .collect();
     if names.is_empty() {

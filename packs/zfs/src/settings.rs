@@ -62,7 +62,8 @@ impl Settings {
         let s: Settings = serde_json::from_value(value.clone())
             .map_err(|e| format!("[packs.zfs]: {e} (known keys: datasets, live)"))?;
         for d in &s.datasets {
-            sonde_protocol::schema::validate_dataset_name(d)
+            sonde_protocol::schema::DATASET
+                .validate(d)
                 .map_err(|e| format!("[packs.zfs] datasets: {e}"))?;
         }
         Ok(())

@@ -13,7 +13,7 @@
 
 use sonde_packs::exec::{Argv, ExecError, ExecLimits, ExecOutput};
 use sonde_packs::handler::{ProbeContext, ProbeError};
-use sonde_protocol::schema::{validate_dataset_name, validate_snapshot_name};
+use sonde_protocol::schema::{DATASET, SNAPSHOT};
 use std::time::{Duration, Instant};
 
 use crate::parse::error_text;
@@ -224,8 +224,8 @@ pub fn check_argv(program: &str, subcommand: &str, args: &[&str]) -> Result<(), 
         if arg.starts_with('-') {
             return Err(refuse(format!("option {arg:?} is not allowed")));
         }
-        let operand_ok = validate_dataset_name(arg).is_ok()
-            || validate_snapshot_name(arg).is_ok()
+        let operand_ok = DATASET.validate(arg).is_ok()
+            || SNAPSHOT.validate(arg).is_ok()
             || is_property_list(arg);
         if !operand_ok {
             return Err(refuse(format!(

@@ -31,7 +31,7 @@ use sonde_packs::handler::{ProbeContext, ProbeError};
 use sonde_packs::manifest::{Approval, ProbeSpec};
 use sonde_packs::testing::RecordingRunner;
 use sonde_protocol::Capability;
-use sonde_protocol::schema::{ParamKind, validate_dataset_name, validate_snapshot_name};
+use sonde_protocol::schema::{DATASET, ParamKind, SNAPSHOT};
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -351,8 +351,8 @@ fn parameters_reach_argv_only_as_validated_names() {
                     argv.display()
                 );
                 assert!(
-                    validate_dataset_name(a).is_ok()
-                        || validate_snapshot_name(a).is_ok()
+                    DATASET.validate(a).is_ok()
+                        || SNAPSHOT.validate(a).is_ok()
                         || is_property_list(a),
                     "{}: operand {a:?} is neither a validated name nor a property list",
                     argv.display()

@@ -336,8 +336,8 @@ fn space_listing(
     let objects: Vec<String> = lines(&listed.stdout)
         .filter_map(|l| std::str::from_utf8(l).ok())
         .filter(|n| {
-            sonde_protocol::schema::validate_dataset_name(n).is_ok()
-                || sonde_protocol::schema::validate_snapshot_name(n).is_ok()
+            sonde_protocol::schema::DATASET.validate(n).is_ok()
+                || sonde_protocol::schema::SNAPSHOT.validate(n).is_ok()
         })
         .map(str::to_owned)
         .collect();
