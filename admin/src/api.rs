@@ -517,6 +517,6 @@ pub struct OAuthClientInfo {
     pub registered_at_ms: i64,
     pub remote_addr: String,
     pub revoked_at_ms: Option<i64>,
-    /// Approved grants not revoked or expired.
+    /// Grants that issued tokens and are not revoked or expired.
     pub active_grants: u64,
 }

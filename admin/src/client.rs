@@ -343,8 +343,11 @@ impl AdminClient {
     }
 
     pub async fn deny_oauth(&self, id: &str) -> Result<OAuthRequestInfo, AdminError> {
-        self.post(&format!("/v1/oauth/requests/{}/deny", path_segment(id)), &())
-            .await
+        self.post(
+            &format!("/v1/oauth/requests/{}/deny", path_segment(id)),
+            &(),
+        )
+        .await
     }
 
     pub async fn oauth_clients(&self) -> Result<Vec<OAuthClientInfo>, AdminError> {
@@ -352,8 +355,11 @@ impl AdminClient {
     }
 
     pub async fn revoke_oauth_client(&self, id: &str) -> Result<OAuthClientInfo, AdminError> {
-        self.post(&format!("/v1/oauth/clients/{}/revoke", path_segment(id)), &())
-            .await
+        self.post(
+            &format!("/v1/oauth/clients/{}/revoke", path_segment(id)),
+            &(),
+        )
+        .await
     }
 
     pub async fn probe(&self, run: &ProbeRun) -> Result<ProbeRunResult, AdminError> {

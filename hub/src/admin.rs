@@ -415,7 +415,9 @@ async fn oauth_requests(
     State(hub): State<SharedHub>,
     Query(q): Query<AllQuery>,
 ) -> ApiResult<Vec<OAuthRequestInfo>> {
-    Ok(Json(crate::oauth::pending::requests(&hub.store, q.all).await?))
+    Ok(Json(
+        crate::oauth::pending::requests(&hub.store, q.all).await?,
+    ))
 }
 
 async fn oauth_approve(
@@ -424,7 +426,9 @@ async fn oauth_approve(
     Path(id): Path<String>,
     Json(req): Json<OAuthApprove>,
 ) -> ApiResult<OAuthRequestInfo> {
-    Ok(Json(crate::oauth::pending::approve(&hub, &id, req, &op.0).await?))
+    Ok(Json(
+        crate::oauth::pending::approve(&hub, &id, req, &op.0).await?,
+    ))
 }
 
 async fn oauth_deny(
@@ -444,5 +448,7 @@ async fn oauth_revoke_client(
     ConnectInfo(op): ConnectInfo<Operator>,
     Path(id): Path<String>,
 ) -> ApiResult<OAuthClientInfo> {
-    Ok(Json(crate::oauth::pending::revoke_client(&hub, &id, &op.0).await?))
+    Ok(Json(
+        crate::oauth::pending::revoke_client(&hub, &id, &op.0).await?,
+    ))
 }

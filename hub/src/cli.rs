@@ -242,7 +242,9 @@ pub enum OauthCommand {
 pub enum OauthClientsCommand {
     List,
     /// Revoke a client: its grants and tokens stop working at once.
-    Revoke { id: String },
+    Revoke {
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -619,7 +619,13 @@ pub async fn keys(data: &DataDir, out: Out, cmd: KeyCommand) -> anyhow::Result<(
 fn oauth_request_rows(list: &[OAuthRequestInfo]) -> String {
     table(
         &[
-            "ID", "CLIENT", "CODE", "REDIRECT HOST", "STATUS", "FROM", "REQUESTED",
+            "ID",
+            "CLIENT",
+            "CODE",
+            "REDIRECT HOST",
+            "STATUS",
+            "FROM",
+            "REQUESTED",
         ],
         list.iter()
             .map(|r| {
@@ -697,7 +703,14 @@ pub async fn oauth(data: &DataDir, out: Out, cmd: OauthCommand) -> anyhow::Resul
             };
             out.print(&list, |l| {
                 table(
-                    &["ID", "NAME", "REDIRECT URIS", "GRANTS", "REGISTERED", "STATE"],
+                    &[
+                        "ID",
+                        "NAME",
+                        "REDIRECT URIS",
+                        "GRANTS",
+                        "REGISTERED",
+                        "STATE",
+                    ],
                     l.iter()
                         .map(|c| {
                             vec![

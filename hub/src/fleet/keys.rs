@@ -41,7 +41,11 @@ fn check_patterns(
 }
 
 /// Checks a policy's scopes (API keys and OAuth grants share them).
-pub fn check_policy(agents: &[String], probes: &[String], tools: &[String]) -> Result<(), HubError> {
+pub fn check_policy(
+    agents: &[String],
+    probes: &[String],
+    tools: &[String],
+) -> Result<(), HubError> {
     check_patterns("agent", agents, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
     })?;

@@ -518,7 +518,7 @@ pub async fn serve(
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { draining.cancelled().await })
-            .await?;
+        .await?;
         return Ok(());
     }
     let acceptor = TlsAcceptor::from(Arc::new(crate::link::listener::server_only_tls_config(

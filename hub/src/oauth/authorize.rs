@@ -80,7 +80,9 @@ fn page(status: StatusCode, title: &str, body: &str, refresh: Option<(u32, &str)
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
     );
     r
 }
@@ -141,8 +143,7 @@ struct Checked {
 }
 
 async fn check(o: &OAuth, query: &str) -> Result<Checked, Response> {
-    let params =
-        parse_params(query).map_err(|e| error_page(StatusCode::BAD_REQUEST, &e))?;
+    let params = parse_params(query).map_err(|e| error_page(StatusCode::BAD_REQUEST, &e))?;
     let client_id = param(&params, "client_id")
         .ok_or_else(|| error_page(StatusCode::BAD_REQUEST, "client_id is missing"))?;
     let client = match o.hub.store.oauth_client(client_id).await {
@@ -428,7 +429,10 @@ mod tests {
             with_query("https://a/cb", &[("code", "c d"), ("state", "s&t")]),
             "https://a/cb?code=c+d&state=s%26t"
         );
-        assert_eq!(with_query("https://a/cb?x=1", &[("code", "c")]), "https://a/cb?x=1&code=c");
+        assert_eq!(
+            with_query("https://a/cb?x=1", &[("code", "c")]),
+            "https://a/cb?x=1&code=c"
+        );
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub fn client_info(c: &OAuthClient, grants: &[OAuthGrant]) -> OAuthClientInfo {
             .iter()
             .filter(|g| {
                 g.client_id == c.client_id
+                    && g.code_used_at_ms.is_some()
                     && super::token::check_grant(g, &g.resource, now).is_ok()
             })
             .count() as u64,

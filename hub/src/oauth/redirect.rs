@@ -30,9 +30,9 @@ pub fn check_registrable(uri: &str) -> Result<(), String> {
     };
     let scheme_ok = !scheme.is_empty()
         && scheme.as_bytes()[0].is_ascii_alphabetic()
-        && scheme
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.'));
+        && scheme.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.')
+        });
     if !scheme_ok {
         return Err(format!("redirect URI {uri:?} has an invalid scheme"));
     }
@@ -131,9 +131,15 @@ mod tests {
     fn exact_redirect_match_with_loopback_ports() {
         let reg = "http://127.0.0.1:33418/callback";
         assert!(matches(reg, "http://127.0.0.1:33418/callback"));
-        assert!(matches(reg, "http://127.0.0.1:5000/callback"), "RFC 8252: any port");
+        assert!(
+            matches(reg, "http://127.0.0.1:5000/callback"),
+            "RFC 8252: any port"
+        );
         assert!(matches(reg, "http://127.0.0.1/callback"));
-        assert!(matches("http://localhost:1/cb?x=1", "http://localhost:65535/cb?x=1"));
+        assert!(matches(
+            "http://localhost:1/cb?x=1",
+            "http://localhost:65535/cb?x=1"
+        ));
         assert!(matches("http://[::1]/cb", "http://[::1]:8080/cb"));
         for bad in [
             "http://127.0.0.1:5000/callback/",
@@ -153,7 +159,10 @@ mod tests {
         assert!(matches(https, https));
         assert!(!matches(https, "https://claude.ai/api/mcp/auth_callback/"));
         assert!(!matches(https, "https://CLAUDE.ai/api/mcp/auth_callback"));
-        assert!(!matches(https, "https://claude.ai:443/api/mcp/auth_callback"));
+        assert!(!matches(
+            https,
+            "https://claude.ai:443/api/mcp/auth_callback"
+        ));
         assert!(!matches(https, "https://claude.ai/api/mcp/auth%5Fcallback"));
     }
 

@@ -42,7 +42,9 @@ fn invalid(error: &str, description: &str) -> Response {
 }
 
 /// Checks a registration; returns the client name and redirect URIs.
-pub fn validate(req: &RegistrationRequest) -> Result<(String, Vec<String>), (&'static str, String)> {
+pub fn validate(
+    req: &RegistrationRequest,
+) -> Result<(String, Vec<String>), (&'static str, String)> {
     if req.redirect_uris.is_empty() {
         return Err((
             "invalid_redirect_uri",
@@ -107,7 +109,11 @@ pub fn validate(req: &RegistrationRequest) -> Result<(String, Vec<String>), (&'s
 }
 
 /// `POST /oauth/register`
-pub async fn register(State(o): State<Arc<OAuth>>, Remote(remote): Remote, body: Bytes) -> Response {
+pub async fn register(
+    State(o): State<Arc<OAuth>>,
+    Remote(remote): Remote,
+    body: Bytes,
+) -> Response {
     let req: RegistrationRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {

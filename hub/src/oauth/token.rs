@@ -54,7 +54,11 @@ fn check_resource(hub: &Hub, presented: Option<&str>) -> Result<String, Refusal>
 /// `POST /oauth/token`
 pub async fn token(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
     let Ok(text) = std::str::from_utf8(&body) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "the body is not UTF-8");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body is not UTF-8",
+        );
     };
     let params = match parse_params(text) {
         Ok(p) => p,
@@ -100,22 +104,37 @@ pub async fn token(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
                     "code, code_verifier and redirect_uri are required",
                 );
             };
-            let (cid, verifier, redirect_uri) =
-                (client_id.clone(), verifier.to_owned(), redirect_uri.to_owned());
+            let (cid, verifier, redirect_uri) = (
+                client_id.clone(),
+                verifier.to_owned(),
+                redirect_uri.to_owned(),
+            );
             let check: GrantCheck = Box::new(move |g: &OAuthGrant| {
                 if g.client_id != cid {
-                    return Err(Refusal::new("invalid_grant", "the code was issued to another client"));
+                    return Err(Refusal::new(
+                        "invalid_grant",
+                        "the code was issued to another client",
+                    ));
                 }
                 // The token request repeats the authorization request's
                 // redirect URI verbatim (RFC 6749 §4.1.3), port included.
                 if g.redirect_uri != redirect_uri {
-                    return Err(Refusal::new("invalid_grant", "redirect_uri must be the one of the authorization request, exactly"));
+                    return Err(Refusal::new(
+                        "invalid_grant",
+                        "redirect_uri must be the one of the authorization request, exactly",
+                    ));
                 }
                 if !pkce::verify(&verifier, &g.code_challenge) {
-                    return Err(Refusal::new("invalid_grant", "PKCE verification failed (code_verifier does not match the S256 code_challenge)"));
+                    return Err(Refusal::new(
+                        "invalid_grant",
+                        "PKCE verification failed (code_verifier does not match the S256 code_challenge)",
+                    ));
                 }
                 if g.resource != resource {
-                    return Err(Refusal::new("invalid_target", "the resource differs from the authorization request's"));
+                    return Err(Refusal::new(
+                        "invalid_target",
+                        "the resource differs from the authorization request's",
+                    ));
                 }
                 Ok(())
             });
@@ -126,16 +145,27 @@ pub async fn token(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
         }
         Some("refresh_token") => {
             let Some(old) = param(&params, "refresh_token") else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is required",
+                );
             };
             if let Some(scope) = param(&params, "scope")
                 && scope.split(' ').any(|s| !s.is_empty() && s != SCOPE)
             {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "the only scope is \"mcp\"");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    "the only scope is \"mcp\"",
+                );
             }
             let check: GrantCheck = Box::new(move |g: &OAuthGrant| {
                 if g.resource != resource {
-                    return Err(Refusal::new("invalid_target", "the resource differs from the grant's"));
+                    return Err(Refusal::new(
+                        "invalid_target",
+                        "the resource differs from the grant's",
+                    ));
                 }
                 Ok(())
             });
@@ -148,11 +178,17 @@ pub async fn token(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                &format!("grant_type {other:?} is not supported (authorization_code, refresh_token)"),
+                &format!(
+                    "grant_type {other:?} is not supported (authorization_code, refresh_token)"
+                ),
             );
         }
         None => {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required");
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "grant_type is required",
+            );
         }
     };
     match outcome {
@@ -189,7 +225,11 @@ pub async fn revoke(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
     let Some(token) = param(&params, "token") else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is required");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is required",
+        );
     };
     match o.hub.store.revoke_oauth_token(&hash(token), now_ms()).await {
         Ok(_) => no_store(StatusCode::OK, json!({})),
@@ -253,7 +293,10 @@ pub fn policy_of(g: &OAuthGrant) -> KeyPolicy {
 }
 
 /// The policy of an OAuth access token presented to `/mcp`.
-pub async fn authenticate(hub: &Hub, token: &str) -> Result<Result<KeyPolicy, AccessRefused>, crate::store::StoreError> {
+pub async fn authenticate(
+    hub: &Hub,
+    token: &str,
+) -> Result<Result<KeyPolicy, AccessRefused>, crate::store::StoreError> {
     let now = now_ms();
     let Some(grant) = hub.store.oauth_access(&hash(token), now).await? else {
         return Ok(Err(AccessRefused::Invalid));

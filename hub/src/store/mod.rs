@@ -62,7 +62,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_pack_catalogs",
         include_str!("../../migrations/0004_pack_catalogs.sql"),
     ),
-    ("0005_oauth", include_str!("../../migrations/0005_oauth.sql")),
+    (
+        "0005_oauth",
+        include_str!("../../migrations/0005_oauth.sql"),
+    ),
 ];
 
 /// Read connections in the pool.

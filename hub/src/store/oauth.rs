@@ -393,7 +393,12 @@ impl HubStore {
 
     /// Revokes a client and every grant and token it holds, audited as
     /// `oauth.client_revoked`.
-    pub async fn revoke_oauth_client(&self, client_id: &str, by: &str, now: i64) -> Result<OAuthClient> {
+    pub async fn revoke_oauth_client(
+        &self,
+        client_id: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<OAuthClient> {
         let (id, by) = (client_id.to_owned(), by.to_owned());
         let (client, _) = self
             .commit(move |c| {
@@ -682,16 +687,19 @@ impl HubStore {
                 }
                 c.prepare_cached("UPDATE oauth_grants SET code_used_at_ms = ?2 WHERE id = ?1")?
                     .execute(params![grant.id, now])?;
-                if grant.code_expires_at_ms.is_none_or(|e| e <= now) {
-                    return refuse(
-                        Refusal::new("invalid_grant", "the authorization code has expired"),
-                        "oauth.token_refused",
-                    );
-                }
-                if let Some(why) = grant_unusable(&grant, now) {
-                    return refuse(Refusal::new("invalid_grant", why), "oauth.token_refused");
-                }
-                if let Err(r) = check(&grant) {
+                // A refused exchange ends the grant: its one code is burnt.
+                let refusal = if grant.code_expires_at_ms.is_none_or(|e| e <= now) {
+                    Some(Refusal::new(
+                        "invalid_grant",
+                        "the authorization code has expired",
+                    ))
+                } else if let Some(why) = grant_unusable(&grant, now) {
+                    Some(Refusal::new("invalid_grant", why))
+                } else {
+                    check(&grant).err()
+                };
+                if let Some(r) = refusal {
+                    revoke_grant_rows(c, &grant.id, now)?;
                     return refuse(r, "oauth.token_refused");
                 }
                 insert_tokens(c, &grant.id, &tokens, now)?;
@@ -775,9 +783,11 @@ impl HubStore {
         let grant_id: Option<String> = {
             let t = t.clone();
             self.read(move |c| {
-                Ok(c.prepare_cached("SELECT grant_id FROM oauth_tokens WHERE token_sha256 = ?1")?
-                    .query_row([t], |r| r.get(0))
-                    .optional()?)
+                Ok(
+                    c.prepare_cached("SELECT grant_id FROM oauth_tokens WHERE token_sha256 = ?1")?
+                        .query_row([t], |r| r.get(0))
+                        .optional()?,
+                )
             })
             .await?
         };
@@ -788,10 +798,11 @@ impl HubStore {
             .commit(move |c| {
                 let grant = grant_by_id(c, &grant_id)?;
                 revoke_grant_rows(c, &grant.id, now)?;
-                let entry = NewEntry::new(format!("oauth:{}", grant.client_id), "oauth.revoked", "ok")
-                    .detail("grant_id", grant.id.clone())
-                    .detail("client_id", grant.client_id.clone())
-                    .detail("by", "client");
+                let entry =
+                    NewEntry::new(format!("oauth:{}", grant.client_id), "oauth.revoked", "ok")
+                        .detail("grant_id", grant.id.clone())
+                        .detail("client_id", grant.client_id.clone())
+                        .detail("by", "client");
                 Ok(Audited::new(grant.id, entry))
             })
             .await?;
@@ -899,7 +910,13 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(g.id, "r1");
-        assert!(store.oauth_access("access-1", 2001).await.unwrap().is_some());
+        assert!(
+            store
+                .oauth_access("access-1", 2001)
+                .await
+                .unwrap()
+                .is_some()
+        );
         let again = store
             .exchange_oauth_code("code-1", "c1", ok_check(), tokens(2), 2002)
             .await
@@ -907,7 +924,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(again.error, "invalid_grant");
         assert!(
-            store.oauth_access("access-1", 2003).await.unwrap().is_none(),
+            store
+                .oauth_access("access-1", 2003)
+                .await
+                .unwrap()
+                .is_none(),
             "reusing a code revokes what it issued"
         );
     }
@@ -961,7 +982,13 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert!(store.oauth_access("access-2", 3001).await.unwrap().is_some());
+        assert!(
+            store
+                .oauth_access("access-2", 3001)
+                .await
+                .unwrap()
+                .is_some()
+        );
         let other = store
             .refresh_oauth_token("refresh-2", "c2", ok_check(), tokens(3), 3002)
             .await
@@ -975,7 +1002,13 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(replay.description.contains("replay"), "{replay:?}");
-        assert!(store.oauth_access("access-2", 4001).await.unwrap().is_none());
+        assert!(
+            store
+                .oauth_access("access-2", 4001)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(
             store
                 .refresh_oauth_token("refresh-2", "c1", ok_check(), tokens(5), 4002)
@@ -1012,7 +1045,13 @@ mod tests {
             .await
             .unwrap();
         let err = store
-            .decide_oauth_request("r1", Some(OAuthPolicy::default()), "op", 1000 + TTL + 6, TTL)
+            .decide_oauth_request(
+                "r1",
+                Some(OAuthPolicy::default()),
+                "op",
+                1000 + TTL + 6,
+                TTL,
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
@@ -1022,7 +1061,13 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .decide_oauth_request("r3", Some(OAuthPolicy::default()), "op", 1000 + TTL + 8, TTL)
+                .decide_oauth_request(
+                    "r3",
+                    Some(OAuthPolicy::default()),
+                    "op",
+                    1000 + TTL + 8,
+                    TTL
+                )
                 .await
                 .is_err()
         );
@@ -1039,7 +1084,13 @@ mod tests {
             .unwrap();
         let c = store.revoke_oauth_client("c1", "op", 3000).await.unwrap();
         assert!(c.revoked_at_ms.is_some());
-        assert!(store.oauth_access("access-1", 3001).await.unwrap().is_none());
+        assert!(
+            store
+                .oauth_access("access-1", 3001)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(
             store
                 .refresh_oauth_token("refresh-1", "c1", ok_check(), tokens(2), 3002)
@@ -1058,7 +1109,13 @@ mod tests {
             store.revoke_oauth_token("refresh-1", 2500).await.unwrap(),
             Some("r1".into())
         );
-        assert!(store.oauth_access("access-1", 2501).await.unwrap().is_none());
+        assert!(
+            store
+                .oauth_access("access-1", 2501)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(store.revoke_oauth_token("nope", 2502).await.unwrap(), None);
     }
 }
