@@ -50,6 +50,9 @@ pub struct HubStatus {
     pub agents_online: u64,
     pub pending_enrollments: u64,
     pub pending_permissions: u64,
+    /// MCP clients' OAuth authorization requests waiting for the operator.
+    #[serde(default)]
+    pub pending_oauth: u64,
     pub quarantined: u64,
     pub open_drift: u64,
     pub audit_head: ChainHead,
