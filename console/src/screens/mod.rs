@@ -61,7 +61,7 @@ impl View {
             View::Audit => "Audit",
             View::Keys => "Keys & tokens",
             View::TryIt => "Try it",
-            View::OAuth => "OAuth clients",
+            View::OAuth => "OAuth",
         }
     }
 

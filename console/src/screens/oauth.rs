@@ -345,3 +345,144 @@ impl Screen for OAuthScreen {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::app::App;
+    use crate::fixtures::*;
+    use crate::worker::Reply;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use sonde_admin::api::OAuthRequestStatus;
+    use sonde_protocol::Capability;
+
+    fn key(app: &mut App, code: KeyCode) -> Vec<Request> {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn ch(app: &mut App, c: char) -> Vec<Request> {
+        key(app, KeyCode::Char(c))
+    }
+
+    fn request(name: &str) -> OAuthRequestInfo {
+        OAuthRequestInfo {
+            id: "oag-0a1b2c3d4e5f".into(),
+            client_id: "oac-00112233445566778899aabbccddeeff".into(),
+            client_name: name.into(),
+            redirect_uri: "https://claude.ai/api/mcp/auth_callback".into(),
+            redirect_host: "claude.ai".into(),
+            user_code: "BCDF-GH23".into(),
+            status: OAuthRequestStatus::Pending,
+            resource: "https://hub.lan:7444/mcp".into(),
+            remote_addr: "10.0.0.7".into(),
+            requested_at_ms: NOW - 20_000,
+            decided_at_ms: None,
+            decided_by: None,
+            agents: vec![],
+            probes: vec![],
+            tools: vec![],
+            max_capability: Capability::Observe,
+            expires_at_ms: None,
+        }
+    }
+
+    fn client(name: &str) -> OAuthClientInfo {
+        OAuthClientInfo {
+            client_id: "oac-00112233445566778899aabbccddeeff".into(),
+            name: name.into(),
+            redirect_uris: vec!["https://claude.ai/api/mcp/auth_callback".into()],
+            registered_at_ms: NOW - 60_000,
+            remote_addr: "10.0.0.7".into(),
+            revoked_at_ms: None,
+            active_grants: 1,
+        }
+    }
+
+    fn app_on_oauth(name: &str) -> App {
+        let mut app = loaded_app();
+        ch(&mut app, '8');
+        assert_eq!(app.view, View::OAuth);
+        answer(
+            &mut app,
+            Request::OAuthRequests,
+            Reply::OAuthRequests(vec![request(name)]),
+        );
+        answer(
+            &mut app,
+            Request::OAuthClients,
+            Reply::OAuthClients(vec![client(name)]),
+        );
+        app
+    }
+
+    #[test]
+    fn oauth_requests_show_client_code_and_host_escaped() {
+        let app = app_on_oauth("Claude\u{1b}[2J <evil>");
+        let s = render(&app, 140, 30);
+        assert!(s.contains("MCP clients asking for access (1)"), "{s}");
+        assert!(s.contains("BCDF-GH23") && s.contains("claude.ai"), "{s}");
+        assert!(s.contains("Registered OAuth clients (1)"), "{s}");
+        assert!(!s.contains('\u{1b}'), "terminal escapes are never drawn");
+        // Narrow terminals: nothing panics.
+        for (w, h) in [(20, 5), (40, 10), (80, 24)] {
+            render(&app, w, h);
+        }
+    }
+
+    #[test]
+    fn oauth_approval_chooses_a_policy_shows_it_and_needs_y() {
+        let mut app = app_on_oauth("Claude");
+        assert!(ch(&mut app, 'a').is_empty(), "approving is never one key");
+        assert!(matches!(app.modal, Some(Modal::OAuthForm { .. })));
+        let s = render(&app, 140, 34);
+        assert!(s.contains("BCDF-GH23"), "the form shows the code: {s}");
+        for c in "nas*".chars() {
+            assert!(ch(&mut app, c).is_empty());
+        }
+        assert!(key(&mut app, KeyCode::Enter).is_empty(), "Enter reviews");
+        let Some(Modal::Confirm(c)) = &app.modal else {
+            panic!("no confirmation: {:?}", app.modal);
+        };
+        let all: Vec<&str> = c.lines.iter().map(|(l, _)| l.as_str()).collect();
+        let all = all.join("\n");
+        assert!(all.contains("BCDF-GH23") && all.contains("claude.ai"), "{all}");
+        assert!(all.contains("agents: nas*") && all.contains("up to observe"), "{all}");
+        let sent = ch(&mut app, 'y');
+        assert_eq!(
+            sent,
+            [Request::ApproveOAuth(
+                "oag-0a1b2c3d4e5f".into(),
+                OAuthApprove {
+                    agents: vec!["nas*".into()],
+                    ..OAuthApprove::default()
+                }
+            )]
+        );
+        // Anything but y cancels a denial; y denies.
+        ch(&mut app, 'd');
+        assert!(ch(&mut app, 'n').is_empty());
+        ch(&mut app, 'd');
+        assert_eq!(
+            ch(&mut app, 'y'),
+            [Request::DenyOAuth("oag-0a1b2c3d4e5f".into())]
+        );
+    }
+
+    #[test]
+    fn oauth_clients_are_revoked_with_y_only_on_their_pane() {
+        let mut app = app_on_oauth("Claude");
+        assert!(ch(&mut app, 'x').is_empty());
+        assert!(app.modal.is_none(), "x does nothing on the requests pane");
+        key(&mut app, KeyCode::Right);
+        assert!(ch(&mut app, 'a').is_empty());
+        assert!(app.modal.is_none(), "a does nothing on the clients pane");
+        ch(&mut app, 'x');
+        assert_eq!(
+            ch(&mut app, 'y'),
+            [Request::RevokeOAuthClient(
+                "oac-00112233445566778899aabbccddeeff".into()
+            )]
+        );
+    }
+}
