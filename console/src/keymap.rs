@@ -451,7 +451,13 @@ pub const KEYMAP: &[Binding] = &[
         "approve: choose its policy, see what it gets, y",
         Some("approve"),
     ),
-    b(OAUTH, &[C('d')], Action::Deny, "deny (asks y)", Some("deny")),
+    b(
+        OAUTH,
+        &[C('d')],
+        Action::Deny,
+        "deny (asks y)",
+        Some("deny"),
+    ),
     b(
         OAUTH,
         &[C('x')],

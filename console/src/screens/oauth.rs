@@ -446,8 +446,14 @@ mod tests {
         };
         let all: Vec<&str> = c.lines.iter().map(|(l, _)| l.as_str()).collect();
         let all = all.join("\n");
-        assert!(all.contains("BCDF-GH23") && all.contains("claude.ai"), "{all}");
-        assert!(all.contains("agents: nas*") && all.contains("up to observe"), "{all}");
+        assert!(
+            all.contains("BCDF-GH23") && all.contains("claude.ai"),
+            "{all}"
+        );
+        assert!(
+            all.contains("agents: nas*") && all.contains("up to observe"),
+            "{all}"
+        );
         let sent = ch(&mut app, 'y');
         assert_eq!(
             sent,
