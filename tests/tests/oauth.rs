@@ -22,6 +22,10 @@ fn http(hub: &Hub) -> reqwest::Client {
         .unwrap()
 }
 
+fn origin_of(hub: &Hub) -> String {
+    origin(hub)
+}
+
 fn origin(hub: &Hub) -> String {
     hub.run
         .mcp_url
@@ -473,12 +477,38 @@ async fn oauth_flow_with_operator_approval_then_tools_with_rmcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_refusals_denial_and_client_revocation() {
     let scratch = Scratch::new();
-    let hub = Hub::start(&scratch);
+    let hub = Hub::start_with(
+        &scratch,
+        "[mcp]\nallowed_origins = [\"https://inspector.example\"]\n",
+    );
     let mcp_url = hub.run.mcp_url.clone().unwrap();
     let redirect = "https://client.example/cb";
     let client = register(&hub, redirect).await;
     let (_, challenge) = pkce();
     let c = http(&hub);
+
+    // CORS only for the origins the operator allowed for /mcp.
+    for (origin, allowed) in [
+        ("https://inspector.example", true),
+        ("https://evil.example", false),
+    ] {
+        let r = c
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/oauth/token", origin_of(&hub)),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let acao = r
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(acao.as_deref(), allowed.then_some(origin), "{origin}");
+    }
 
     // Bad client or redirect URI: an error page, never a redirect.
     for url in [

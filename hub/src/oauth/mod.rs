@@ -33,7 +33,7 @@ pub mod redirect;
 pub mod registration;
 pub mod token;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -203,27 +203,90 @@ pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> Respon
     )
 }
 
+/// CORS for browser-based MCP clients, on the discovery, registration,
+/// token and revocation endpoints only: an `Origin` the operator allowed
+/// for `/mcp` (`mcp.allowed_origins`) is allowed here too (echoed, never
+/// `*`); any other origin gets no CORS headers, so browsers keep its pages
+/// from reading the answers. No cookies are involved: no credentials.
+pub async fn cors(
+    State(o): State<Arc<OAuth>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let allowed = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_end_matches('/').to_owned())
+        .filter(|origin| {
+            o.hub
+                .config
+                .mcp
+                .allowed_origins
+                .iter()
+                .any(|a| a.trim_end_matches('/') == origin)
+        })
+        .and_then(|origin| HeaderValue::from_str(&origin).ok());
+    let preflight = request.method() == axum::http::Method::OPTIONS;
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let h = response.headers_mut();
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = allowed {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        if preflight {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type, authorization, mcp-protocol-version"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+    }
+    response
+}
+
 /// The OAuth routes, mounted beside `/mcp` (outside its API-key guard).
 pub fn router(hub: SharedHub) -> axum::Router {
     let state = OAuth::new(hub);
-    axum::Router::new()
+    let preflight = || axum::routing::options(|| async { StatusCode::NO_CONTENT });
+    // The browser-facing pages (authorize, wait) are navigations: no CORS.
+    let api = axum::Router::new()
         .route(
             "/.well-known/oauth-protected-resource",
-            get(metadata::protected_resource),
+            get(metadata::protected_resource).merge(preflight()),
         )
         .route(
             "/.well-known/oauth-protected-resource/mcp",
-            get(metadata::protected_resource),
+            get(metadata::protected_resource).merge(preflight()),
         )
         .route(
             "/.well-known/oauth-authorization-server",
-            get(metadata::authorization_server),
+            get(metadata::authorization_server).merge(preflight()),
         )
-        .route("/oauth/register", post(registration::register))
+        .route(
+            "/oauth/register",
+            post(registration::register).merge(preflight()),
+        )
+        .route("/oauth/token", post(token::token).merge(preflight()))
+        .route("/oauth/revoke", post(token::revoke).merge(preflight()))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            cors,
+        ));
+    axum::Router::new()
         .route("/oauth/authorize", get(authorize::authorize))
         .route("/oauth/authorize/wait", get(authorize::wait))
-        .route("/oauth/token", post(token::token))
-        .route("/oauth/revoke", post(token::revoke))
+        .merge(api)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state)
 }
