@@ -70,6 +70,8 @@ pub struct OAuth {
     pub hub: SharedHub,
     registrations: Window,
     requests: Window,
+    /// Audit entries for guessed (unknown) codes and tokens, per minute.
+    guesses: crate::rate_limit::AuditBudget,
 }
 
 /// A fixed one-minute window counter (a global brake on unauthenticated
@@ -107,6 +109,7 @@ impl OAuth {
             hub,
             registrations: Window::new(REGISTRATIONS_PER_MINUTE),
             requests: Window::new(REQUESTS_PER_MINUTE),
+            guesses: crate::rate_limit::AuditBudget::per_minute(60),
         })
     }
 }

@@ -71,6 +71,13 @@ pub async fn token(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
             "client_id is required (public clients authenticate with PKCE)",
         );
     };
+    if client_id.len() > 64 || !client_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client_id",
+        );
+    }
     if param(&params, "client_secret").is_some() {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -202,7 +209,25 @@ pub async fn token(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
                 "scope": SCOPE,
             }),
         ),
-        Ok(Err(r)) => refused(&r),
+        Ok(Err(r)) => {
+            if r.description.starts_with("unknown ") {
+                // Nothing was committed for a guess: audit it under a budget.
+                if let Some(suppressed) = o.guesses.take() {
+                    let mut e = sonde_protocol::audit::NewEntry::new(
+                        format!("oauth:{client_id}"),
+                        "oauth.token_refused",
+                        "denied",
+                    )
+                    .detail("error", r.error)
+                    .detail("reason", r.description.clone());
+                    if suppressed > 0 {
+                        e = e.detail("refusals_not_audited_before_this", suppressed);
+                    }
+                    o.hub.audit(e).await;
+                }
+            }
+            refused(&r)
+        }
         Err(e) => {
             tracing::error!(error = %e, "OAuth token request failed");
             oauth_error(

@@ -654,6 +654,8 @@ impl HubStore {
     /// first attempt, whatever its outcome; a second use of a code revokes
     /// the grant and its tokens (RFC 6749 §4.1.2). `check` (client, redirect
     /// URI, PKCE, resource) runs inside the transaction.
+    /// An unknown code changes nothing and is answered without a commit
+    /// (the caller audits such refusals under a budget: guessing is free).
     pub async fn exchange_oauth_code(
         &self,
         code_sha256: &str,
@@ -662,6 +664,15 @@ impl HubStore {
         tokens: NewTokens,
         now: i64,
     ) -> Result<TokenOutcome> {
+        if !self
+            .oauth_secret_known("oauth_grants", "code_sha256", code_sha256)
+            .await?
+        {
+            return Ok(Err(Refusal::new(
+                "invalid_grant",
+                "unknown authorization code",
+            )));
+        }
         let (code, client_id) = (code_sha256.to_owned(), client_id.to_owned());
         let (outcome, _) = self
             .commit(move |c| {
@@ -721,6 +732,12 @@ impl HubStore {
         tokens: NewTokens,
         now: i64,
     ) -> Result<TokenOutcome> {
+        if !self
+            .oauth_secret_known("oauth_tokens", "token_sha256", refresh_sha256)
+            .await?
+        {
+            return Ok(Err(Refusal::new("invalid_grant", "unknown refresh token")));
+        }
         let (refresh, client_id) = (refresh_sha256.to_owned(), client_id.to_owned());
         let (outcome, _) = self
             .commit(move |c| {
@@ -774,6 +791,25 @@ impl HubStore {
             })
             .await?;
         Ok(outcome)
+    }
+
+    /// Whether a hashed secret is in `table.column` (both constants).
+    async fn oauth_secret_known(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        sha256: &str,
+    ) -> Result<bool> {
+        let h = sha256.to_owned();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached(&format!("SELECT 1 FROM {table} WHERE {column} = ?1"))?
+                    .query_row([h], |_| Ok(()))
+                    .optional()?
+                    .is_some(),
+            )
+        })
+        .await
     }
 
     /// Revokes the grant a token belongs to (RFC 7009; the client's own
@@ -931,6 +967,15 @@ mod tests {
                 .is_none(),
             "reusing a code revokes what it issued"
         );
+        // A guessed code changes nothing and writes nothing.
+        let head = store.audit_head().await.unwrap();
+        let guess = store
+            .exchange_oauth_code("guess", "c1", ok_check(), tokens(3), 2004)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(guess.description, "unknown authorization code");
+        assert_eq!(store.audit_head().await.unwrap(), head);
     }
 
     #[tokio::test]
