@@ -779,3 +779,162 @@ async fn oauth_flow_with_the_typescript_sdk_client() {
     );
     hub.assert_audit_ok();
 }
+
+/// A private tmux server running the console, killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux")
+            .args(["-f", "/dev/null", "-L", &self.0])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn capture(&self) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-J", "-t", "console"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "console"];
+        args.extend_from_slice(keys);
+        assert!(self.cmd(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    fn wait_text(&self, text: &str) {
+        let ok = wait_until(T, || self.capture().contains(text));
+        assert!(ok, "never saw {text:?}; screen:\n{}", self.capture());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// One approval in the console is all an OAuth client needs: the operator
+/// sees the request (tab badge, client, code), approves with a policy and
+/// `y`, and the waiting browser is sent back with a code that becomes a
+/// working token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_client_connects_after_one_approval_in_the_console() {
+    let tmux_ok = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !tmux_ok {
+        skip_unless_ci("tmux is not installed (the console end-to-end test needs it)");
+        return;
+    }
+    let scratch = Scratch::new();
+    let hub = Hub::start(&scratch);
+    let redirect = "http://127.0.0.1:40404/cb";
+    let client = register(&hub, redirect).await;
+    let (verifier, challenge) = pkce();
+    let (_, wait) = open_authorize(
+        &hub,
+        &authorize_url(&hub, &client, redirect, &challenge, "st"),
+    )
+    .await;
+    let pending = pending_request(&hub, &client).await;
+    let user_code = pending["user_code"].as_str().unwrap().to_owned();
+    let browser = {
+        let (wait, ca) = (wait.clone(), hub.ca_pem());
+        tokio::spawn(async move {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let c = reqwest::Client::builder()
+                .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let start = Instant::now();
+            loop {
+                let r = c.get(&wait).send().await.unwrap();
+                if r.status() != 200 || start.elapsed() > Duration::from_secs(90) {
+                    return r
+                        .headers()
+                        .get("location")
+                        .map(|l| l.to_str().unwrap().to_owned());
+                }
+            }
+        })
+    };
+
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let tmux = Tmux(format!("sonde-oauth-e2e-{}-{nanos}", std::process::id()));
+    let command = format!(
+        "TERM=xterm-256color '{}' --data '{}' 2>'{}'",
+        bin("sonde-console").display(),
+        hub.data.display(),
+        scratch.path().join("console.err").display()
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-x",
+        "160",
+        "-y",
+        "45",
+        "-s",
+        "console",
+        &command,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmux.wait_text("8 OAuth (1)");
+    tmux.keys(&["8"]);
+    tmux.wait_text(&user_code);
+    tmux.wait_text("Rust <b>test</b>");
+    tmux.keys(&["a"]);
+    tmux.wait_text("Approve an MCP client");
+    tmux.keys(&["-l", "nas*"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("access to this hub's MCP tools?");
+    tmux.wait_text("agents: nas*");
+    tmux.keys(&["y"]);
+
+    let location = tokio::time::timeout(Duration::from_secs(60), browser)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the browser was sent back");
+    let params = query_of(&location);
+    assert_eq!(q(&params, "state"), Some("st"));
+    let code = q(&params, "code").unwrap().to_owned();
+    let (s, tokens) = token_request(
+        &hub,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", &client),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{tokens}");
+    let mcp = mcp_client(&hub, tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(!call_tool(&mcp, "list_agents", json!({})).await.0);
+    let approved = hub.audit_actions("oauth.approved");
+    assert_eq!(approved.len(), 1);
+    assert!(
+        approved[0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator:"),
+        "{approved:?}"
+    );
+    assert_eq!(approved[0]["detail"]["policy"]["agents"], json!(["nas*"]));
+    tmux.keys(&["q"]);
+}
