@@ -416,7 +416,12 @@ async fn oauth_requests(
     Query(q): Query<AllQuery>,
 ) -> ApiResult<Vec<OAuthRequestInfo>> {
     Ok(Json(
-        crate::oauth::pending::requests(&hub.store, q.all).await?,
+        crate::oauth::pending::requests(
+            &hub.store,
+            q.all,
+            crate::oauth::request_ttl_ms(&hub.config),
+        )
+        .await?,
     ))
 }
 

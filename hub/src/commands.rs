@@ -649,7 +649,13 @@ pub async fn oauth(data: &DataDir, out: Out, cmd: OauthCommand) -> anyhow::Resul
             let list = match client(data).oauth_requests(all).await {
                 Ok(l) => l,
                 Err(e) if e.is_unreachable() => {
-                    crate::oauth::pending::requests(&offline_store(data)?, all).await?
+                    let config = crate::config::HubConfig::load(&data.config())?;
+                    crate::oauth::pending::requests(
+                        &offline_store(data)?,
+                        all,
+                        crate::oauth::request_ttl_ms(&config),
+                    )
+                    .await?
                 }
                 Err(e) => return Err(e.into()),
             };

@@ -50,6 +50,9 @@ pub struct McpConfig {
     /// bound to. Default: the MCP listener's URL (`https://<public_host or
     /// first certificate name>:<port>`).
     pub public_url: Option<String>,
+    /// How long an OAuth authorization request waits for the operator
+    /// before it lapses (seconds).
+    pub oauth_approval_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -103,6 +106,7 @@ impl Default for McpConfig {
             rate_limit_per_minute: 600,
             probe_timeout_s: 60,
             public_url: None,
+            oauth_approval_timeout_s: 300,
         }
     }
 }
@@ -142,6 +146,9 @@ impl HubConfig {
                 "mcp.plain_http is only allowed on a loopback mcp_listen address (got {}); put a TLS reverse proxy in front instead",
                 config.mcp_listen
             );
+        }
+        if !(1..=86_400).contains(&config.mcp.oauth_approval_timeout_s) {
+            anyhow::bail!("mcp.oauth_approval_timeout_s must be between 1 and 86400 seconds");
         }
         if let Some(url) = &config.mcp.public_url {
             check_public_url(url)?;

@@ -938,3 +938,45 @@ async fn oauth_client_connects_after_one_approval_in_the_console() {
     assert_eq!(approved[0]["detail"]["policy"]["agents"], json!(["nas*"]));
     tmux.keys(&["q"]);
 }
+
+/// Nobody decides in time: the page says so, forwards to the client with
+/// `access_denied`, and the request can no longer be approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_request_nobody_approves_times_out_with_access_denied() {
+    let scratch = Scratch::new();
+    let hub = Hub::start_with(&scratch, "[mcp]\noauth_approval_timeout_s = 2\n");
+    let redirect = "https://client.example/cb";
+    let client = register(&hub, redirect).await;
+    let (_, challenge) = pkce();
+    let (html, wait) = open_authorize(
+        &hub,
+        &authorize_url(&hub, &client, redirect, &challenge, "late"),
+    )
+    .await;
+    assert!(html.contains("lapses after 2 seconds"), "{html}");
+    let pending = pending_request(&hub, &client).await;
+    let started = Instant::now();
+    let r = follow_wait(&hub, &wait).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "bounded wait");
+    assert_eq!(r.status(), 403);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("timed out"), "{html}");
+    let back = refresh_url(&html).unwrap();
+    assert!(back.starts_with(redirect), "{back}");
+    assert_eq!(q(&query_of(&back), "error"), Some("access_denied"));
+    assert_eq!(q(&query_of(&back), "state"), Some("late"));
+    let out = hub.cli(&["oauth", "approve", pending["id"].as_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "an expired request cannot be approved"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
+    assert!(
+        hub.cli_json(&["oauth", "pending"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(hub.audit_actions("oauth.expired").len(), 1);
+    hub.assert_audit_ok();
+}

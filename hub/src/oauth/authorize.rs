@@ -9,7 +9,7 @@
 //! which holds the browser up to [`WAIT_S`] seconds at a time until the
 //! operator decides: approved → 302 to the redirect URI with `code`,
 //! `state` and `iss`; denied or not decided within
-//! [`super::REQUEST_TTL_MS`] → a page saying why, which forwards to the
+//! `mcp.oauth_approval_timeout_s` → a page saying why, which forwards to the
 //! redirect URI with `error=access_denied`. The handle is a random secret
 //! only this browser has (stored hashed); the code is handed out once.
 //! Everything shown is HTML-escaped; pages carry no script.
@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    CODE_TTL_MS, MAX_PENDING, OAuth, REQUEST_TTL_MS, Remote, SCOPE, hash, issuer, new_secret,
-    param, parse_params, pkce, redirect, resource,
+    CODE_TTL_MS, MAX_PENDING, OAuth, Remote, SCOPE, hash, issuer, new_secret, param, parse_params,
+    pkce, redirect, request_ttl_ms, resource,
 };
 use crate::store::StoreError;
 use crate::store::oauth::{GrantStatus, NewRequest, OAuthGrant};
@@ -236,7 +236,7 @@ async fn check(o: &OAuth, query: &str) -> Result<Checked, Response> {
     })
 }
 
-fn waiting_page(g: &OAuthGrant, handle: &str, refresh_s: u32) -> Response {
+fn waiting_page(g: &OAuthGrant, handle: &str, refresh_s: u32, ttl_ms: i64) -> Response {
     let url = format!("/oauth/authorize/wait?handle={handle}");
     page(
         StatusCode::OK,
@@ -247,12 +247,12 @@ fn waiting_page(g: &OAuthGrant, handle: &str, refresh_s: u32) -> Response {
              <p>Code:</p><p class=\"code\">{code}</p>\
              <p>Ask the hub's operator to approve request <code>{id}</code> with this code, in the console \
              (OAuth requests) or with <code>sonde-hub oauth approve {id}</code>. This page waits and moves on by itself; \
-             the request lapses after {mins} minutes.</p>",
+             the request lapses after {secs} seconds.</p>",
             name = escape(&g.client_name),
             host = escape(&redirect::host_of(&g.redirect_uri)),
             code = escape(&g.user_code),
             id = escape(&g.id),
-            mins = REQUEST_TTL_MS / 60_000,
+            secs = ttl_ms / 1000,
         ),
         Some((refresh_s, &url)),
     )
@@ -291,12 +291,12 @@ pub async fn authorize(
     match o
         .hub
         .store
-        .create_oauth_request(req, REQUEST_TTL_MS, MAX_PENDING)
+        .create_oauth_request(req, request_ttl_ms(&o.hub.config), MAX_PENDING)
         .await
     {
         Ok(g) => {
             tracing::info!(request = %g.id, client = %g.client_name, code = %g.user_code, "an MCP client asks for OAuth authorization; approve with `sonde-hub oauth approve`");
-            waiting_page(&g, &handle, 1)
+            waiting_page(&g, &handle, 1, request_ttl_ms(&o.hub.config))
         }
         Err(StoreError::Conflict(m)) => error_page(StatusCode::SERVICE_UNAVAILABLE, &m),
         Err(e) => {
@@ -319,6 +319,7 @@ pub async fn wait(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -> Res
         return error_page(StatusCode::BAD_REQUEST, "handle is missing");
     };
     let handle_sha = hash(&handle);
+    let ttl_ms = request_ttl_ms(&o.hub.config);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(WAIT_S);
     loop {
         let g = match o.hub.store.oauth_request_by_handle(&handle_sha).await {
@@ -335,7 +336,7 @@ pub async fn wait(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -> Res
             }
         };
         match g.status {
-            GrantStatus::Pending if g.requested_at_ms + REQUEST_TTL_MS <= now_ms() => {
+            GrantStatus::Pending if g.requested_at_ms + ttl_ms <= now_ms() => {
                 match o.hub.store.expire_oauth_request(&g.id, now_ms()).await {
                     Ok(_) => continue,
                     Err(e) => {
@@ -349,7 +350,7 @@ pub async fn wait(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -> Res
             }
             GrantStatus::Pending => {
                 if tokio::time::Instant::now() >= deadline {
-                    return waiting_page(&g, &handle, 0);
+                    return waiting_page(&g, &handle, 0, ttl_ms);
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }

@@ -51,8 +51,13 @@ pub const CODE_TTL_MS: i64 = 60_000;
 pub const ACCESS_TTL_S: i64 = 3600;
 /// Refresh tokens live 30 days (each is used once: rotation).
 pub const REFRESH_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
-/// The operator has this long to decide on a request.
-pub const REQUEST_TTL_MS: i64 = 5 * 60_000;
+/// How long the operator has to decide on a request
+/// (`mcp.oauth_approval_timeout_s`, default five minutes).
+pub fn request_ttl_ms(config: &crate::config::HubConfig) -> i64 {
+    i64::try_from(config.mcp.oauth_approval_timeout_s)
+        .unwrap_or(86_400)
+        .saturating_mul(1000)
+}
 /// At most this many requests wait for the operator at once.
 pub const MAX_PENDING: usize = 32;
 /// Client registrations allowed per minute (all callers together).

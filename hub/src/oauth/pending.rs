@@ -7,14 +7,14 @@
 use sonde_admin::api::{OAuthApprove, OAuthClientInfo, OAuthRequestInfo, OAuthRequestStatus};
 use sonde_protocol::time::now_ms;
 
-use super::{REQUEST_TTL_MS, redirect};
+use super::{redirect, request_ttl_ms};
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::store::HubStore;
 use crate::store::oauth::{GrantStatus, OAuthClient, OAuthGrant, OAuthPolicy};
 
 /// A request as the admin API lists it.
-pub fn request_info(g: &OAuthGrant) -> OAuthRequestInfo {
+pub fn request_info(g: &OAuthGrant, ttl_ms: i64) -> OAuthRequestInfo {
     OAuthRequestInfo {
         id: g.id.clone(),
         client_id: g.client_id.clone(),
@@ -25,7 +25,7 @@ pub fn request_info(g: &OAuthGrant) -> OAuthRequestInfo {
         status: match g.status {
             // A pending request past its time is expired, whether or not
             // the store has recorded it yet.
-            GrantStatus::Pending if g.requested_at_ms + REQUEST_TTL_MS <= now_ms() => {
+            GrantStatus::Pending if g.requested_at_ms + ttl_ms <= now_ms() => {
                 OAuthRequestStatus::Expired
             }
             GrantStatus::Pending => OAuthRequestStatus::Pending,
@@ -68,13 +68,18 @@ pub fn client_info(c: &OAuthClient, grants: &[OAuthGrant]) -> OAuthClientInfo {
     }
 }
 
-/// Authorization requests: pending ones, or all with `all`.
-pub async fn requests(store: &HubStore, all: bool) -> Result<Vec<OAuthRequestInfo>, HubError> {
+/// Authorization requests: pending ones (younger than `ttl_ms`), or all
+/// with `all`.
+pub async fn requests(
+    store: &HubStore,
+    all: bool,
+    ttl_ms: i64,
+) -> Result<Vec<OAuthRequestInfo>, HubError> {
     Ok(store
-        .oauth_grants(all, now_ms(), REQUEST_TTL_MS)
+        .oauth_grants(all, now_ms(), ttl_ms)
         .await?
         .iter()
-        .map(request_info)
+        .map(|g| request_info(g, ttl_ms))
         .collect())
 }
 
@@ -103,23 +108,23 @@ pub async fn approve(
     };
     let g = hub
         .store
-        .decide_oauth_request(id, Some(policy), by, now, REQUEST_TTL_MS)
+        .decide_oauth_request(id, Some(policy), by, now, request_ttl_ms(&hub.config))
         .await?;
-    Ok(request_info(&g))
+    Ok(request_info(&g, request_ttl_ms(&hub.config)))
 }
 
 /// Denies a pending request.
 pub async fn deny(hub: &Hub, id: &str, by: &str) -> Result<OAuthRequestInfo, HubError> {
     let g = hub
         .store
-        .decide_oauth_request(id, None, by, now_ms(), REQUEST_TTL_MS)
+        .decide_oauth_request(id, None, by, now_ms(), request_ttl_ms(&hub.config))
         .await?;
-    Ok(request_info(&g))
+    Ok(request_info(&g, request_ttl_ms(&hub.config)))
 }
 
 /// Every registered client.
 pub async fn clients(store: &HubStore) -> Result<Vec<OAuthClientInfo>, HubError> {
-    let grants = store.oauth_grants(true, now_ms(), REQUEST_TTL_MS).await?;
+    let grants = store.oauth_grants(true, now_ms(), 0).await?;
     Ok(store
         .oauth_clients()
         .await?
@@ -131,9 +136,6 @@ pub async fn clients(store: &HubStore) -> Result<Vec<OAuthClientInfo>, HubError>
 /// Revokes a client: its grants and tokens end at once.
 pub async fn revoke_client(hub: &Hub, id: &str, by: &str) -> Result<OAuthClientInfo, HubError> {
     let c = hub.store.revoke_oauth_client(id, by, now_ms()).await?;
-    let grants = hub
-        .store
-        .oauth_grants(true, now_ms(), REQUEST_TTL_MS)
-        .await?;
+    let grants = hub.store.oauth_grants(true, now_ms(), 0).await?;
     Ok(client_info(&c, &grants))
 }
