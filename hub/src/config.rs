@@ -226,4 +226,31 @@ mod tests {
             .to_string();
         assert!(err.contains("loopback"), "{err}");
     }
+
+    #[test]
+    fn public_url_must_be_an_origin() {
+        for ok in [
+            "https://sonde.example.com",
+            "https://sonde.example.com:8443",
+            "http://127.0.0.1:7444",
+        ] {
+            let c = HubConfig::parse(&format!("[mcp]\npublic_url = {ok:?}")).unwrap();
+            assert_eq!(c.mcp.public_url.as_deref(), Some(ok));
+        }
+        for bad in [
+            "sonde.example.com",
+            "https://sonde.example.com/",
+            "https://sonde.example.com/mcp",
+            "https://user@sonde.example.com",
+            "https://sonde.example.com?x",
+            "http://sonde.example.com",
+            "ftp://sonde.example.com",
+        ] {
+            assert!(
+                HubConfig::parse(&format!("[mcp]\npublic_url = {bad:?}")).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(HubConfig::parse("[mcp]\noauth_approval_timeout_s = 0").is_err());
+    }
 }

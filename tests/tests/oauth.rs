@@ -980,3 +980,91 @@ async fn oauth_request_nobody_approves_times_out_with_access_denied() {
     assert_eq!(hub.audit_actions("oauth.expired").len(), 1);
     hub.assert_audit_ok();
 }
+
+/// Tokens are bound to the resource they were issued for: when the hub's
+/// public URL changes, earlier tokens stop working (and discovery names
+/// the new resource).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_tokens_are_bound_to_the_hub_resource_url() {
+    let scratch = Scratch::new();
+    let mut hub = Hub::start(&scratch);
+    let redirect = "https://client.example/cb";
+    let client = register(&hub, redirect).await;
+    let (verifier, challenge) = pkce();
+    let (_, wait) = open_authorize(
+        &hub,
+        &authorize_url(&hub, &client, redirect, &challenge, "s"),
+    )
+    .await;
+    let pending = pending_request(&hub, &client).await;
+    hub.cli_ok(&["oauth", "approve", pending["id"].as_str().unwrap()]);
+    let r = follow_wait(&hub, &wait).await;
+    let code = q(&query_of(r.headers()["location"].to_str().unwrap()), "code")
+        .unwrap()
+        .to_owned();
+    let (s, tokens) = token_request(
+        &hub,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", &client),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert!(mcp_client(&hub, &access).await.is_ok());
+
+    // Same port, another public origin: another resource.
+    let port = origin(&hub).rsplit(':').next().unwrap().to_owned();
+    hub.stop();
+    std::fs::write(
+        hub.data.join("hub.toml"),
+        format!("[mcp]\npublic_url = \"https://127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    hub.restart();
+    let prm: Value = http(&hub)
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource/mcp",
+            origin(&hub)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prm["resource"], format!("https://127.0.0.1:{port}/mcp"));
+    let (status, _) = mcp_raw(
+        &hub,
+        &[("authorization", &format!("Bearer {access}"))],
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 401, "a token for another resource is refused");
+    let (s, e) = token_request(
+        &hub,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", &client),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{e}"
+    );
+    let denied = hub.audit_actions("mcp.auth_failed");
+    assert!(
+        denied
+            .iter()
+            .any(|d| d["detail"]["reason"] == "OAuth token for another resource"),
+        "{denied:?}"
+    );
+}

@@ -160,6 +160,15 @@ impl Gate {
         hosts.extend(hub.hostnames.iter().cloned());
         hosts.extend(hub.config.mcp.allowed_hosts.iter().cloned());
         hosts.extend(hub.config.public_host.iter().cloned());
+        // The public origin OAuth tokens are bound to is one of its names.
+        hosts.extend(
+            hub.config
+                .mcp
+                .public_url
+                .as_deref()
+                .and_then(|u| u.split_once("://"))
+                .map(|(_, authority)| authority.to_owned()),
+        );
         if !local.ip().is_unspecified() {
             hosts.push(local.ip().to_string());
         }
