@@ -22,6 +22,11 @@
 //! | POST | `/keys/{id}/revoke` | → [`KeyInfo`] |
 //! | GET/POST | `/tokens` | [`TokenCreate`] → [`TokenCreated`]; GET → `Vec<`[`TokenInfo`]`>` |
 //! | POST | `/tokens/{id}/revoke` | → [`TokenInfo`] |
+//! | GET | `/oauth/requests?all=false` | → `Vec<`[`OAuthRequestInfo`]`>` (pending MCP client authorizations; all with `all`) |
+//! | POST | `/oauth/requests/{id}/approve` | [`OAuthApprove`] → [`OAuthRequestInfo`] (the policy the client gets) |
+//! | POST | `/oauth/requests/{id}/deny` | → [`OAuthRequestInfo`] |
+//! | GET | `/oauth/clients` | → `Vec<`[`OAuthClientInfo`]`>` |
+//! | POST | `/oauth/clients/{id}/revoke` | → [`OAuthClientInfo`] (its grants and tokens end) |
 //! | POST | `/probe` | [`ProbeRun`] → [`ProbeRunResult`] ("try it", audited with the operator as actor) |
 //!
 //! Errors come back with a 4xx/5xx status and an [`ErrorBody`].
@@ -45,6 +50,9 @@ pub struct HubStatus {
     pub agents_online: u64,
     pub pending_enrollments: u64,
     pub pending_permissions: u64,
+    /// MCP clients' OAuth authorization requests waiting for the operator.
+    #[serde(default)]
+    pub pending_oauth: u64,
     pub quarantined: u64,
     pub open_drift: u64,
     pub audit_head: ChainHead,
@@ -445,4 +453,73 @@ pub struct ProbeRunResult {
     pub audit_seq: u64,
     /// The agent's audit head after the run (when it answered).
     pub agent_audit_head: Option<ChainHead>,
+}
+
+/// Where an OAuth authorization request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuthRequestStatus {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Revoked,
+}
+
+/// An MCP client's authorization request (OAuth), waiting for the operator
+/// or decided. Names and URIs come from the client: escape before showing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuthRequestInfo {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    /// The full redirect URI the browser will be sent to.
+    pub redirect_uri: String,
+    /// Its host (and port), the part to check.
+    pub redirect_host: String,
+    /// The code the browser page shows: it must match.
+    pub user_code: String,
+    pub status: OAuthRequestStatus,
+    pub resource: String,
+    pub remote_addr: String,
+    pub requested_at_ms: i64,
+    pub decided_at_ms: Option<i64>,
+    pub decided_by: Option<String>,
+    /// The policy granted (when approved): as an API key's.
+    pub agents: Vec<String>,
+    pub probes: Vec<String>,
+    pub tools: Vec<String>,
+    pub max_capability: Capability,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// `POST /v1/oauth/requests/{id}/approve`: the policy the client gets, with
+/// the same scopes as [`KeyCreate`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OAuthApprove {
+    #[serde(default)]
+    pub agents: Vec<String>,
+    #[serde(default)]
+    pub probes: Vec<String>,
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub max_capability: Capability,
+    /// Seconds until the grant ends; `None` = never (tokens still expire
+    /// hourly and are refreshed).
+    #[serde(default)]
+    pub expires_in_s: Option<u64>,
+}
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuthClientInfo {
+    pub client_id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub registered_at_ms: i64,
+    pub remote_addr: String,
+    pub revoked_at_ms: Option<i64>,
+    /// Grants that issued tokens and are not revoked or expired.
+    pub active_grants: u64,
 }

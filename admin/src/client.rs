@@ -326,6 +326,42 @@ impl AdminClient {
             .await
     }
 
+    pub async fn oauth_requests(&self, all: bool) -> Result<Vec<OAuthRequestInfo>, AdminError> {
+        self.get(&format!("/v1/oauth/requests?all={all}")).await
+    }
+
+    pub async fn approve_oauth(
+        &self,
+        id: &str,
+        policy: &OAuthApprove,
+    ) -> Result<OAuthRequestInfo, AdminError> {
+        self.post(
+            &format!("/v1/oauth/requests/{}/approve", path_segment(id)),
+            policy,
+        )
+        .await
+    }
+
+    pub async fn deny_oauth(&self, id: &str) -> Result<OAuthRequestInfo, AdminError> {
+        self.post(
+            &format!("/v1/oauth/requests/{}/deny", path_segment(id)),
+            &(),
+        )
+        .await
+    }
+
+    pub async fn oauth_clients(&self) -> Result<Vec<OAuthClientInfo>, AdminError> {
+        self.get("/v1/oauth/clients").await
+    }
+
+    pub async fn revoke_oauth_client(&self, id: &str) -> Result<OAuthClientInfo, AdminError> {
+        self.post(
+            &format!("/v1/oauth/clients/{}/revoke", path_segment(id)),
+            &(),
+        )
+        .await
+    }
+
     pub async fn probe(&self, run: &ProbeRun) -> Result<ProbeRunResult, AdminError> {
         self.post("/v1/probe", run).await
     }

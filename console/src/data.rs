@@ -29,6 +29,9 @@ pub struct HubData {
     pub quarantined: Vec<QuarantinedAgent>,
     pub keys: Vec<KeyInfo>,
     pub tokens: Vec<TokenInfo>,
+    /// Pending OAuth authorization requests of MCP clients.
+    pub oauth_requests: Vec<OAuthRequestInfo>,
+    pub oauth_clients: Vec<OAuthClientInfo>,
     pub metrics: Option<FleetMetrics>,
     /// Which lists have been read at least once (labels of [`crate::worker::Request`]).
     pub loaded: BTreeSet<&'static str>,
@@ -76,6 +79,8 @@ impl HubData {
             Reply::Quarantined(q) => self.quarantined = q.clone(),
             Reply::Keys(k) => self.keys = k.clone(),
             Reply::Tokens(t) => self.tokens = t.clone(),
+            Reply::OAuthRequests(r) => self.oauth_requests = r.clone(),
+            Reply::OAuthClients(c) => self.oauth_clients = c.clone(),
             Reply::Metrics(m) => {
                 self.metrics = Some(merge_metrics(
                     self.metrics.as_ref(),

@@ -21,6 +21,7 @@ pub fn status(enrollments: u64, permissions: u64, quarantined: u64) -> HubStatus
         agents_online: 2,
         pending_enrollments: enrollments,
         pending_permissions: permissions,
+        pending_oauth: 0,
         quarantined,
         open_drift: quarantined,
         audit_head: ChainHead {

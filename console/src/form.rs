@@ -263,6 +263,14 @@ pub fn key_form() -> Form {
     ])
 }
 
+/// The policy of an OAuth client being approved: an API key's scopes.
+pub fn oauth_form() -> Form {
+    let mut f = key_form();
+    f.fields.retain(|field| field.spec.name != "name");
+    f.revalidate();
+    f
+}
+
 /// The "create enrollment token" form.
 pub fn token_form() -> Form {
     build(vec![

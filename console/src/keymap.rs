@@ -169,6 +169,7 @@ const ATTEST: Scope = Scope::Screen(View::Attestation);
 const AUDIT: Scope = Scope::Screen(View::Audit);
 const KEYS: Scope = Scope::Screen(View::Keys);
 const TRY: Scope = Scope::Screen(View::TryIt);
+const OAUTH: Scope = Scope::Screen(View::OAuth);
 
 /// The key map. Earlier rows win within a scope.
 pub const KEYMAP: &[Binding] = &[
@@ -226,6 +227,13 @@ pub const KEYMAP: &[Binding] = &[
         None,
     ),
     b(G, &[C('7')], Action::GoTo(View::TryIt), "Try it", None),
+    b(
+        G,
+        &[C('8')],
+        Action::GoTo(View::OAuth),
+        "OAuth clients (MCP clients asking for access)",
+        None,
+    ),
     b(G, &[K(Down), C('j')], Action::Down, "move down", None),
     b(G, &[K(Up), C('k')], Action::Up, "move up", None),
     b(G, &[K(PageDown)], Action::PageDown, "a page down", None),
@@ -420,6 +428,42 @@ pub const KEYMAP: &[Binding] = &[
         Action::NewerPage,
         "newer page",
         None,
+    ),
+    // OAuth clients.
+    b(
+        OAUTH,
+        &[K(Left), C('h')],
+        Action::Left,
+        "requests waiting for approval",
+        None,
+    ),
+    b(
+        OAUTH,
+        &[K(Right), C('l')],
+        Action::Right,
+        "registered clients",
+        Some("clients"),
+    ),
+    b(
+        OAUTH,
+        &[C('a')],
+        Action::Approve,
+        "approve: choose its policy, see what it gets, y",
+        Some("approve"),
+    ),
+    b(
+        OAUTH,
+        &[C('d')],
+        Action::Deny,
+        "deny (asks y)",
+        Some("deny"),
+    ),
+    b(
+        OAUTH,
+        &[C('x')],
+        Action::Revoke,
+        "revoke a client: its tokens stop at once (asks y)",
+        Some("revoke"),
     ),
     // Keys & tokens.
     b(KEYS, &[K(Left), C('h')], Action::Left, "API keys", None),

@@ -133,6 +133,11 @@ pub enum Modal {
     Palette(Palette),
     KeyForm(Form),
     TokenForm(Form),
+    /// The policy for an OAuth client the operator is approving.
+    OAuthForm {
+        request: Box<sonde_admin::api::OAuthRequestInfo>,
+        form: Form,
+    },
     Secret(Secret),
     AuditEntry {
         seq: u64,
@@ -153,7 +158,7 @@ impl Modal {
             Modal::Confirm(_) => Scope::Confirm,
             Modal::Prompt(_) => Scope::Prompt,
             Modal::Palette(_) => Scope::Palette,
-            Modal::KeyForm(_) | Modal::TokenForm(_) => Scope::Editor,
+            Modal::KeyForm(_) | Modal::TokenForm(_) | Modal::OAuthForm { .. } => Scope::Editor,
             Modal::Secret(_) => Scope::Secret,
         }
     }
@@ -311,6 +316,44 @@ pub fn render_form(f: &mut Frame, area: Rect, form: &Form, key: bool, theme: &Th
     lines.push(Line::raw(""));
     lines.push(match form.values() {
         Ok(_) => Line::styled("ready: Enter creates it", theme.good()),
+        Err(e) => Line::styled(format!("not yet: {}", clip(&e, 200)), theme.bad()),
+    });
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// The policy form for approving an OAuth client, under what it is.
+pub fn render_oauth_form(
+    f: &mut Frame,
+    area: Rect,
+    r: &sonde_admin::api::OAuthRequestInfo,
+    form: &Form,
+    theme: &Theme,
+) {
+    let inner = overlay(
+        f,
+        area,
+        100,
+        26,
+        "Approve an MCP client — Enter reviews, Esc cancels",
+        theme,
+    );
+    let mut lines = vec![
+        Line::raw(format!(
+            "{} · code {} · sent back to {}",
+            clip(&crate::text::clean(&r.client_name), 60),
+            crate::text::clean(&r.user_code),
+            clip(&crate::text::clean(&r.redirect_host), 60)
+        )),
+        Line::styled(
+            "Check that the code is the one the browser page shows. What may it use?",
+            theme.warn(),
+        ),
+        Line::raw(""),
+    ];
+    lines.extend(crate::screens::tryit::form_lines(form, true, theme));
+    lines.push(Line::raw(""));
+    lines.push(match form.values() {
+        Ok(_) => Line::styled("ready: Enter shows what it grants", theme.good()),
         Err(e) => Line::styled(format!("not yet: {}", clip(&e, 200)), theme.bad()),
     });
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);

@@ -148,6 +148,7 @@ pub fn parse(input: &str, known: &Known) -> Result<Command, String> {
     Ok(match name {
         "fleet" => Command::GoTo(View::Fleet),
         "enrollments" => Command::GoTo(View::Enrollments),
+        "oauth" => Command::GoTo(View::OAuth),
         "permissions" => Command::GoTo(View::Permissions),
         "attestation" => Command::GoTo(View::Attestation),
         "audit" => Command::Audit(rest.to_owned()),

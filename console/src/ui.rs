@@ -90,6 +90,9 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
             (View::Enrollments, Some(s)) if s.pending_enrollments > 0 => {
                 (format!(" ({})", s.pending_enrollments), t.warn())
             }
+            (View::OAuth, Some(s)) if s.pending_oauth > 0 => {
+                (format!(" ({})", s.pending_oauth), t.warn())
+            }
             (View::Permissions, Some(s)) if s.pending_permissions > 0 => {
                 (format!(" ({})", s.pending_permissions), t.warn())
             }
@@ -250,6 +253,7 @@ fn draw_modal(f: &mut Frame, area: Rect, app: &App, m: &Modal) {
         }
         Modal::KeyForm(form) => modal::render_form(f, area, form, true, t),
         Modal::TokenForm(form) => modal::render_form(f, area, form, false, t),
+        Modal::OAuthForm { request, form } => modal::render_oauth_form(f, area, request, form, t),
         Modal::Secret(s) => modal::render_secret(f, area, s, t),
         Modal::AuditEntry {
             seq,

@@ -27,6 +27,9 @@ pub enum Request {
     AuditVerify,
     Keys,
     Tokens,
+    /// MCP clients' OAuth authorization requests (pending ones).
+    OAuthRequests,
+    OAuthClients,
     RevokeAgent(String),
     AcceptBaseline(String),
     KeepQuarantined(String),
@@ -39,6 +42,10 @@ pub enum Request {
     RevokeKey(String),
     CreateToken(TokenCreate),
     RevokeToken(String),
+    /// Approve an OAuth request (id) with the policy the client gets.
+    ApproveOAuth(String, OAuthApprove),
+    DenyOAuth(String),
+    RevokeOAuthClient(String),
     Probe(ProbeRun),
     /// Write a probe result to a new file (never overwrites).
     SaveFile {
@@ -65,6 +72,11 @@ impl Request {
             Request::AuditVerify => "audit verify",
             Request::Keys => "keys",
             Request::Tokens => "tokens",
+            Request::OAuthRequests => "oauth requests",
+            Request::OAuthClients => "oauth clients",
+            Request::ApproveOAuth(..) => "approve oauth",
+            Request::DenyOAuth(_) => "deny oauth",
+            Request::RevokeOAuthClient(_) => "revoke oauth client",
             Request::RevokeAgent(_) => "revoke agent",
             Request::AcceptBaseline(_) => "accept baseline",
             Request::KeepQuarantined(_) => "keep quarantined",
@@ -97,6 +109,8 @@ impl Request {
                 | Request::AuditEntry(_)
                 | Request::Keys
                 | Request::Tokens
+                | Request::OAuthRequests
+                | Request::OAuthClients
         )
     }
 }
@@ -117,6 +131,8 @@ pub enum Reply {
     AuditVerify(AuditVerifyReport),
     Keys(Vec<KeyInfo>),
     Tokens(Vec<TokenInfo>),
+    OAuthRequests(Vec<OAuthRequestInfo>),
+    OAuthClients(Vec<OAuthClientInfo>),
     /// An action succeeded; the text says what happened.
     Done(String),
     KeyCreated(Box<KeyCreated>),
@@ -206,6 +222,33 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
         Request::AuditVerify => Reply::AuditVerify(client.audit_verify().await?),
         Request::Keys => Reply::Keys(client.keys().await?),
         Request::Tokens => Reply::Tokens(client.tokens().await?),
+        Request::OAuthRequests => Reply::OAuthRequests(client.oauth_requests(false).await?),
+        Request::OAuthClients => Reply::OAuthClients(client.oauth_clients().await?),
+        Request::ApproveOAuth(id, policy) => {
+            let r = client.approve_oauth(id, policy).await?;
+            Reply::Done(format!(
+                "approved {} for {}; its browser is sent back to {}",
+                r.id,
+                crate::text::clean(&r.client_name),
+                crate::text::clean(&r.redirect_host)
+            ))
+        }
+        Request::DenyOAuth(id) => {
+            let r = client.deny_oauth(id).await?;
+            Reply::Done(format!(
+                "denied {} for {}",
+                r.id,
+                crate::text::clean(&r.client_name)
+            ))
+        }
+        Request::RevokeOAuthClient(id) => {
+            let c = client.revoke_oauth_client(id).await?;
+            Reply::Done(format!(
+                "revoked OAuth client {} ({}); its tokens no longer work",
+                crate::text::clean(&c.name),
+                c.client_id
+            ))
+        }
         Request::RevokeAgent(name) => {
             client.revoke_agent(name).await?;
             Reply::Done(format!("revoked agent {name}"))

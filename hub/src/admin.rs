@@ -105,6 +105,11 @@ pub fn router(hub: SharedHub) -> Router {
         .route("/v1/tokens", get(tokens).post(create_token))
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
         .route("/v1/probe", post(run_probe))
+        .route("/v1/oauth/requests", get(oauth_requests))
+        .route("/v1/oauth/requests/{id}/approve", post(oauth_approve))
+        .route("/v1/oauth/requests/{id}/deny", post(oauth_deny))
+        .route("/v1/oauth/clients", get(oauth_clients))
+        .route("/v1/oauth/clients/{id}/revoke", post(oauth_revoke_client))
         .fallback(|| async {
             ApiError(HubError::NotFound(
                 "no such admin API route; see the sonde_admin::api docs".into(),
@@ -404,4 +409,51 @@ async fn run_probe(
         via: "admin",
     };
     Ok(Json(probe::run(&hub, call).await?))
+}
+
+async fn oauth_requests(
+    State(hub): State<SharedHub>,
+    Query(q): Query<AllQuery>,
+) -> ApiResult<Vec<OAuthRequestInfo>> {
+    Ok(Json(
+        crate::oauth::pending::requests(
+            &hub.store,
+            q.all,
+            crate::oauth::request_ttl_ms(&hub.config),
+        )
+        .await?,
+    ))
+}
+
+async fn oauth_approve(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(id): Path<String>,
+    Json(req): Json<OAuthApprove>,
+) -> ApiResult<OAuthRequestInfo> {
+    Ok(Json(
+        crate::oauth::pending::approve(&hub, &id, req, &op.0).await?,
+    ))
+}
+
+async fn oauth_deny(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(id): Path<String>,
+) -> ApiResult<OAuthRequestInfo> {
+    Ok(Json(crate::oauth::pending::deny(&hub, &id, &op.0).await?))
+}
+
+async fn oauth_clients(State(hub): State<SharedHub>) -> ApiResult<Vec<OAuthClientInfo>> {
+    Ok(Json(crate::oauth::pending::clients(&hub.store).await?))
+}
+
+async fn oauth_revoke_client(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(id): Path<String>,
+) -> ApiResult<OAuthClientInfo> {
+    Ok(Json(
+        crate::oauth::pending::revoke_client(&hub, &id, &op.0).await?,
+    ))
 }

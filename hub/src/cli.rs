@@ -67,6 +67,10 @@ pub enum Command {
     /// API keys for MCP clients.
     #[command(subcommand)]
     Keys(KeyCommand),
+    /// MCP clients that connect with OAuth: approve or deny their requests,
+    /// list and revoke them.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
     /// Try Sonde on this machine: a hub with a local agent, ready for an MCP client.
     Demo(DemoArgs),
 }
@@ -194,6 +198,50 @@ pub enum KeyCommand {
         expires: Option<String>,
     },
     List,
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OauthCommand {
+    /// Authorization requests waiting for a decision (all with --all).
+    Pending {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a request (check that its code matches the one the browser
+    /// shows) with the policy the client gets, as for `keys create`.
+    Approve {
+        /// The request id (`oag-…`).
+        id: String,
+        /// Agent name patterns the client may use (`*` wildcard); default all.
+        #[arg(long, value_delimiter = ',')]
+        agents: Vec<String>,
+        /// Probe patterns (`zfs.*`); default all.
+        #[arg(long, value_delimiter = ',')]
+        probes: Vec<String>,
+        /// MCP tools; default all.
+        #[arg(long, value_delimiter = ',')]
+        tools: Vec<String>,
+        #[arg(long, default_value = "observe")]
+        max_capability: sonde_protocol::Capability,
+        /// The grant ends after this, e.g. 90d (default: never; access
+        /// tokens still last one hour and are refreshed).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Deny a request (the browser is told, and sent back to the client).
+    Deny { id: String },
+    /// Registered clients.
+    #[command(subcommand)]
+    Clients(OauthClientsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OauthClientsCommand {
+    List,
+    /// Revoke a client: its grants and tokens stop working at once.
     Revoke {
         id: String,
     },

@@ -615,3 +615,136 @@ pub async fn keys(data: &DataDir, out: Out, cmd: KeyCommand) -> anyhow::Result<(
         }
     }
 }
+
+fn oauth_request_rows(list: &[OAuthRequestInfo]) -> String {
+    table(
+        &[
+            "ID",
+            "CLIENT",
+            "CODE",
+            "REDIRECT HOST",
+            "STATUS",
+            "FROM",
+            "REQUESTED",
+        ],
+        list.iter()
+            .map(|r| {
+                vec![
+                    r.id.clone(),
+                    r.client_name.clone(),
+                    r.user_code.clone(),
+                    r.redirect_host.clone(),
+                    format!("{:?}", r.status).to_lowercase(),
+                    r.remote_addr.clone(),
+                    ago(Some(r.requested_at_ms)),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub async fn oauth(data: &DataDir, out: Out, cmd: OauthCommand) -> anyhow::Result<()> {
+    match cmd {
+        OauthCommand::Pending { all } => {
+            let list = match client(data).oauth_requests(all).await {
+                Ok(l) => l,
+                Err(e) if e.is_unreachable() => {
+                    let config = crate::config::HubConfig::load(&data.config())?;
+                    crate::oauth::pending::requests(
+                        &offline_store(data)?,
+                        all,
+                        crate::oauth::request_ttl_ms(&config),
+                    )
+                    .await?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            out.print(&list, |l| oauth_request_rows(l))
+        }
+        OauthCommand::Approve {
+            id,
+            agents,
+            probes,
+            tools,
+            max_capability,
+            expires,
+        } => {
+            let expires_in_s = expires
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--expires: {e}"))?
+                .map(|d| d.as_secs());
+            let req = OAuthApprove {
+                agents,
+                probes,
+                tools,
+                max_capability,
+                expires_in_s,
+            };
+            let r = require_hub(data, async |c| c.approve_oauth(&id, &req).await).await?;
+            out.print(&r, |r| {
+                format!(
+                    "approved {} for {} (code {}); its browser is sent back to {} now\n",
+                    r.id,
+                    field(&r.client_name),
+                    r.user_code,
+                    field(&r.redirect_host)
+                )
+            })
+        }
+        OauthCommand::Deny { id } => {
+            let r = require_hub(data, async |c| c.deny_oauth(&id).await).await?;
+            out.print(&r, |r| {
+                format!("denied {} for {}\n", r.id, field(&r.client_name))
+            })
+        }
+        OauthCommand::Clients(OauthClientsCommand::List) => {
+            let list = match client(data).oauth_clients().await {
+                Ok(l) => l,
+                Err(e) if e.is_unreachable() => {
+                    crate::oauth::pending::clients(&offline_store(data)?).await?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            out.print(&list, |l| {
+                table(
+                    &[
+                        "ID",
+                        "NAME",
+                        "REDIRECT URIS",
+                        "GRANTS",
+                        "REGISTERED",
+                        "STATE",
+                    ],
+                    l.iter()
+                        .map(|c| {
+                            vec![
+                                c.client_id.clone(),
+                                c.name.clone(),
+                                c.redirect_uris.join(","),
+                                c.active_grants.to_string(),
+                                ago(Some(c.registered_at_ms)),
+                                if c.revoked_at_ms.is_some() {
+                                    "revoked".into()
+                                } else {
+                                    "active".into()
+                                },
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        OauthCommand::Clients(OauthClientsCommand::Revoke { id }) => {
+            let c = require_hub(data, async |c| c.revoke_oauth_client(&id).await).await?;
+            out.print(&c, |c| {
+                format!(
+                    "OAuth client {} ({}) revoked; its tokens no longer work\n",
+                    field(&c.name),
+                    c.client_id
+                )
+            })
+        }
+    }
+}

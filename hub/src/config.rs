@@ -44,6 +44,15 @@ pub struct McpConfig {
     pub rate_limit_per_minute: u32,
     /// Default probe timeout when the caller does not give one (seconds).
     pub probe_timeout_s: u64,
+    /// The public origin MCP clients reach this hub at, e.g.
+    /// `https://sonde.example.com` behind a reverse proxy: the OAuth issuer,
+    /// and `<public_url>/mcp` is the protected resource every OAuth token is
+    /// bound to. Default: the MCP listener's URL (`https://<public_host or
+    /// first certificate name>:<port>`).
+    pub public_url: Option<String>,
+    /// How long an OAuth authorization request waits for the operator
+    /// before it lapses (seconds).
+    pub oauth_approval_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -96,6 +105,8 @@ impl Default for McpConfig {
             max_body_bytes: 1 << 20,
             rate_limit_per_minute: 600,
             probe_timeout_s: 60,
+            public_url: None,
+            oauth_approval_timeout_s: 300,
         }
     }
 }
@@ -136,6 +147,12 @@ impl HubConfig {
                 config.mcp_listen
             );
         }
+        if !(1..=86_400).contains(&config.mcp.oauth_approval_timeout_s) {
+            anyhow::bail!("mcp.oauth_approval_timeout_s must be between 1 and 86400 seconds");
+        }
+        if let Some(url) = &config.mcp.public_url {
+            check_public_url(url)?;
+        }
         if config.agents.heartbeat_interval_s == 0
             || config.agents.offline_after_s <= config.agents.heartbeat_interval_s
         {
@@ -145,6 +162,31 @@ impl HubConfig {
         }
         Ok(config)
     }
+}
+
+/// `mcp.public_url` must be an origin: `https://host[:port]` (or `http://`
+/// for a loopback host), no path, query, fragment or user info.
+fn check_public_url(url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| anyhow::anyhow!("mcp.public_url {url:?} must start with https://"))?;
+    let ok_chars = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !ok_chars {
+        anyhow::bail!(
+            "mcp.public_url {url:?} must be an origin like https://sonde.example.com[:port], without a path, trailing slash, query or user"
+        );
+    }
+    if url.starts_with("http://") {
+        let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+        if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+            anyhow::bail!("mcp.public_url {url:?}: plain http is only allowed for a loopback host");
+        }
+    }
+    Ok(())
 }
 
 /// The commented default `hub.toml` written by `init`.
@@ -183,5 +225,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("loopback"), "{err}");
+    }
+
+    #[test]
+    fn public_url_must_be_an_origin() {
+        for ok in [
+            "https://sonde.example.com",
+            "https://sonde.example.com:8443",
+            "http://127.0.0.1:7444",
+        ] {
+            let c = HubConfig::parse(&format!("[mcp]\npublic_url = {ok:?}")).unwrap();
+            assert_eq!(c.mcp.public_url.as_deref(), Some(ok));
+        }
+        for bad in [
+            "sonde.example.com",
+            "https://sonde.example.com/",
+            "https://sonde.example.com/mcp",
+            "https://user@sonde.example.com",
+            "https://sonde.example.com?x",
+            "http://sonde.example.com",
+            "ftp://sonde.example.com",
+        ] {
+            assert!(
+                HubConfig::parse(&format!("[mcp]\npublic_url = {bad:?}")).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(HubConfig::parse("[mcp]\noauth_approval_timeout_s = 0").is_err());
     }
 }

@@ -148,6 +148,13 @@ impl Hub {
                 .count() as u64,
             pending_enrollments: counts.pending_enrollments,
             pending_permissions,
+            pending_oauth: crate::oauth::pending::requests(
+                &self.store,
+                false,
+                crate::oauth::request_ttl_ms(&self.config),
+            )
+            .await?
+            .len() as u64,
             quarantined: live.iter().filter(|a| a.quarantined).count() as u64,
             open_drift: counts.open_drift,
             audit_head: head,

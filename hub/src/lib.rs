@@ -25,6 +25,7 @@ pub mod hub;
 pub mod init;
 pub mod link;
 pub mod mcp;
+pub mod oauth;
 pub mod probe;
 pub mod rate_limit;
 pub mod serve;

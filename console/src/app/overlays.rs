@@ -100,14 +100,23 @@ impl App {
                 self.modal = Some(Modal::Palette(p));
                 Vec::new()
             }
-            Modal::KeyForm(mut f) => match self.form_key(&mut f, action, &key, true) {
+            Modal::OAuthForm { request, mut form } => {
+                match self.form_key(&mut form, action, &key, FormFor::OAuth(&request)) {
+                    Some(effects) => effects,
+                    None => {
+                        self.modal = Some(Modal::OAuthForm { request, form });
+                        Vec::new()
+                    }
+                }
+            }
+            Modal::KeyForm(mut f) => match self.form_key(&mut f, action, &key, FormFor::Key) {
                 Some(effects) => effects,
                 None => {
                     self.modal = Some(Modal::KeyForm(f));
                     Vec::new()
                 }
             },
-            Modal::TokenForm(mut f) => match self.form_key(&mut f, action, &key, false) {
+            Modal::TokenForm(mut f) => match self.form_key(&mut f, action, &key, FormFor::Token) {
                 Some(effects) => effects,
                 None => {
                     self.modal = Some(Modal::TokenForm(f));
@@ -191,7 +200,7 @@ impl App {
         f: &mut Form,
         action: Option<Action>,
         key: &KeyEvent,
-        is_key: bool,
+        what: FormFor<'_>,
     ) -> Option<Vec<Effect>> {
         match action {
             Some(Action::Back) => Some(Vec::new()),
@@ -208,11 +217,14 @@ impl App {
                 None
             }
             Some(Action::Enter) => match f.values() {
-                Ok(v) => Some(vec![Effect::Send(if is_key {
-                    Request::CreateKey(key_create(&v))
-                } else {
-                    Request::CreateToken(token_create(&v))
-                })]),
+                Ok(v) => Some(vec![match what {
+                    FormFor::Key => Effect::Send(Request::CreateKey(key_create(&v))),
+                    FormFor::Token => Effect::Send(Request::CreateToken(token_create(&v))),
+                    // Granting access: shown whole, then `y`.
+                    FormFor::OAuth(r) => Effect::Open(Modal::Confirm(
+                        crate::screens::oauth::approval(r, oauth_approve(&v)),
+                    )),
+                }]),
                 Err(e) => {
                     self.complain(e, None);
                     None
@@ -495,6 +507,25 @@ fn key_create(v: &serde_json::Map<String, Value>) -> KeyCreate {
             .get("expires_in_days")
             .and_then(Value::as_u64)
             .map(|d| d.saturating_mul(86_400)),
+    }
+}
+
+/// Which create form is open.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum FormFor<'a> {
+    Key,
+    Token,
+    OAuth(&'a OAuthRequestInfo),
+}
+
+fn oauth_approve(v: &serde_json::Map<String, Value>) -> OAuthApprove {
+    let k = key_create(v);
+    OAuthApprove {
+        agents: k.agents,
+        probes: k.probes,
+        tools: k.tools,
+        max_capability: k.max_capability,
+        expires_in_s: k.expires_in_s,
     }
 }
 

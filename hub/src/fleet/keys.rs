@@ -40,20 +40,19 @@ fn check_patterns(
     Ok(())
 }
 
-pub async fn create_key(hub: &Hub, req: KeyCreate, by: &str) -> Result<KeyCreated, HubError> {
-    if req.name.trim().is_empty() || req.name.len() > 64 || req.name.chars().any(char::is_control) {
-        return Err(HubError::BadRequest(
-            "key name must be 1-64 printable characters".into(),
-        ));
-    }
-    check_patterns("agent", &req.agents, |c| {
+/// Checks a policy's scopes (API keys and OAuth grants share them).
+pub fn check_policy(
+    agents: &[String],
+    probes: &[String],
+    tools: &[String],
+) -> Result<(), HubError> {
+    check_patterns("agent", agents, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
     })?;
-    check_patterns("probe", &req.probes, |c| {
+    check_patterns("probe", probes, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_')
     })?;
-    if let Some(unknown) = req
-        .tools
+    if let Some(unknown) = tools
         .iter()
         .find(|t| !crate::mcp::TOOL_NAMES.contains(&t.as_str()))
     {
@@ -62,6 +61,16 @@ pub async fn create_key(hub: &Hub, req: KeyCreate, by: &str) -> Result<KeyCreate
             crate::mcp::TOOL_NAMES.join(", ")
         )));
     }
+    Ok(())
+}
+
+pub async fn create_key(hub: &Hub, req: KeyCreate, by: &str) -> Result<KeyCreated, HubError> {
+    if req.name.trim().is_empty() || req.name.len() > 64 || req.name.chars().any(char::is_control) {
+        return Err(HubError::BadRequest(
+            "key name must be 1-64 printable characters".into(),
+        ));
+    }
+    check_policy(&req.agents, &req.probes, &req.tools)?;
     let expires_in = req.expires_in_s.map(|s| {
         i64::try_from(s)
             .unwrap_or(i64::MAX / 2000)

@@ -160,6 +160,15 @@ impl Gate {
         hosts.extend(hub.hostnames.iter().cloned());
         hosts.extend(hub.config.mcp.allowed_hosts.iter().cloned());
         hosts.extend(hub.config.public_host.iter().cloned());
+        // The public origin OAuth tokens are bound to is one of its names.
+        hosts.extend(
+            hub.config
+                .mcp
+                .public_url
+                .as_deref()
+                .and_then(|u| u.split_once("://"))
+                .map(|(_, authority)| authority.to_owned()),
+        );
         if !local.ip().is_unspecified() {
             hosts.push(local.ip().to_string());
         }
@@ -212,6 +221,9 @@ impl Gate {
                 "the API key is not valid",
             )
         };
+        if presented.starts_with(crate::oauth::token::ACCESS_PREFIX) {
+            return self.authenticate_oauth(&presented).await;
+        }
         let Some(prefix) = store::keys::prefix_of(&presented).map(str::to_owned) else {
             self.audit_denial("mcp.auth_failed", "malformed key", &[])
                 .await;
@@ -254,6 +266,41 @@ impl Gate {
             ));
         }
         Ok(KeyPolicy { key })
+    }
+
+    /// An OAuth access token: known, not expired or revoked, its grant
+    /// approved and active, its client not revoked, and bound to this hub's
+    /// resource URL (audience). Yields the policy the operator approved.
+    async fn authenticate_oauth(&self, token: &str) -> Result<KeyPolicy, Response> {
+        use crate::oauth::token::AccessRefused;
+        let outcome = crate::oauth::token::authenticate(&self.hub, token)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "OAuth token lookup failed");
+                deny(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the hub could not check the token; see its log",
+                )
+            })?;
+        match outcome {
+            Ok(policy) => Ok(policy),
+            Err(refused) => {
+                let (reason, message) = match refused {
+                    AccessRefused::Invalid => (
+                        "unknown, expired or revoked OAuth token",
+                        "the access token is not valid (unknown, expired or revoked); refresh it or authorize again",
+                    ),
+                    AccessRefused::Inactive(why) => (why, why),
+                    AccessRefused::WrongAudience => (
+                        "OAuth token for another resource",
+                        "the access token was issued for another resource than this hub's MCP endpoint",
+                    ),
+                };
+                self.audit_denial("mcp.auth_failed", reason, &[]).await;
+                Err(deny(StatusCode::UNAUTHORIZED, "invalid_token", message))
+            }
+        }
     }
 
     /// Records last use at most once a minute per key.
@@ -344,7 +391,25 @@ pub async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Ne
     }
     let policy = match gate.authenticate(request.headers()).await {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(mut resp) => {
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                // Where an MCP client finds how to get a token (RFC 9728 §5.1).
+                let token_presented = request.headers().contains_key(header::AUTHORIZATION);
+                let challenge = format!(
+                    "Bearer realm=\"sonde\", resource_metadata=\"{}\"{}",
+                    crate::oauth::resource_metadata_url(&gate.hub),
+                    if token_presented {
+                        ", error=\"invalid_token\""
+                    } else {
+                        ""
+                    }
+                );
+                if let Ok(v) = header::HeaderValue::from_str(&challenge) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            return resp;
+        }
     };
     if let Err(wait) = gate
         .limiter
@@ -363,7 +428,9 @@ pub async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Ne
         }
         return r;
     }
-    gate.touch(&policy.key.id).await;
+    if !policy.key.prefix.starts_with("oauth:") {
+        gate.touch(&policy.key.id).await;
+    }
     request.extensions_mut().insert(policy);
     let (parts, body) = request.into_parts();
     if parts.method != axum::http::Method::POST {
@@ -436,6 +503,9 @@ pub fn router(hub: SharedHub, local: SocketAddr, cancel: CancellationToken) -> a
     axum::Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn_with_state(gate, guard))
+        // OAuth discovery, registration, authorization and tokens: beside
+        // `/mcp`, outside its bearer guard (`hub/src/oauth/`).
+        .merge(crate::oauth::router(hub))
 }
 
 /// Serves MCP until `draining`.
@@ -452,9 +522,12 @@ pub async fn serve(
         let listener = mcp.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { draining.cancelled().await })
-            .await?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { draining.cancelled().await })
+        .await?;
         return Ok(());
     }
     let acceptor = TlsAcceptor::from(Arc::new(crate::link::listener::server_only_tls_config(
@@ -473,7 +546,11 @@ pub async fn serve(
                 }
             },
         };
-        let (acceptor, app, draining) = (acceptor.clone(), app.clone(), draining.clone());
+        // The peer address, for the OAuth endpoints' records.
+        let app = app
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(remote)));
+        let (acceptor, draining) = (acceptor.clone(), draining.clone());
         // Small request/response exchanges: never wait for Nagle.
         let _ = tcp.set_nodelay(true);
         connections.spawn(async move {

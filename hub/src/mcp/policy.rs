@@ -48,6 +48,11 @@ pub struct KeyPolicy {
 
 impl KeyPolicy {
     pub fn actor(&self) -> String {
+        // An OAuth grant's policy (`oauth/token.rs::policy_of`) names its
+        // client: `oauth:<client id>`.
+        if self.key.prefix.starts_with("oauth:") {
+            return self.key.prefix.clone();
+        }
         format!("api-key:{}", self.key.prefix)
     }
 

@@ -31,6 +31,7 @@ pub mod grants;
 pub mod keys;
 mod meta;
 pub mod model;
+pub mod oauth;
 mod pool;
 pub mod tokens;
 
@@ -60,6 +61,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_pack_catalogs",
         include_str!("../../migrations/0004_pack_catalogs.sql"),
+    ),
+    (
+        "0005_oauth",
+        include_str!("../../migrations/0005_oauth.sql"),
     ),
 ];
 
