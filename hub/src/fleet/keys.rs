@@ -55,11 +55,11 @@ pub async fn create_key(hub: &Hub, req: KeyCreate, by: &str) -> Result<KeyCreate
     if let Some(unknown) = req
         .tools
         .iter()
-        .find(|t| !crate::mcp::TOOL_NAMES.contains(&t.as_str()))
+        .find(|t| !crate::mcp::tools::tool_names().contains(t))
     {
         return Err(HubError::BadRequest(format!(
             "unknown tool {unknown:?}; tools are: {}",
-            crate::mcp::TOOL_NAMES.join(", ")
+            crate::mcp::tools::tool_names().join(", ")
         )));
     }
     let expires_in = req.expires_in_s.map(|s| {
