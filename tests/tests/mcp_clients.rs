@@ -358,3 +358,153 @@ async fn completion_and_prompts_never_offer_what_the_key_cannot_see() {
     assert!(refused.is_err(), "{refused:?}");
     client.cancel().await.unwrap();
 }
+
+/// The hub CA's SHA-256 (what `--hub-ca-sha256` pins).
+fn ca_fingerprint(hub: &Hub) -> String {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(hub.ca_pem().as_bytes()).unwrap();
+    sonde_protocol::Digest::of(&der).to_hex()
+}
+
+/// A key file only its owner may read.
+fn key_file(scratch: &Scratch, key: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = scratch.path().join("bridge.key");
+    std::fs::write(&path, format!("{key}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// `sonde-mcp-bridge` with `args`, stdin/stdout piped, stderr captured.
+fn bridge(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(bin_dir().join("sonde-mcp-bridge"));
+    cmd.args(args)
+        .env_remove("SONDE_API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// An rmcp client over the bridge's stdio.
+async fn stdio_client(child: &mut tokio::process::Child) -> anyhow::Result<McpClient> {
+    use rmcp::ServiceExt;
+    let stdout = child.stdout.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    Ok(().serve((stdout, stdin)).await?)
+}
+
+async fn stderr_of(mut child: tokio::process::Child) -> (Option<i32>, String) {
+    use tokio::io::AsyncReadExt;
+    let status = tokio::time::timeout(T, child.wait()).await.unwrap().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
+    (status.code(), err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stdio_bridge_relays_tools_progress_and_a_probe_with_the_hub_ca_pinned() {
+    let scratch = Scratch::new();
+    let (hub, _agent) = setup(&scratch).await;
+    let key = hub.api_key(&["--name", "desktop"]);
+    let file = key_file(&scratch, &key);
+    let url = hub.run.mcp_url.clone().unwrap();
+    let pin = ca_fingerprint(&hub);
+    let mut child = bridge(
+        &["--hub-url", &url, "--hub-ca-sha256", &pin, "--key-file", file.to_str().unwrap()],
+        &[],
+    );
+    let client = stdio_client(&mut child).await.unwrap();
+    assert_eq!(
+        client.peer_info().unwrap().server_info.as_ref().unwrap().name,
+        "sonde-hub"
+    );
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 7);
+    assert!(tools.iter().all(|t| t.output_schema.is_some()));
+    let (err, v) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "nas", "probe": "e2e.echo", "params": {"text": "over stdio"}}),
+    )
+    .await;
+    assert!(!err, "{v}");
+    assert_eq!(v["data"]["text"], "over stdio\n");
+    // A streamed answer (progress, then the result) passes through whole.
+    let (err, v) = call_tool(&client, "diagnose", json!({"agent": "nas", "category": "e2e"})).await;
+    assert!(!err, "{v}");
+    assert_eq!(v["summary"]["succeeded"], 2);
+    let prompts = client.peer().list_all_prompts().await.unwrap();
+    assert!(prompts.iter().any(|p| p.name == "service-failing"));
+    // The client goes away: the bridge ends the session and exits cleanly.
+    client.cancel().await.unwrap();
+    let (code, stderr) = stderr_of(child).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains(&key), "the key never reaches the log");
+    let entries = hub.audit_actions("probe");
+    assert!(entries.iter().any(|e| e["probe"] == "e2e.echo" && e["outcome"] == "ok"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_fails_closed_on_a_wrong_ca_fingerprint_and_never_takes_the_key_from_argv() {
+    let scratch = Scratch::new();
+    let (hub, _agent) = setup(&scratch).await;
+    let key = hub.api_key(&["--name", "desktop"]);
+    let url = hub.run.mcp_url.clone().unwrap();
+    // A wrong pin: the handshake fails, nothing is sent, the client gets
+    // an error that says why.
+    let wrong = "00".repeat(32);
+    let mut child = bridge(
+        &["--hub-url", &url, "--hub-ca-sha256", &wrong],
+        &[("SONDE_API_KEY", &key)],
+    );
+    assert!(stdio_client(&mut child).await.is_err(), "initialize must fail");
+    drop(child.stdin.take());
+    let (_, stderr) = stderr_of(child).await;
+    assert!(stderr.contains("does not match --hub-ca-sha256"), "{stderr}");
+    assert!(
+        hub.audit_actions("mcp.auth_failed").is_empty(),
+        "the key was never presented to anyone"
+    );
+    // No pin at all for https: refused before connecting.
+    let child = bridge(&["--hub-url", &url], &[("SONDE_API_KEY", &key)]);
+    let (code, stderr) = stderr_of(child).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--hub-ca-sha256 is required"), "{stderr}");
+    // The key on the command line: refused, and not echoed.
+    let pin = ca_fingerprint(&hub);
+    for args in [
+        vec!["--hub-url", url.as_str(), "--hub-ca-sha256", pin.as_str(), key.as_str()],
+        vec!["--hub-url", url.as_str(), "--hub-ca-sha256", pin.as_str(), "--key", key.as_str()],
+    ] {
+        let child = bridge(&args, &[]);
+        let (code, stderr) = stderr_of(child).await;
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(!stderr.contains(&key[10..]), "the key was echoed: {stderr}");
+        assert!(stderr.contains("SONDE_API_KEY"), "{stderr}");
+    }
+    // A key file others can read is refused.
+    let file = key_file(&scratch, &key);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let child = bridge(
+        &["--hub-url", &url, "--hub-ca-sha256", &pin, "--key-file", file.to_str().unwrap()],
+        &[],
+    );
+    let (code, stderr) = stderr_of(child).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    // The environment works; a bad key gets the hub's own 401 message.
+    let mut child = bridge(
+        &["--hub-url", &url, "--hub-ca-sha256", &pin],
+        &[("SONDE_API_KEY", "sonde_sk_00000000_0000000000000000000000000000000000000000")],
+    );
+    let err = stdio_client(&mut child).await.unwrap_err();
+    assert!(format!("{err:#}").contains("not valid") || format!("{err:?}").contains("not valid"), "{err:?}");
+}
