@@ -417,7 +417,11 @@ impl Runtime {
             NewEntry::new(
                 actor,
                 "probe.cancel",
-                if running.is_some() { "ok" } else { "not_running" },
+                if running.is_some() {
+                    "ok"
+                } else {
+                    "not_running"
+                },
             )
             .agent(self.agent_id())
             .detail("request_id", request_id)
@@ -565,7 +569,11 @@ impl Runtime {
             ..base()
         };
         if cancel.flag.load(Ordering::SeqCst) {
-            let reason = cancel.reason.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let reason = cancel
+                .reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             return self
                 .failed(
                     ProbeErrorCode::Cancelled,

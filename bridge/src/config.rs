@@ -30,7 +30,7 @@ pub enum ConfigError {
     #[error("--hub-url {url:?} is not a usable MCP URL: {reason}")]
     BadUrl { url: String, reason: String },
     #[error(
-        "--hub-ca-sha256 is required for an https hub: the bridge trusts only the hub's own CA (its SHA-256 fingerprint is printed by `sonde-hub status` and `sonde-hub keys create`)"
+        "--hub-ca-sha256 is required for an https hub: the bridge trusts only the hub's own CA (its SHA-256 fingerprint: `Hub CA SHA-256` in the output of `sonde-hub init` or `sonde-hub token create`, `ca_sha256` in `sonde-hub --json status`)"
     )]
     NoPin,
     #[error(
@@ -178,7 +178,10 @@ pub fn parse_url(url: &str) -> Result<Target, ConfigError> {
         _ => return Err(bad("the scheme must be https (or http for a loopback hub)")),
     };
     let host = uri.host().ok_or_else(|| bad("no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let path = uri
         .path_and_query()

@@ -134,7 +134,10 @@ impl Hub {
             .header(header::HOST, host)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.key))
             .header(header::ACCEPT, "application/json, text/event-stream")
-            .header(header::USER_AGENT, concat!("sonde-mcp-bridge/", env!("CARGO_PKG_VERSION")));
+            .header(
+                header::USER_AGENT,
+                concat!("sonde-mcp-bridge/", env!("CARGO_PKG_VERSION")),
+            );
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
@@ -226,7 +229,9 @@ impl Hub {
             let mut reader = SseReader::new(MAX_MESSAGE);
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|e| RelayError::Http(e.to_string()))?;
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 for event in reader
                     .feed(&data)
                     .map_err(|e| RelayError::Garbled(e.to_string()))?
@@ -321,10 +326,16 @@ fn error_answer(id: &Value, code: i64, message: String) -> Value {
 /// Relays one client message; a request that cannot be relayed gets a
 /// JSON-RPC error naming why (a notification's failure is logged).
 async fn relay_one(hub: &Hub, message: Value, out: &Out) {
-    let id = message.get("id").cloned().filter(|_| message.get("method").is_some());
+    let id = message
+        .get("id")
+        .cloned()
+        .filter(|_| message.get("method").is_some());
     let is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
     if is_initialize {
-        hub.session.lock().unwrap_or_else(|p| p.into_inner()).initialize = Some(message.clone());
+        hub.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .initialize = Some(message.clone());
     }
     match hub.post(&message, out).await {
         Ok(answers) => {
@@ -376,14 +387,23 @@ where
             break;
         }
         if line.len() > MAX_MESSAGE {
-            tracing::error!("a message from the client is larger than {MAX_MESSAGE} bytes; dropped");
-            let _ = out.send(error_answer(&Value::Null, -32600, format!("message larger than {MAX_MESSAGE} bytes")));
+            tracing::error!(
+                "a message from the client is larger than {MAX_MESSAGE} bytes; dropped"
+            );
+            let _ = out.send(error_answer(
+                &Value::Null,
+                -32600,
+                format!("message larger than {MAX_MESSAGE} bytes"),
+            ));
             // Skip the rest of that line, a bounded piece at a time.
             let mut rest = Vec::new();
             let mut ended = line.ends_with(b"\n");
             while !ended {
                 rest.clear();
-                let n = (&mut input).take(1 << 20).read_until(b'\n', &mut rest).await?;
+                let n = (&mut input)
+                    .take(1 << 20)
+                    .read_until(b'\n', &mut rest)
+                    .await?;
                 ended = n == 0 || rest.ends_with(b"\n");
             }
             continue;
@@ -395,7 +415,11 @@ where
         let message: Value = match serde_json::from_str(text.trim()) {
             Ok(v) => v,
             Err(e) => {
-                let _ = out.send(error_answer(&Value::Null, -32700, format!("Parse error: {e}")));
+                let _ = out.send(error_answer(
+                    &Value::Null,
+                    -32700,
+                    format!("Parse error: {e}"),
+                ));
                 continue;
             }
         };

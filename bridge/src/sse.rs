@@ -96,6 +96,9 @@ mod tests {
         let mut r = SseReader::new(16);
         assert!(r.feed(b"data: 0123456789abcdefXYZ\n").is_err());
         let mut r = SseReader::new(16);
-        assert!(r.feed(&[b'x'; 64]).is_err(), "a line without an end is bounded too");
+        assert!(
+            r.feed(&[b'x'; 64]).is_err(),
+            "a line without an end is bounded too"
+        );
     }
 }

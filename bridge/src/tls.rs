@@ -15,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use std::sync::Arc;
 
 /// Text of the handshake error when the pin does not match.
-pub const PIN_MISMATCH: &str = "the hub's CA does not match --hub-ca-sha256; nothing was sent (check the fingerprint printed by `sonde-hub status`)";
+pub const PIN_MISMATCH: &str = "the hub's CA does not match --hub-ca-sha256; nothing was sent (compare with `ca_sha256` in `sonde-hub --json status`)";
 
 /// Verifies the hub against the pinned CA.
 #[derive(Debug)]
@@ -60,10 +60,12 @@ impl ServerCertVerifier for PinnedCa {
             .ok_or_else(|| rustls::Error::General(PIN_MISMATCH.into()))?;
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
-        let inner =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&self.provider))
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let inner = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&self.provider),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
         inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
     }
 

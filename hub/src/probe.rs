@@ -70,7 +70,9 @@ pub async fn refuse(
 enum Waited {
     Reply(Result<ProbeReply, DispatchError>),
     /// The caller cancelled; `told_agent` if a `probe.cancel` was queued.
-    Cancelled { told_agent: bool },
+    Cancelled {
+        told_agent: bool,
+    },
 }
 
 /// Runs the call. `Err` means the hub refused it before the agent saw it;
@@ -85,7 +87,11 @@ pub async fn run(hub: &SharedHub, call: ProbeCall) -> Result<ProbeRunResult, Hub
     let hub = std::sync::Arc::clone(hub);
     tokio::spawn(async move { run_to_end(&hub, call).await })
         .await
-        .unwrap_or_else(|e| Err(HubError::Internal(format!("the probe call's task failed: {e}"))))
+        .unwrap_or_else(|e| {
+            Err(HubError::Internal(format!(
+                "the probe call's task failed: {e}"
+            )))
+        })
 }
 
 async fn run_to_end(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError> {

@@ -741,9 +741,15 @@ mod tests {
         })
         .unwrap();
         trigger.join().unwrap();
-        assert!(out.timed_out, "a cancelled program is reported like one past its deadline");
+        assert!(
+            out.timed_out,
+            "a cancelled program is reported like one past its deadline"
+        );
         assert_eq!(out.signal, Some(9), "killed by SIGKILL");
-        assert!(start.elapsed() < Duration::from_secs(20), "the child was not killed");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the child was not killed"
+        );
         // The flag is this thread's only while the handler runs.
         let out = SystemRunner::default()
             .run(&Argv::new("true"), &soon(10_000))

@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 use rmcp::model::{
-    ArgumentInfo, CallToolRequestParams, ClientRequest, CompleteRequestParams,
-    CompletionContext, Reference,
+    ArgumentInfo, CallToolRequestParams, ClientRequest, CompleteRequestParams, CompletionContext,
+    Reference,
 };
 use rmcp::service::PeerRequestOptions;
 use serde_json::{Value, json};
@@ -42,7 +42,9 @@ fn node_dir() -> Option<PathBuf> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_node || !dir.join("node_modules/@modelcontextprotocol/sdk").is_dir() {
-        skip_unless_ci("node or tests/node/node_modules is missing (run `cd tests/node && npm ci`)");
+        skip_unless_ci(
+            "node or tests/node/node_modules is missing (run `cd tests/node && npm ci`)",
+        );
         return None;
     }
     Some(dir)
@@ -132,7 +134,16 @@ async fn the_mcp_inspector_cli_lists_tools_and_calls_a_probe() {
     let (ok, stdout, stderr) = node(
         &dir,
         cli,
-        &["--cli", &url, "--transport", "http", "--header", &auth, "--method", "tools/list"],
+        &[
+            "--cli",
+            &url,
+            "--transport",
+            "http",
+            "--header",
+            &auth,
+            "--method",
+            "tools/list",
+        ],
         &env,
     )
     .await;
@@ -176,7 +187,14 @@ async fn the_mcp_inspector_cli_lists_tools_and_calls_a_probe() {
     let (ok, stdout, _) = node(
         &dir,
         cli,
-        &["--cli", &url, "--transport", "http", "--method", "tools/list"],
+        &[
+            "--cli",
+            &url,
+            "--transport",
+            "http",
+            "--method",
+            "tools/list",
+        ],
         &env,
     )
     .await;
@@ -321,23 +339,38 @@ async fn completion_and_prompts_never_offer_what_the_key_cannot_see() {
 
     let all = hub.api_key(&["--name", "all"]);
     let client = mcp_client(&hub, &all).await.unwrap();
-    assert_eq!(complete(&client, "agent", "", None).await, ["nas", "secret-box"]);
+    assert_eq!(
+        complete(&client, "agent", "", None).await,
+        ["nas", "secret-box"]
+    );
     assert_eq!(complete(&client, "agent", "s", None).await, ["secret-box"]);
     let probes = complete(&client, "probe", "e2e.", Some("nas")).await;
     assert!(probes.contains(&"e2e.echo".to_owned()), "{probes:?}");
-    assert!(!probes.contains(&"e2e.restart".to_owned()), "above the agent's ceiling: {probes:?}");
+    assert!(
+        !probes.contains(&"e2e.restart".to_owned()),
+        "above the agent's ceiling: {probes:?}"
+    );
     client.cancel().await.unwrap();
 
-    let narrow = hub.api_key(&["--name", "narrow", "--agents", "nas", "--probes", "e2e.echo"]);
+    let narrow = hub.api_key(&[
+        "--name", "narrow", "--agents", "nas", "--probes", "e2e.echo",
+    ]);
     let client = mcp_client(&hub, &narrow).await.unwrap();
     assert_eq!(complete(&client, "agent", "", None).await, ["nas"]);
-    assert_eq!(complete(&client, "probe", "", Some("nas")).await, ["e2e.echo"]);
+    assert_eq!(
+        complete(&client, "probe", "", Some("nas")).await,
+        ["e2e.echo"]
+    );
     assert!(
-        complete(&client, "probe", "", Some("secret-box")).await.is_empty(),
+        complete(&client, "probe", "", Some("secret-box"))
+            .await
+            .is_empty(),
         "an agent outside the key's scope completes to nothing"
     );
     assert!(
-        complete(&client, "dataset", "", Some("nas")).await.is_empty(),
+        complete(&client, "dataset", "", Some("nas"))
+            .await
+            .is_empty(),
         "no zfs probe in scope, no datasets"
     );
     // Prompts: a per-category prompt needs a runbook step the key may run
@@ -351,7 +384,10 @@ async fn completion_and_prompts_never_offer_what_the_key_cannot_see() {
         .peer()
         .get_prompt(
             rmcp::model::GetPromptRequestParams::new("service-failing").with_arguments(
-                json!({"agent": "secret-box", "service": "x"}).as_object().cloned().unwrap(),
+                json!({"agent": "secret-box", "service": "x"})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
             ),
         )
         .await;
@@ -400,9 +436,18 @@ async fn stdio_client(child: &mut tokio::process::Child) -> anyhow::Result<McpCl
 
 async fn stderr_of(mut child: tokio::process::Child) -> (Option<i32>, String) {
     use tokio::io::AsyncReadExt;
-    let status = tokio::time::timeout(T, child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(T, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
     (status.code(), err)
 }
 
@@ -415,12 +460,25 @@ async fn the_stdio_bridge_relays_tools_progress_and_a_probe_with_the_hub_ca_pinn
     let url = hub.run.mcp_url.clone().unwrap();
     let pin = ca_fingerprint(&hub);
     let mut child = bridge(
-        &["--hub-url", &url, "--hub-ca-sha256", &pin, "--key-file", file.to_str().unwrap()],
+        &[
+            "--hub-url",
+            &url,
+            "--hub-ca-sha256",
+            &pin,
+            "--key-file",
+            file.to_str().unwrap(),
+        ],
         &[],
     );
     let client = stdio_client(&mut child).await.unwrap();
     assert_eq!(
-        client.peer_info().unwrap().server_info.as_ref().unwrap().name,
+        client
+            .peer_info()
+            .unwrap()
+            .server_info
+            .as_ref()
+            .unwrap()
+            .name,
         "sonde-hub"
     );
     let tools = client.list_all_tools().await.unwrap();
@@ -435,7 +493,12 @@ async fn the_stdio_bridge_relays_tools_progress_and_a_probe_with_the_hub_ca_pinn
     assert!(!err, "{v}");
     assert_eq!(v["data"]["text"], "over stdio\n");
     // A streamed answer (progress, then the result) passes through whole.
-    let (err, v) = call_tool(&client, "diagnose", json!({"agent": "nas", "category": "e2e"})).await;
+    let (err, v) = call_tool(
+        &client,
+        "diagnose",
+        json!({"agent": "nas", "category": "e2e"}),
+    )
+    .await;
     assert!(!err, "{v}");
     assert_eq!(v["summary"]["succeeded"], 2);
     let prompts = client.peer().list_all_prompts().await.unwrap();
@@ -446,7 +509,11 @@ async fn the_stdio_bridge_relays_tools_progress_and_a_probe_with_the_hub_ca_pinn
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains(&key), "the key never reaches the log");
     let entries = hub.audit_actions("probe");
-    assert!(entries.iter().any(|e| e["probe"] == "e2e.echo" && e["outcome"] == "ok"));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["probe"] == "e2e.echo" && e["outcome"] == "ok")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,10 +529,16 @@ async fn the_bridge_fails_closed_on_a_wrong_ca_fingerprint_and_never_takes_the_k
         &["--hub-url", &url, "--hub-ca-sha256", &wrong],
         &[("SONDE_API_KEY", &key)],
     );
-    assert!(stdio_client(&mut child).await.is_err(), "initialize must fail");
+    assert!(
+        stdio_client(&mut child).await.is_err(),
+        "initialize must fail"
+    );
     drop(child.stdin.take());
     let (_, stderr) = stderr_of(child).await;
-    assert!(stderr.contains("does not match --hub-ca-sha256"), "{stderr}");
+    assert!(
+        stderr.contains("does not match --hub-ca-sha256"),
+        "{stderr}"
+    );
     assert!(
         hub.audit_actions("mcp.auth_failed").is_empty(),
         "the key was never presented to anyone"
@@ -478,8 +551,21 @@ async fn the_bridge_fails_closed_on_a_wrong_ca_fingerprint_and_never_takes_the_k
     // The key on the command line: refused, and not echoed.
     let pin = ca_fingerprint(&hub);
     for args in [
-        vec!["--hub-url", url.as_str(), "--hub-ca-sha256", pin.as_str(), key.as_str()],
-        vec!["--hub-url", url.as_str(), "--hub-ca-sha256", pin.as_str(), "--key", key.as_str()],
+        vec![
+            "--hub-url",
+            url.as_str(),
+            "--hub-ca-sha256",
+            pin.as_str(),
+            key.as_str(),
+        ],
+        vec![
+            "--hub-url",
+            url.as_str(),
+            "--hub-ca-sha256",
+            pin.as_str(),
+            "--key",
+            key.as_str(),
+        ],
     ] {
         let child = bridge(&args, &[]);
         let (code, stderr) = stderr_of(child).await;
@@ -494,7 +580,14 @@ async fn the_bridge_fails_closed_on_a_wrong_ca_fingerprint_and_never_takes_the_k
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let child = bridge(
-        &["--hub-url", &url, "--hub-ca-sha256", &pin, "--key-file", file.to_str().unwrap()],
+        &[
+            "--hub-url",
+            &url,
+            "--hub-ca-sha256",
+            &pin,
+            "--key-file",
+            file.to_str().unwrap(),
+        ],
         &[],
     );
     let (code, stderr) = stderr_of(child).await;
@@ -503,8 +596,14 @@ async fn the_bridge_fails_closed_on_a_wrong_ca_fingerprint_and_never_takes_the_k
     // The environment works; a bad key gets the hub's own 401 message.
     let mut child = bridge(
         &["--hub-url", &url, "--hub-ca-sha256", &pin],
-        &[("SONDE_API_KEY", "sonde_sk_00000000_0000000000000000000000000000000000000000")],
+        &[(
+            "SONDE_API_KEY",
+            "sonde_sk_00000000_0000000000000000000000000000000000000000",
+        )],
     );
     let err = stdio_client(&mut child).await.unwrap_err();
-    assert!(format!("{err:#}").contains("not valid") || format!("{err:?}").contains("not valid"), "{err:?}");
+    assert!(
+        format!("{err:#}").contains("not valid") || format!("{err:?}").contains("not valid"),
+        "{err:?}"
+    );
 }

@@ -193,12 +193,11 @@ impl Registry {
     /// `false` if the agent is not connected or its queue is full.
     pub fn cancel(&self, agent_id: &str, request_id: &str, reason: &str) -> bool {
         self.get(agent_id).is_some_and(|h| {
-            h.tx
-                .try_send(Outbound::Cancel(ProbeCancel {
-                    request_id: request_id.to_owned(),
-                    reason: reason.to_owned(),
-                }))
-                .is_ok()
+            h.tx.try_send(Outbound::Cancel(ProbeCancel {
+                request_id: request_id.to_owned(),
+                reason: reason.to_owned(),
+            }))
+            .is_ok()
         })
     }
 

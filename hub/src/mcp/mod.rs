@@ -38,7 +38,6 @@ use crate::rate_limit::AuditBudget;
 use crate::store;
 use policy::KeyPolicy;
 
-
 /// A bound MCP listener.
 #[derive(Debug)]
 pub struct McpListener {

@@ -43,7 +43,10 @@ fn categories(mcp: &SondeMcp, policy: &KeyPolicy) -> BTreeMap<String, String> {
             continue;
         }
         for r in runbooks(&a) {
-            if r.steps.iter().any(|s| policy.allows_probe(s.probe.as_str())) {
+            if r.steps
+                .iter()
+                .any(|s| policy.allows_probe(s.probe.as_str()))
+            {
                 out.entry(r.category.clone())
                     .or_insert_with(|| r.description.clone());
             }
@@ -60,15 +63,25 @@ pub fn list(mcp: &SondeMcp, policy: &KeyPolicy) -> Vec<Prompt> {
             Some("Investigate my ZFS pool: health, errors, space, snapshots and what changed."),
             Some(vec![
                 arg("agent", AGENT, true),
-                arg("pool", "The pool (default: every pool on the machine)", false),
+                arg(
+                    "pool",
+                    "The pool (default: every pool on the machine)",
+                    false,
+                ),
             ]),
         ),
         Prompt::new(
             "service-failing",
-            Some("Why is this service failing: its state, recent logs, restarts and what it depends on."),
+            Some(
+                "Why is this service failing: its state, recent logs, restarts and what it depends on.",
+            ),
             Some(vec![
                 arg("agent", AGENT, true),
-                arg("service", "The systemd unit or container name, e.g. nginx.service", true),
+                arg(
+                    "service",
+                    "The systemd unit or container name, e.g. nginx.service",
+                    true,
+                ),
             ]),
         ),
         Prompt::new(
@@ -76,7 +89,11 @@ pub fn list(mcp: &SondeMcp, policy: &KeyPolicy) -> Vec<Prompt> {
             Some("Run one probe and explain its result in plain words."),
             Some(vec![
                 arg("agent", AGENT, true),
-                arg("probe", "The probe, pack.probe (see list_capabilities)", true),
+                arg(
+                    "probe",
+                    "The probe, pack.probe (see list_capabilities)",
+                    true,
+                ),
             ]),
         ),
     ];
@@ -97,7 +114,12 @@ fn required<'a>(
     args.get(name)
         .and_then(|v| v.as_str())
         .filter(|s| !s.trim().is_empty() && s.len() <= 256)
-        .ok_or_else(|| McpError::invalid_params(format!("argument `{name}` is required (a name of at most 256 characters)"), None))
+        .ok_or_else(|| {
+            McpError::invalid_params(
+                format!("argument `{name}` is required (a name of at most 256 characters)"),
+                None,
+            )
+        })
 }
 
 /// One prompt, filled in.
@@ -113,14 +135,20 @@ pub fn get(
     // the same.
     let a = mcp.scoped_agent(policy, agent).map_err(|_| {
         McpError::invalid_params(
-            format!("no agent {agent:?} in this key's scope ({})", policy.summary()),
+            format!(
+                "no agent {agent:?} in this key's scope ({})",
+                policy.summary()
+            ),
             None,
         )
     })?;
     let agent = a.name.as_str();
     let (description, text) = match name {
         "investigate-zfs-pool" => {
-            let pool = args.get("pool").and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+            let pool = args
+                .get("pool")
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty());
             let target = pool.map_or("every pool".to_owned(), |p| format!("the pool {p}"));
             (
                 format!("Investigate {target} on {agent}"),
@@ -179,8 +207,10 @@ pub fn get(
             }
         },
     };
-    Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
-        .with_description(description))
+    Ok(
+        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+            .with_description(description),
+    )
 }
 
 /// Values starting with the typed prefix, at most 100 (the spec's limit),
@@ -248,9 +278,11 @@ pub async fn complete(
                 } else {
                     ("zfs.list_datasets", "datasets", "name")
                 };
-                let allowed = a.catalog.probe(probe).is_some_and(|s| {
-                    s.registered && policy.allows_capability(s.capability)
-                }) && policy.allows_probe(probe);
+                let allowed = a
+                    .catalog
+                    .probe(probe)
+                    .is_some_and(|s| s.registered && policy.allows_capability(s.capability))
+                    && policy.allows_probe(probe);
                 if !allowed {
                     BTreeSet::new()
                 } else {

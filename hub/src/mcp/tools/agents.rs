@@ -306,7 +306,10 @@ impl SondeMcp {
             args.and_then(|args| {
                 let agents = self.agents_in_scope(&policy, args.agent.as_deref())?;
                 Ok(Capabilities {
-                    agents: agents.iter().map(|a| self.capabilities(&policy, a)).collect(),
+                    agents: agents
+                        .iter()
+                        .map(|a| self.capabilities(&policy, a))
+                        .collect(),
                     key_policy: policy.summary(),
                 })
             })
@@ -337,11 +340,19 @@ impl SondeMcp {
                 })
                 .collect(),
             diagnose_categories: runbooks(a)
-                .filter(|r| r.steps.iter().any(|s| policy.allows_probe(s.probe.as_str())))
+                .filter(|r| {
+                    r.steps
+                        .iter()
+                        .any(|s| policy.allows_probe(s.probe.as_str()))
+                })
                 .map(|r| CategoryInfo {
                     category: r.category.clone(),
                     description: r.description.clone(),
-                    probes: r.steps.iter().map(|s| s.probe.as_str().to_owned()).collect(),
+                    probes: r
+                        .steps
+                        .iter()
+                        .map(|s| s.probe.as_str().to_owned())
+                        .collect(),
                 })
                 .collect(),
             inactive_packs: a

@@ -84,7 +84,12 @@ pub enum LogsAnswer {
     },
 }
 
-fn in_range(name: &str, v: Option<i64>, min: i64, max: i64) -> Result<Option<i64>, rmcp::model::CallToolResult> {
+fn in_range(
+    name: &str,
+    v: Option<i64>,
+    min: i64,
+    max: i64,
+) -> Result<Option<i64>, rmcp::model::CallToolResult> {
     match v {
         Some(n) if !(min..=max).contains(&n) => Err(tool_error(
             "invalid_params",

@@ -31,8 +31,8 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
-    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -93,7 +93,10 @@ pub fn all_tools() -> Vec<Tool> {
 
 /// The names of every tool, for API key policies.
 pub fn tool_names() -> Vec<String> {
-    all_tools().into_iter().map(|t| t.name.into_owned()).collect()
+    all_tools()
+        .into_iter()
+        .map(|t| t.name.into_owned())
+        .collect()
 }
 
 /// Probes of an agent that are registered (active pack, within its ceiling).
@@ -224,10 +227,7 @@ impl ServerHandler for SondeMcp {
         let name = request.name.to_string();
         if ROUTER.get(&name).is_none() {
             return Err(McpError::invalid_params(
-                format!(
-                    "unknown tool {name:?}; tools: {}",
-                    tool_names().join(", ")
-                ),
+                format!("unknown tool {name:?}; tools: {}", tool_names().join(", ")),
                 None,
             ));
         }
@@ -257,9 +257,9 @@ impl ServerHandler for SondeMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         let policy = reply::policy_of(&ctx.extensions)?;
-        Ok(ListPromptsResult::with_all_items(
-            super::prompts::list(self, &policy),
-        ))
+        Ok(ListPromptsResult::with_all_items(super::prompts::list(
+            self, &policy,
+        )))
     }
 
     async fn get_prompt(
@@ -300,13 +300,40 @@ mod tests {
             assert!(tools.iter().any(|t| t.name == *name), "{name} has no route");
         }
         for t in &tools {
-            let a = t.annotations.as_ref().unwrap_or_else(|| panic!("{} has no annotations", t.name));
-            assert!(a.read_only_hint.is_some() && a.destructive_hint.is_some() && a.idempotent_hint.is_some() && a.open_world_hint.is_some(), "{}: {a:?}", t.name);
-            let out = t.output_schema.as_ref().unwrap_or_else(|| panic!("{} has no outputSchema", t.name));
+            let a = t
+                .annotations
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} has no annotations", t.name));
+            assert!(
+                a.read_only_hint.is_some()
+                    && a.destructive_hint.is_some()
+                    && a.idempotent_hint.is_some()
+                    && a.open_world_hint.is_some(),
+                "{}: {a:?}",
+                t.name
+            );
+            let out = t
+                .output_schema
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} has no outputSchema", t.name));
             assert_eq!(out.get("type"), Some(&json!("object")), "{}", t.name);
-            assert_eq!(t.input_schema.get("type"), Some(&json!("object")), "{}", t.name);
-            assert_eq!(t.input_schema.get("additionalProperties"), Some(&json!(false)), "{}: unknown arguments must be refused", t.name);
-            assert!(t.description.as_deref().is_some_and(|d| d.len() > 20), "{}", t.name);
+            assert_eq!(
+                t.input_schema.get("type"),
+                Some(&json!("object")),
+                "{}",
+                t.name
+            );
+            assert_eq!(
+                t.input_schema.get("additionalProperties"),
+                Some(&json!(false)),
+                "{}: unknown arguments must be refused",
+                t.name
+            );
+            assert!(
+                t.description.as_deref().is_some_and(|d| d.len() > 20),
+                "{}",
+                t.name
+            );
         }
     }
 }

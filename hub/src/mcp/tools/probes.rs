@@ -220,10 +220,7 @@ pub(crate) struct Progress {
 impl Progress {
     pub(crate) fn of(ctx: &RequestContext<RoleServer>, total: usize) -> Self {
         Progress {
-            to: ctx
-                .meta
-                .get_progress_token()
-                .map(|t| (ctx.peer.clone(), t)),
+            to: ctx.meta.get_progress_token().map(|t| (ctx.peer.clone(), t)),
             done: AtomicU64::new(0),
             total: total as u64,
         }
@@ -363,7 +360,9 @@ fn failed_probe(result: ProbeResult) -> rmcp::model::CallToolResult {
         })
         .unwrap_or_else(|| ("failed".into(), "the probe failed".into()));
     let mut r = rmcp::model::CallToolResult::structured_error(json!(result));
-    r.content = vec![rmcp::model::ContentBlock::text(format!("{code}: {message}"))];
+    r.content = vec![rmcp::model::ContentBlock::text(format!(
+        "{code}: {message}"
+    ))];
     r
 }
 
@@ -374,8 +373,8 @@ impl SondeMcp {
         args: ProbeArgs,
     ) -> Result<ProbeResult, rmcp::model::CallToolResult> {
         let agent = self.scoped_agent(scope.policy, &args.agent)?;
-        let name =
-            ProbeName::parse(&args.probe).map_err(|e| tool_error("invalid_params", e.to_string()))?;
+        let name = ProbeName::parse(&args.probe)
+            .map_err(|e| tool_error("invalid_params", e.to_string()))?;
         let timeout = match args.timeout_s {
             None => None,
             Some(s @ 1..=600) => Some(Duration::from_secs(s)),
@@ -479,7 +478,11 @@ impl SondeMcp {
                 ),
                 audit_seq: Some(r.audit_seq),
                 sample_data: sample_label(agent, descriptor.probe.as_str()).map(str::to_owned),
-                data: if r.ok { Some(r.data.unwrap_or(Value::Null)) } else { None },
+                data: if r.ok {
+                    Some(r.data.unwrap_or(Value::Null))
+                } else {
+                    None
+                },
                 error: (!r.ok).then_some(ProbeFailureInfo {
                     code: r.error_code,
                     message: r.error,
@@ -572,7 +575,10 @@ impl SondeMcp {
                 duration_ms: started.elapsed().as_millis() as u64,
             },
             findings,
-            skipped: skipped.iter().map(|s| s.probe.as_str().to_owned()).collect(),
+            skipped: skipped
+                .iter()
+                .map(|s| s.probe.as_str().to_owned())
+                .collect(),
             results,
         }
     }
@@ -651,8 +657,12 @@ impl SondeMcp {
                 };
             }
             let books: Vec<RunbookSummary> = runbooks(a).cloned().collect();
-            let reports =
-                join_all(books.iter().map(|b| self.run_runbook(scope, a, b, progress))).await;
+            let reports = join_all(
+                books
+                    .iter()
+                    .map(|b| self.run_runbook(scope, a, b, progress)),
+            )
+            .await;
             AgentHealth {
                 agent: a.name.clone(),
                 status: state.into(),
