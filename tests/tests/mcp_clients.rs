@@ -607,3 +607,62 @@ async fn the_bridge_fails_closed_on_a_wrong_ca_fingerprint_and_never_takes_the_k
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_inspector_cli_drives_the_stdio_bridge() {
+    let Some(dir) = node_dir() else { return };
+    let scratch = Scratch::new();
+    let (hub, _agent) = setup(&scratch).await;
+    let key = hub.api_key(&["--name", "inspector-stdio"]);
+    let file = key_file(&scratch, &key);
+    let url = hub.run.mcp_url.clone().unwrap();
+    let pin = ca_fingerprint(&hub);
+    let bridge = bin_dir().join("sonde-mcp-bridge");
+    let bridge = bridge.to_str().unwrap();
+    // The inspector's stdio mode starts the bridge itself; the bridge's own
+    // options go after `--` (see the cwd note in the HTTP test).
+    let dir = dir.join("node_modules");
+    let cli = "@modelcontextprotocol/inspector-cli/build/index.js";
+    let run = |method: Vec<&'static str>| {
+        let mut args = vec![bridge];
+        args.extend(method);
+        args.extend([
+            "--",
+            "--hub-url",
+            url.as_str(),
+            "--hub-ca-sha256",
+            pin.as_str(),
+            "--key-file",
+            file.to_str().unwrap(),
+        ]);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let dir = dir.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            node(&dir, cli, &args, &[]).await
+        }
+    };
+    let (ok, stdout, stderr) = run(vec!["--method", "tools/list"]).await;
+    assert!(ok, "inspector over the bridge failed:\n{stderr}\n{stdout}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed["tools"].as_array().unwrap().len(), 7, "{listed}");
+    let (ok, stdout, stderr) = run(vec![
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "probe",
+        "--tool-arg",
+        "agent=nas",
+        "--tool-arg",
+        "probe=e2e.echo",
+        "--tool-arg",
+        r#"params={"text":"inspector over stdio"}"#,
+    ])
+    .await;
+    assert!(ok, "{stderr}\n{stdout}");
+    let called: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        called["structuredContent"]["data"]["text"], "inspector over stdio\n",
+        "{called}"
+    );
+}
