@@ -105,7 +105,9 @@ async fn the_typescript_sdk_client_sees_schemas_annotations_progress_prompts_and
     let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["tools"][0], "list_agents");
     assert_eq!(summary["annotations"]["list_agents"]["readOnlyHint"], true);
-    assert_eq!(summary["annotations"]["probe"]["readOnlyHint"], false);
+    // An observe-only key (the default) cannot change anything with probe.
+    assert_eq!(summary["annotations"]["probe"]["readOnlyHint"], true);
+    assert_eq!(summary["annotations"]["probe"]["destructiveHint"], false);
     assert_eq!(summary["progress"].as_array().unwrap().len(), 2);
     // The calls it made are in the hub's chain, which verifies.
     let probes: Vec<Value> = hub
@@ -337,8 +339,14 @@ async fn completion_and_prompts_never_offer_what_the_key_cannot_see() {
         async move { peer.complete(params).await.unwrap().completion.values }
     };
 
-    let all = hub.api_key(&["--name", "all"]);
+    let all = hub.api_key(&["--name", "all", "--max-capability", "interact"]);
     let client = mcp_client(&hub, &all).await.unwrap();
+    // Annotations true for this key: with `interact`, probe may change things.
+    let tools = client.list_all_tools().await.unwrap();
+    let probe = tools.iter().find(|t| t.name == "probe").unwrap();
+    let hints = probe.annotations.as_ref().unwrap();
+    assert_eq!(hints.read_only_hint, Some(false));
+    assert_eq!(hints.destructive_hint, Some(true));
     assert_eq!(
         complete(&client, "agent", "", None).await,
         ["nas", "secret-box"]

@@ -91,6 +91,22 @@ pub fn all_tools() -> Vec<Tool> {
     tools
 }
 
+/// A tool's annotations as they are true for this key: `probe` can change
+/// something (an `interact` probe, e.g. a service restart) only for a key
+/// allowed `interact`; for every other key it is read-only and idempotent.
+fn fit_to_key(mut tool: Tool, policy: &KeyPolicy) -> Tool {
+    if tool.name == "probe" && !policy.allows_capability(sonde_protocol::Capability::Interact) {
+        tool.annotations = Some(rmcp::model::ToolAnnotations::from_raw(
+            None,
+            Some(true),
+            Some(false),
+            Some(true),
+            Some(false),
+        ));
+    }
+    tool
+}
+
 /// The names of every tool, for API key policies.
 pub fn tool_names() -> Vec<String> {
     all_tools()
@@ -210,6 +226,7 @@ impl ServerHandler for SondeMcp {
             all_tools()
                 .into_iter()
                 .filter(|t| policy.allows_tool(&t.name))
+                .map(|t| fit_to_key(t, &policy))
                 .collect(),
         ))
     }

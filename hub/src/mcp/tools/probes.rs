@@ -269,9 +269,11 @@ impl SondeMcp {
     /// Run one probe on one agent.
     #[tool(
         description = "Run one probe on one agent, e.g. agent=nas probe=zfs.list_snapshots params={\"dataset\":\"tank/home\"}. Returns the structured result with duration, truncation, redaction counts and the audit entry number. Probes are read-only unless the operator granted `interact` to this key and the agent.",
+        // The worst case (a key with `interact` may restart a service);
+        // `list_tools` shows read-only hints to keys without it.
         annotations(
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = false
         )
