@@ -6,7 +6,7 @@
 # builds its release binaries). See `bin_dir` in tests/src/lib.rs.
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --quiet --bins -p sonde-hub -p sonde-agent -p sonde-console -p sonde-pack-zfs \
+cargo build --quiet --bins -p sonde-hub -p sonde-agent -p sonde-console -p sonde-pack-zfs -p sonde-mcp-bridge \
     --features sonde-pack-zfs/fixture
 target="${CARGO_TARGET_DIR:-$(pwd)/target}"
 echo "SONDE_TEST_BINARIES_BUILT=$target/debug" >> "$NEXTEST_ENV"

@@ -324,6 +324,17 @@ async fn session(
                         let (runtime, out) = (Arc::clone(runtime), out_tx.clone());
                         tasks.spawn(async move { serve_probe(runtime, request, out).await });
                     }
+                    Kind::ProbeCancel => {
+                        match env.payload_as::<ProbeCancel>() {
+                            Ok(c) => {
+                                let runtime = Arc::clone(runtime);
+                                tasks.spawn(async move {
+                                    runtime.cancel("hub", &c.request_id, &c.reason).await;
+                                });
+                            }
+                            Err(e) => tracing::warn!(error = %e, "unreadable probe.cancel"),
+                        }
+                    }
                     Kind::GrantsUpdate => {
                         if let Ok(update) = env.payload_as::<GrantsUpdate>() {
                             apply_grants(runtime, update.grants);

@@ -116,6 +116,9 @@ pub struct Runtime {
     audit_trouble: Mutex<Option<AuditTrouble>>,
     /// Audit appends that failed since start (logged with each failure).
     audit_failures: AtomicU64,
+    /// Probes running now, by request id, with their cancellation (set by
+    /// the hub's `probe.cancel`).
+    running: Mutex<HashMap<String, Running>>,
 }
 
 /// The audit chain could not be written.
@@ -125,6 +128,15 @@ struct AuditTrouble {
     since_ms: i64,
     /// Requests refused because of it.
     refused: u64,
+}
+
+/// A running probe's cancellation: the flag the command runner checks (so
+/// its programs' process groups are killed) and a token that ends the wait.
+#[derive(Debug, Clone, Default)]
+struct Running {
+    flag: Arc<AtomicBool>,
+    token: tokio_util::sync::CancellationToken,
+    reason: Arc<Mutex<String>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -203,6 +215,7 @@ impl Runtime {
             refusals_recorded: Mutex::new(Default::default()),
             audit_trouble: Mutex::new(None),
             audit_failures: AtomicU64::new(0),
+            running: Mutex::new(HashMap::new()),
         };
         runtime.reload();
         Ok(runtime)
@@ -489,6 +502,42 @@ impl Runtime {
         }
     }
 
+    /// The hub's `probe.cancel` for `request_id`: cuts the running probe's
+    /// deadline short (its programs' process groups are killed by the
+    /// runner, an in-process handler is no longer waited for) and records
+    /// `probe.cancel` (outcome `ok`, or `not_running` when it had already
+    /// ended). The probe's own entry then says `cancelled`.
+    pub async fn cancel(&self, actor: &str, request_id: &str, reason: &str) -> bool {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(request_id)
+            .cloned();
+        if let Some(r) = &running {
+            *r.reason.lock().unwrap_or_else(|p| p.into_inner()) = reason.to_owned();
+            r.flag.store(true, Ordering::SeqCst);
+            r.token.cancel();
+        }
+        // A failure is logged and counted there, and stops further probes.
+        let _ = self.record(
+            NewEntry::new(
+                actor,
+                "probe.cancel",
+                if running.is_some() {
+                    "ok"
+                } else {
+                    "not_running"
+                },
+            )
+            .agent(self.agent_id())
+            .detail("request_id", request_id)
+            .detail("reason", reason),
+        )
+        .await;
+        running.is_some()
+    }
+
     /// Runs one request through the whole path: look up, validate, run
     /// under a deadline, scrub, digest, record the verdict.
     pub async fn execute(
@@ -581,6 +630,12 @@ impl Runtime {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sandbox = Arc::clone(&self.sandbox);
         let job_guard = Arc::clone(&guard);
+        let cancel = Running::default();
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request_id.to_owned(), cancel.clone());
+        let job_flag = Arc::clone(&cancel.flag);
         // A thread of its own: the sandbox confines it for good.
         let spawned = std::thread::Builder::new()
             .name(format!("probe {probe}"))
@@ -595,7 +650,9 @@ impl Runtime {
                             settings: &reg.settings,
                             secrets: &job_guard,
                         };
-                        reg.handler.run(&ctx, &params)
+                        sonde_packs::exec::with_cancellation(job_flag, || {
+                            reg.handler.run(&ctx, &params)
+                        })
                     }
                 };
                 let _ = tx.send(result);
@@ -606,17 +663,44 @@ impl Runtime {
             Err(e) => Err(ProbeError::Failed(format!(
                 "could not start the probe's thread: {e}"
             ))),
-            Ok(_) => match tokio::time::timeout(limit + Duration::from_secs(2), rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(ProbeError::Failed("the probe crashed".into())),
-                Err(_) => Err(ProbeError::Timeout),
+            Ok(_) => tokio::select! {
+                waited = tokio::time::timeout(limit + Duration::from_secs(2), rx) => match waited {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err(ProbeError::Failed("the probe crashed".into())),
+                    Err(_) => Err(ProbeError::Timeout),
+                },
+                // An in-process handler may not look at the flag: stop
+                // waiting (its thread ends at its own deadline).
+                () = cancel.token.cancelled() => Err(ProbeError::Timeout),
             },
         };
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(request_id);
         let failed_entry = |outcome: &str| NewEntry {
             action: "probe.failed".into(),
             outcome: outcome.into(),
             ..base()
         };
+        if cancel.flag.load(Ordering::SeqCst) {
+            let reason = cancel
+                .reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            return self
+                .failed(
+                    ProbeErrorCode::Cancelled,
+                    format!(
+                        "cancelled by the hub after {} ms ({reason}); its programs were killed",
+                        started.elapsed().as_millis()
+                    ),
+                    started,
+                    failed_entry("cancelled"),
+                )
+                .await;
+        }
         let output = match outcome {
             Ok(o) => o,
             Err(ProbeError::Timeout) => {

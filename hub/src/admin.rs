@@ -407,6 +407,7 @@ async fn run_probe(
         actor: op.0,
         timeout: None,
         via: "admin",
+        cancel: None,
     };
     Ok(Json(probe::run(&hub, call).await?))
 }

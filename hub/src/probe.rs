@@ -14,9 +14,10 @@ use sonde_protocol::schema::validate;
 use sonde_protocol::time::now_ms;
 use sonde_protocol::{Digest, ProbeDescriptor};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::HubError;
-use crate::hub::Hub;
+use crate::hub::{Hub, SharedHub};
 use crate::link::registry::{DispatchError, ProbeReply};
 use crate::store;
 
@@ -35,6 +36,10 @@ pub struct ProbeCall {
     pub timeout: Option<Duration>,
     /// Extra audit detail (e.g. the MCP tool that made the call).
     pub via: &'static str,
+    /// Cancelled when the caller gives up (MCP `notifications/cancelled`,
+    /// a closed session): the hub stops waiting, tells the agent to kill
+    /// the probe, and audits the call as `cancelled`.
+    pub cancel: Option<CancellationToken>,
 }
 
 /// Audits a call refused before it reached the agent, and returns the error.
@@ -61,9 +66,35 @@ pub async fn refuse(
     err
 }
 
+/// How the wait for the agent ended.
+enum Waited {
+    Reply(Result<ProbeReply, DispatchError>),
+    /// The caller cancelled; `told_agent` if a `probe.cancel` was queued.
+    Cancelled {
+        told_agent: bool,
+    },
+}
+
 /// Runs the call. `Err` means the hub refused it before the agent saw it;
 /// agent-side failures come back as `Ok` with `ok: false`.
-pub async fn run(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError> {
+///
+/// The call runs in a task of its own: a caller that goes away (an MCP
+/// client or an admin connection closing mid-call drops this future)
+/// cannot stop it halfway, so every call the hub accepted gets exactly one
+/// audit entry — its verdict, or `cancelled` when [`ProbeCall::cancel`]
+/// fires first.
+pub async fn run(hub: &SharedHub, call: ProbeCall) -> Result<ProbeRunResult, HubError> {
+    let hub = std::sync::Arc::clone(hub);
+    tokio::spawn(async move { run_to_end(&hub, call).await })
+        .await
+        .unwrap_or_else(|e| {
+            Err(HubError::Internal(format!(
+                "the probe call's task failed: {e}"
+            )))
+        })
+}
+
+async fn run_to_end(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError> {
     // One hash lookup in the in-memory fleet: no database read, no catalog
     // decoding on the call path.
     let live = match crate::fleet::find_agent(hub, &call.agent) {
@@ -149,10 +180,29 @@ pub async fn run(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError>
         timeout_ms: timeout.as_millis() as u64,
     };
     let started = Instant::now();
-    let reply = hub
+    let cancel = call.cancel.clone().unwrap_or_default();
+    if cancel.is_cancelled() {
+        return Err(refuse(
+            hub,
+            &call,
+            Some(&agent.id),
+            "cancelled",
+            HubError::Unavailable("the caller cancelled the call before it was sent".into()),
+        )
+        .await);
+    }
+    // Sent before the first poll returns; the caller's cancellation only
+    // ends the wait. Every path below writes this call's one audit entry.
+    let dispatch = hub
         .registry
-        .dispatch(&agent.id, request, timeout + REPLY_GRACE)
-        .await;
+        .dispatch(&agent.id, request, timeout + REPLY_GRACE);
+    let reply = tokio::select! {
+        biased;
+        reply = dispatch => Waited::Reply(reply),
+        () = cancel.cancelled() => Waited::Cancelled {
+            told_agent: hub.registry.cancel(&agent.id, &request_id, "the MCP client cancelled the call"),
+        },
+    };
     let elapsed = started.elapsed().as_millis() as u64;
     let mut result = ProbeRunResult {
         agent: agent.name.clone(),
@@ -175,7 +225,28 @@ pub async fn run(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError>
         )))
         .detail("request_id", request_id)
         .detail("via", call.via);
+    let reply = match reply {
+        Waited::Reply(r) => r,
+        Waited::Cancelled { told_agent } => {
+            result.error_code = Some("cancelled".into());
+            result.error = Some(format!(
+                "the call was cancelled after {elapsed} ms; {}",
+                if told_agent {
+                    "the agent was told to stop the probe"
+                } else {
+                    "the agent could not be told (no longer connected)"
+                }
+            ));
+            entry.outcome = "cancelled".into();
+            entry = entry
+                .detail("error_code", "cancelled")
+                .detail("cancel_sent_to_agent", told_agent);
+            Ok(ProbeReply::Disconnected(String::new()))
+        }
+    };
+    let cancelled = entry.outcome == "cancelled";
     match reply {
+        _ if cancelled => {}
         Ok(ProbeReply::Response(r)) => {
             let digest = Digest::of_json(&r.data);
             if digest != r.result_digest {

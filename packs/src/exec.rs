@@ -32,6 +32,28 @@ use std::time::{Duration, Instant};
 
 use crate::sandbox::{PackSandbox, Sandbox};
 
+thread_local! {
+    /// The cancellation of the probe this thread runs, if any.
+    static CANCEL: std::cell::RefCell<Option<Arc<AtomicBool>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a probe handler, on its own thread) with `cancelled` as its
+/// cancellation: once the flag is set, every program `f` runs through a
+/// [`SystemRunner`] is treated as past its deadline, so its whole process
+/// group is killed (`timed_out` in its output). The agent sets the flag
+/// when the hub sends `probe.cancel`.
+pub fn with_cancellation<R>(cancelled: Arc<AtomicBool>, f: impl FnOnce() -> R) -> R {
+    let previous = CANCEL.with(|c| c.replace(Some(cancelled)));
+    let r = f();
+    CANCEL.with(|c| c.replace(previous));
+    r
+}
+
+/// This thread's cancellation flag (see [`with_cancellation`]).
+fn current_cancellation() -> Option<Arc<AtomicBool>> {
+    CANCEL.with(|c| c.borrow().clone())
+}
+
 /// A program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Argv {
@@ -495,6 +517,8 @@ impl CommandRunner for SystemRunner {
         })?;
         let (real, interpreter) = check_program(program, &path)?;
         check_arguments(argv)?;
+        // Read on the caller's thread: the program may start on another.
+        let cancelled = current_cancellation();
         let spawn = || -> Result<ExecOutput, ExecError> {
             if let Some((sandbox, pack)) = &self.sandbox {
                 sandbox
@@ -518,7 +542,7 @@ impl CommandRunner for SystemRunner {
                     program: program.clone(),
                     reason: e.to_string(),
                 })?;
-            Ok(supervise(&mut child, limits))
+            Ok(supervise(&mut child, limits, cancelled.as_deref()))
         };
         if self.sandbox.is_none() {
             return spawn();
@@ -538,7 +562,9 @@ impl CommandRunner for SystemRunner {
 
 /// Collects output under the limits, and kills the process group on
 /// deadline or overflow.
-fn supervise(child: &mut Child, limits: &ExecLimits) -> ExecOutput {
+fn supervise(child: &mut Child, limits: &ExecLimits, cancelled: Option<&AtomicBool>) -> ExecOutput {
+    let past_deadline =
+        || Instant::now() >= limits.deadline || cancelled.is_some_and(|c| c.load(Ordering::SeqCst));
     let overflow = Arc::new(AtomicBool::new(false));
     let reader = |pipe: Option<Box<dyn Read + Send>>, max: usize| {
         let overflow = Arc::clone(&overflow);
@@ -592,7 +618,7 @@ fn supervise(child: &mut Child, limits: &ExecLimits) -> ExecOutput {
         // Kill before reaping, so the group id cannot have been reused.
         if overflow.load(Ordering::SeqCst) {
             kill_group();
-        } else if Instant::now() >= limits.deadline {
+        } else if past_deadline() {
             timed_out = true;
             kill_group();
         }
@@ -699,6 +725,36 @@ mod tests {
             start.elapsed() < Duration::from_secs(20),
             "the child was not killed"
         );
+    }
+
+    #[test]
+    fn cancellation_kills_the_whole_process_group_before_the_deadline() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let setter = Arc::clone(&flag);
+        let start = Instant::now();
+        let trigger = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            setter.store(true, Ordering::SeqCst);
+        });
+        let out = with_cancellation(Arc::clone(&flag), || {
+            SystemRunner::default().run(&Argv::new("sleep").arg("30"), &soon(60_000))
+        })
+        .unwrap();
+        trigger.join().unwrap();
+        assert!(
+            out.timed_out,
+            "a cancelled program is reported like one past its deadline"
+        );
+        assert_eq!(out.signal, Some(9), "killed by SIGKILL");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the child was not killed"
+        );
+        // The flag is this thread's only while the handler runs.
+        let out = SystemRunner::default()
+            .run(&Argv::new("true"), &soon(10_000))
+            .unwrap();
+        assert!(out.success());
     }
 
     #[test]

@@ -115,6 +115,7 @@ kinds! {
     ProbeRequest => "probe.request", "Hub → agent: run one probe descriptor.";
     ProbeResponse => "probe.response", "Agent → hub: the scrubbed result of a probe.";
     ProbeError => "probe.error", "Agent → hub: a probe was refused or failed.";
+    ProbeCancel => "probe.cancel", "Hub → agent: the caller gave up on a probe request; stop it (its process group is killed).";
     GrantsUpdate => "grants.update", "Hub → agent: the signed pack approvals/revocations for this agent.";
     AgentStatus => "agent.status", "Agent → hub: pack states changed (e.g. after a grant).";
     EnvelopeRejected => "envelope.rejected", "Either way: a received frame failed verification (reported, then dropped).";

@@ -180,6 +180,19 @@ pub struct ProbeRequest {
     pub timeout_ms: u64,
 }
 
+/// `probe.cancel`: the hub's caller gave up on `request_id` (MCP
+/// cancellation, a closed session). The agent cuts the running probe's
+/// deadline short, so the runner kills its process group, and audits both
+/// the request to cancel and the kill. The probe's reply, if any, says
+/// `cancelled`; the hub no longer waits for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeCancel {
+    pub request_id: String,
+    /// Why, for the agent's audit (e.g. "the MCP client cancelled the call").
+    pub reason: String,
+}
+
 /// `probe.response`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,6 +227,8 @@ pub enum ProbeErrorCode {
     Busy,
     /// The result did not fit in a frame.
     TooLarge,
+    /// The hub cancelled the request (`probe.cancel`) while it ran.
+    Cancelled,
 }
 
 impl ProbeErrorCode {
@@ -226,6 +241,7 @@ impl ProbeErrorCode {
             ProbeErrorCode::Failed => "failed",
             ProbeErrorCode::Busy => "busy",
             ProbeErrorCode::TooLarge => "too_large",
+            ProbeErrorCode::Cancelled => "cancelled",
         }
     }
 }

@@ -66,6 +66,8 @@ pub fn bin_dir() -> PathBuf {
                     "sonde-console",
                     "-p",
                     "sonde-pack-zfs",
+                    "-p",
+                    "sonde-mcp-bridge",
                     // The fake `zfs`/`zpool` is test support, behind a feature.
                     "--features",
                     "sonde-pack-zfs/fixture",

@@ -54,11 +54,11 @@ pub fn check_policy(
     })?;
     if let Some(unknown) = tools
         .iter()
-        .find(|t| !crate::mcp::TOOL_NAMES.contains(&t.as_str()))
+        .find(|t| !crate::mcp::tools::tool_names().contains(t))
     {
         return Err(HubError::BadRequest(format!(
             "unknown tool {unknown:?}; tools are: {}",
-            crate::mcp::TOOL_NAMES.join(", ")
+            crate::mcp::tools::tool_names().join(", ")
         )));
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! Live agent sessions and probe dispatch.
 
 use sonde_protocol::envelope::PeerVerifier;
-use sonde_protocol::messages::{GrantsUpdate, ProbeFailure, ProbeRequest, ProbeResponse};
+use sonde_protocol::messages::{
+    GrantsUpdate, ProbeCancel, ProbeFailure, ProbeRequest, ProbeResponse,
+};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +34,8 @@ pub enum Outbound {
         reply: oneshot::Sender<ProbeReply>,
     },
     Grants(GrantsUpdate),
+    /// Tell the agent to stop a running request.
+    Cancel(ProbeCancel),
 }
 
 /// A live session as others see it.
@@ -183,6 +187,18 @@ impl Registry {
                 after: wait,
             }),
         }
+    }
+
+    /// Asks a connected agent to stop request `request_id` (`probe.cancel`).
+    /// `false` if the agent is not connected or its queue is full.
+    pub fn cancel(&self, agent_id: &str, request_id: &str, reason: &str) -> bool {
+        self.get(agent_id).is_some_and(|h| {
+            h.tx.try_send(Outbound::Cancel(ProbeCancel {
+                request_id: request_id.to_owned(),
+                reason: reason.to_owned(),
+            }))
+            .is_ok()
+        })
     }
 
     /// Pushes the current grants to a connected agent (no-op if offline: it

@@ -261,6 +261,13 @@ async fn serve(
                             break e;
                         }
                     }
+                    Outbound::Cancel(cancel) => {
+                        // The reply, if one still comes, finds its pending
+                        // entry and goes to a caller that no longer waits.
+                        if let Err(e) = link.send(Kind::ProbeCancel, &cancel).await {
+                            break e;
+                        }
+                    }
                 }
             }
             msg = link.socket.next() => {
@@ -391,7 +398,24 @@ async fn handle_inbound(
         Kind::ProbeError => match env.payload_as::<ProbeFailure>() {
             Ok(f) => match pending.remove(&f.request_id) {
                 Some((reply, _)) => {
-                    let _ = reply.send(ProbeReply::Failure(f));
+                    if let Err(ProbeReply::Failure(f)) = reply.send(ProbeReply::Failure(f))
+                        && f.code == ProbeErrorCode::Cancelled
+                    {
+                        // The caller's call is already audited (`cancelled`);
+                        // this records that the agent did stop it.
+                        hub.audit(
+                            NewEntry::new(format!("agent:{}", agent.name), "probe.stopped", "ok")
+                                .agent(agent_id.clone())
+                                .probe(f.probe.clone())
+                                .detail("request_id", f.request_id.clone())
+                                .detail("message", f.message.clone())
+                                .detail(
+                                    "agent_audit_head",
+                                    serde_json::to_value(f.audit_head).unwrap_or_default(),
+                                ),
+                        )
+                        .await;
+                    }
                 }
                 None => {
                     tracing::warn!(agent = %agent.name, request = %f.request_id, "error for an unknown request")

@@ -10,6 +10,7 @@
 //! enforce it on every call.
 
 pub mod policy;
+pub mod prompts;
 pub mod tools;
 
 use axum::body::Body;
@@ -36,17 +37,6 @@ use crate::hub::SharedHub;
 use crate::rate_limit::AuditBudget;
 use crate::store;
 use policy::KeyPolicy;
-
-/// Every tool the MCP endpoint offers, for API key policies.
-pub const TOOL_NAMES: &[&str] = &[
-    "list_agents",
-    "agent_overview",
-    "list_capabilities",
-    "probe",
-    "diagnose",
-    "health_check",
-    "query_logs",
-];
 
 /// A bound MCP listener.
 #[derive(Debug)]
