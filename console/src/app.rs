@@ -18,6 +18,7 @@ use crate::screens::attestation::AttestationScreen;
 use crate::screens::audit::Audit;
 use crate::screens::enrollments::Enrollments;
 use crate::screens::fleet::Fleet;
+use crate::screens::integrations::Integrations;
 use crate::screens::keys::Keys;
 use crate::screens::permissions::Permissions;
 use crate::screens::tryit::TryIt;
@@ -77,6 +78,7 @@ pub struct App {
     pub audit: Audit,
     pub keys: Keys,
     pub tryit: TryIt,
+    pub integrations: Integrations,
     pub in_flight: HashMap<&'static str, usize>,
     /// Reads sent and not answered yet (the same read is not sent twice).
     reads_in_flight: Vec<Request>,
@@ -99,6 +101,7 @@ macro_rules! screen {
             View::Audit => &mut $app.audit,
             View::Keys => &mut $app.keys,
             View::TryIt => &mut $app.tryit,
+            View::Integrations => &mut $app.integrations,
         };
         s
     }};
@@ -129,6 +132,7 @@ impl App {
             audit: Audit::default(),
             keys: Keys::default(),
             tryit: TryIt::default(),
+            integrations: Integrations::default(),
             in_flight: HashMap::new(),
             reads_in_flight: Vec::new(),
             last_refresh_ms: None,
@@ -157,6 +161,7 @@ impl App {
             View::Audit => &self.audit,
             View::Keys => &self.keys,
             View::TryIt => &self.tryit,
+            View::Integrations => &self.integrations,
         }
     }
 
@@ -222,6 +227,7 @@ impl App {
         self.audit.sync(&ctx);
         self.keys.sync(&ctx);
         self.tryit.sync(&ctx);
+        self.integrations.sync(&ctx);
     }
 
     // ---- refresh ----
@@ -537,6 +543,18 @@ impl App {
             }
             Reply::Drift(_) => {
                 effects.extend(self.attestation.on_reply(&response.request, &reply, &ctx))
+            }
+            Reply::Probe(r) if matches!(response.request, Request::IntegrationAction(..)) => {
+                effects.push(if r.ok {
+                    Effect::Say(format!("test of {}: {} answered in {} ms", r.agent, r.probe, r.duration_ms))
+                } else {
+                    Effect::Complain(format!(
+                        "test of {} failed ({}): {}",
+                        r.agent,
+                        r.error_code.as_deref().unwrap_or("error"),
+                        r.error.as_deref().unwrap_or("")
+                    ))
+                });
             }
             Reply::Probe(_) => effects.extend(self.tryit.on_reply(&response.request, &reply, &ctx)),
             Reply::Done(text) => {

@@ -29,6 +29,7 @@ pub struct HubData {
     pub quarantined: Vec<QuarantinedAgent>,
     pub keys: Vec<KeyInfo>,
     pub tokens: Vec<TokenInfo>,
+    pub integrations: Vec<IntegrationInfo>,
     pub metrics: Option<FleetMetrics>,
     /// Which lists have been read at least once (labels of [`crate::worker::Request`]).
     pub loaded: BTreeSet<&'static str>,
@@ -76,6 +77,7 @@ impl HubData {
             Reply::Quarantined(q) => self.quarantined = q.clone(),
             Reply::Keys(k) => self.keys = k.clone(),
             Reply::Tokens(t) => self.tokens = t.clone(),
+            Reply::Integrations(i) => self.integrations = i.clone(),
             Reply::Metrics(m) => {
                 self.metrics = Some(merge_metrics(
                     self.metrics.as_ref(),

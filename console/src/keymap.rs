@@ -169,6 +169,7 @@ const ATTEST: Scope = Scope::Screen(View::Attestation);
 const AUDIT: Scope = Scope::Screen(View::Audit);
 const KEYS: Scope = Scope::Screen(View::Keys);
 const TRY: Scope = Scope::Screen(View::TryIt);
+const INTEG: Scope = Scope::Screen(View::Integrations);
 
 /// The key map. Earlier rows win within a scope.
 pub const KEYMAP: &[Binding] = &[
@@ -226,6 +227,13 @@ pub const KEYMAP: &[Binding] = &[
         None,
     ),
     b(G, &[C('7')], Action::GoTo(View::TryIt), "Try it", None),
+    b(
+        G,
+        &[C('8')],
+        Action::GoTo(View::Integrations),
+        "Integrations",
+        None,
+    ),
     b(G, &[K(Down), C('j')], Action::Down, "move down", None),
     b(G, &[K(Up), C('k')], Action::Up, "move up", None),
     b(G, &[K(PageDown)], Action::PageDown, "a page down", None),
@@ -326,6 +334,35 @@ pub const KEYMAP: &[Binding] = &[
         Action::Deny,
         "deny (asks y)",
         Some("deny"),
+    ),
+    // Integrations.
+    b(
+        INTEG,
+        &[C('a')],
+        Action::Approve,
+        "approve a pending integration: shows what it reaches, asks y",
+        Some("approve"),
+    ),
+    b(
+        INTEG,
+        &[C('t')],
+        Action::Test,
+        "test: run its test probe (audited, works before approval)",
+        Some("test"),
+    ),
+    b(
+        INTEG,
+        &[C('x')],
+        Action::Revoke,
+        "remove the integration and its credential (asks y)",
+        Some("remove"),
+    ),
+    b(
+        INTEG,
+        &[C('R')],
+        Action::RotateKey,
+        "rotate the credential key: re-encrypt every credential (asks y)",
+        Some("rotate key"),
     ),
     // Permissions.
     b(

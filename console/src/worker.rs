@@ -27,6 +27,10 @@ pub enum Request {
     AuditVerify,
     Keys,
     Tokens,
+    Integrations,
+    /// integration, `approve` | `remove` | `test`
+    IntegrationAction(String, String),
+    RotateIntegrationKey,
     RevokeAgent(String),
     AcceptBaseline(String),
     KeepQuarantined(String),
@@ -65,6 +69,9 @@ impl Request {
             Request::AuditVerify => "audit verify",
             Request::Keys => "keys",
             Request::Tokens => "tokens",
+            Request::Integrations => "integrations",
+            Request::IntegrationAction(..) => "integration",
+            Request::RotateIntegrationKey => "rotate integration key",
             Request::RevokeAgent(_) => "revoke agent",
             Request::AcceptBaseline(_) => "accept baseline",
             Request::KeepQuarantined(_) => "keep quarantined",
@@ -97,6 +104,7 @@ impl Request {
                 | Request::AuditEntry(_)
                 | Request::Keys
                 | Request::Tokens
+                | Request::Integrations
         )
     }
 }
@@ -117,6 +125,7 @@ pub enum Reply {
     AuditVerify(AuditVerifyReport),
     Keys(Vec<KeyInfo>),
     Tokens(Vec<TokenInfo>),
+    Integrations(Vec<IntegrationInfo>),
     /// An action succeeded; the text says what happened.
     Done(String),
     KeyCreated(Box<KeyCreated>),
@@ -206,6 +215,21 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
         Request::AuditVerify => Reply::AuditVerify(client.audit_verify().await?),
         Request::Keys => Reply::Keys(client.keys().await?),
         Request::Tokens => Reply::Tokens(client.tokens().await?),
+        Request::Integrations => Reply::Integrations(client.integrations().await?),
+        Request::IntegrationAction(name, action) if action == "test" => {
+            Reply::Probe(Box::new(client.test_integration(name).await?))
+        }
+        Request::IntegrationAction(name, action) => {
+            let i = client.integration_action(name, action).await?;
+            Reply::Done(format!("{action}: integration {} ({})", i.name, i.state))
+        }
+        Request::RotateIntegrationKey => {
+            let r = client.rotate_integration_key().await?;
+            Reply::Done(format!(
+                "re-encrypted {} credential(s) under key {}",
+                r.credentials, r.key_id
+            ))
+        }
         Request::RevokeAgent(name) => {
             client.revoke_agent(name).await?;
             Reply::Done(format!("revoked agent {name}"))

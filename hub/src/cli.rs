@@ -67,6 +67,9 @@ pub enum Command {
     /// API keys for MCP clients.
     #[command(subcommand)]
     Keys(KeyCommand),
+    /// Hub-side integrations (Prometheus, Alertmanager, Proxmox VE, UniFi, signed third-party).
+    #[command(subcommand)]
+    Integrations(crate::integrations::commands::IntegrationCommand),
     /// Try Sonde on this machine: a hub with a local agent, ready for an MCP client.
     Demo(DemoArgs),
 }

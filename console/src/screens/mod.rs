@@ -7,6 +7,7 @@ pub mod attestation;
 pub mod audit;
 pub mod enrollments;
 pub mod fleet;
+pub mod integrations;
 pub mod keys;
 pub mod permissions;
 pub mod tryit;
@@ -36,10 +37,11 @@ pub enum View {
     Audit,
     Keys,
     TryIt,
+    Integrations,
 }
 
 impl View {
-    pub const ALL: [View; 7] = [
+    pub const ALL: [View; 8] = [
         View::Fleet,
         View::Enrollments,
         View::Permissions,
@@ -47,6 +49,7 @@ impl View {
         View::Audit,
         View::Keys,
         View::TryIt,
+        View::Integrations,
     ];
 
     pub const fn title(self) -> &'static str {
@@ -58,6 +61,7 @@ impl View {
             View::Audit => "Audit",
             View::Keys => "Keys & tokens",
             View::TryIt => "Try it",
+            View::Integrations => "Integrations",
         }
     }
 
@@ -71,6 +75,7 @@ impl View {
             View::Audit => "Audit",
             View::Keys => "Keys",
             View::TryIt => "Try",
+            View::Integrations => "Integr",
         }
     }
 
@@ -84,6 +89,7 @@ impl View {
             View::Audit => "audit",
             View::Keys => "keys",
             View::TryIt => "try",
+            View::Integrations => "integrations",
         }
     }
 

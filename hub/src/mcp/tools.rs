@@ -302,7 +302,8 @@ impl SondeMcp {
                 })
             })
             .collect();
-        Ok(json!({"agents": list}))
+        let integrations = crate::integrations::mcp::list_agents(&self.hub, policy);
+        Ok(json!({"agents": list, "integrations": integrations}))
     }
 
     async fn agent_overview(
@@ -352,7 +353,14 @@ impl SondeMcp {
         args: &Args,
     ) -> Result<Value, CallToolResult> {
         args.allow_only(&["agent"])?;
-        let agents = match args.opt_str("agent")? {
+        let only = args.opt_str("agent")?;
+        if let Some(name) = &only
+            && crate::integrations::mcp::target(&self.hub, policy, name).is_some()
+        {
+            let out = crate::integrations::mcp::capabilities(&self.hub, policy, Some(name));
+            return Ok(json!({"agents": out, "key_policy": policy.summary()}));
+        }
+        let agents = match only {
             Some(name) => vec![self.scoped_agent(policy, &name)?],
             None => self
                 .live_agents()
@@ -405,6 +413,10 @@ impl SondeMcp {
                 v
             })
             .collect();
+        let mut out = out;
+        if args.opt_str("agent")?.is_none() {
+            out.extend(crate::integrations::mcp::capabilities(&self.hub, policy, None));
+        }
         Ok(json!({"agents": out, "key_policy": policy.summary()}))
     }
 
@@ -479,6 +491,9 @@ impl SondeMcp {
 
     async fn probe(&self, policy: &KeyPolicy, args: &Args) -> Result<Value, CallToolResult> {
         args.allow_only(&["agent", "probe", "params", "timeout_s"])?;
+        if let Some(r) = crate::integrations::mcp::probe(&self.hub, policy, &args.0).await {
+            return r.map_err(failed_probe);
+        }
         let agent = self.scoped_agent(policy, &args.str("agent")?)?;
         let name = ProbeName::parse(&args.str("probe")?)
             .map_err(|e| tool_error("invalid_params", e.to_string()))?;
@@ -571,6 +586,9 @@ impl SondeMcp {
 
     async fn diagnose(&self, policy: &KeyPolicy, args: &Args) -> Result<Value, CallToolResult> {
         args.allow_only(&["agent", "category"])?;
+        if let Some(r) = crate::integrations::mcp::diagnose(&self.hub, policy, &args.0).await {
+            return r.map_err(failed_probe);
+        }
         let agent = self.scoped_agent(policy, &args.str("agent")?)?;
         let category = args.str("category")?;
         let books: Vec<RunbookSummary> = runbooks(&agent)

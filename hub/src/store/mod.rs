@@ -28,6 +28,7 @@ pub mod console;
 pub mod drift;
 pub mod enrollments;
 pub mod grants;
+pub mod integrations;
 pub mod keys;
 mod meta;
 pub mod model;
@@ -60,6 +61,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_pack_catalogs",
         include_str!("../../migrations/0004_pack_catalogs.sql"),
+    ),
+    (
+        "0006_integrations",
+        include_str!("../../migrations/0006_integrations.sql"),
     ),
 ];
 
