@@ -330,13 +330,24 @@ impl AdminClient {
         self.get("/v1/integrations").await
     }
 
-    pub async fn add_integration(&self, req: &IntegrationAdd) -> Result<IntegrationInfo, AdminError> {
+    pub async fn add_integration(
+        &self,
+        req: &IntegrationAdd,
+    ) -> Result<IntegrationInfo, AdminError> {
         self.post("/v1/integrations", req).await
     }
 
     /// `action`: `approve` or `remove`.
-    pub async fn integration_action(&self, name: &str, action: &str) -> Result<IntegrationInfo, AdminError> {
-        self.post(&format!("/v1/integrations/{}/{action}", path_segment(name)), &()).await
+    pub async fn integration_action(
+        &self,
+        name: &str,
+        action: &str,
+    ) -> Result<IntegrationInfo, AdminError> {
+        self.post(
+            &format!("/v1/integrations/{}/{action}", path_segment(name)),
+            &(),
+        )
+        .await
     }
 
     pub async fn set_integration_credential(
@@ -344,11 +355,19 @@ impl AdminClient {
         name: &str,
         req: &CredentialSet,
     ) -> Result<IntegrationInfo, AdminError> {
-        self.post(&format!("/v1/integrations/{}/credential", path_segment(name)), req).await
+        self.post(
+            &format!("/v1/integrations/{}/credential", path_segment(name)),
+            req,
+        )
+        .await
     }
 
     pub async fn test_integration(&self, name: &str) -> Result<ProbeRunResult, AdminError> {
-        self.post(&format!("/v1/integrations/{}/test", path_segment(name)), &()).await
+        self.post(
+            &format!("/v1/integrations/{}/test", path_segment(name)),
+            &(),
+        )
+        .await
     }
 
     pub async fn rotate_integration_key(&self) -> Result<KeyRotated, AdminError> {

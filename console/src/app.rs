@@ -546,7 +546,10 @@ impl App {
             }
             Reply::Probe(r) if matches!(response.request, Request::IntegrationAction(..)) => {
                 effects.push(if r.ok {
-                    Effect::Say(format!("test of {}: {} answered in {} ms", r.agent, r.probe, r.duration_ms))
+                    Effect::Say(format!(
+                        "test of {}: {} answered in {} ms",
+                        r.agent, r.probe, r.duration_ms
+                    ))
                 } else {
                     Effect::Complain(format!(
                         "test of {} failed ({}): {}",

@@ -107,7 +107,10 @@ pub fn router(hub: SharedHub) -> Router {
         .route("/v1/probe", post(run_probe))
         .route("/v1/integrations", get(integrations).post(add_integration))
         .route("/v1/integrations/rotate-key", post(rotate_integration_key))
-        .route("/v1/integrations/{name}/credential", post(set_integration_credential))
+        .route(
+            "/v1/integrations/{name}/credential",
+            post(set_integration_credential),
+        )
         .route("/v1/integrations/{name}/{action}", post(integration_action))
         .fallback(|| async {
             ApiError(HubError::NotFound(
@@ -419,7 +422,9 @@ async fn add_integration(
     ConnectInfo(op): ConnectInfo<Operator>,
     Json(req): Json<IntegrationAdd>,
 ) -> ApiResult<IntegrationInfo> {
-    Ok(Json(crate::integrations::admin::add(&hub, req, &op.0).await?))
+    Ok(Json(
+        crate::integrations::admin::add(&hub, req, &op.0).await?,
+    ))
 }
 
 async fn set_integration_credential(
@@ -456,5 +461,7 @@ async fn rotate_integration_key(
     State(hub): State<SharedHub>,
     ConnectInfo(op): ConnectInfo<Operator>,
 ) -> ApiResult<KeyRotated> {
-    Ok(Json(crate::integrations::admin::rotate_key(&hub, &op.0).await?))
+    Ok(Json(
+        crate::integrations::admin::rotate_key(&hub, &op.0).await?,
+    ))
 }

@@ -42,7 +42,13 @@ impl Drop for Replay {
     }
 }
 
-fn make_certs(with_ca: bool) -> (Certs, Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>) {
+fn make_certs(
+    with_ca: bool,
+) -> (
+    Certs,
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     use sha2::Digest;
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
@@ -58,7 +64,10 @@ fn make_certs(with_ca: bool) -> (Certs, Vec<rustls::pki_types::CertificateDer<'s
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
         let sha = hex::encode(sha2::Sha256::digest(leaf.der()));
         (
-            Certs { leaf_sha256: sha, ca_pem: ca_cert.pem() },
+            Certs {
+                leaf_sha256: sha,
+                ca_pem: ca_cert.pem(),
+            },
             vec![leaf.der().clone(), ca_cert.der().clone()],
             rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
         )
@@ -66,7 +75,10 @@ fn make_certs(with_ca: bool) -> (Certs, Vec<rustls::pki_types::CertificateDer<'s
         let leaf = leaf_params.self_signed(&leaf_key).unwrap();
         let sha = hex::encode(sha2::Sha256::digest(leaf.der()));
         (
-            Certs { leaf_sha256: sha, ca_pem: leaf.pem() },
+            Certs {
+                leaf_sha256: sha,
+                ca_pem: leaf.pem(),
+            },
             vec![leaf.der().clone()],
             rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
         )
@@ -96,13 +108,17 @@ impl Replay {
         let seen2 = seen.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let acceptor = acceptor.clone();
                 let routes = routes.clone();
                 let seen = seen2.clone();
                 let auth_value = auth_value.clone();
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
                     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
@@ -122,11 +138,17 @@ impl Replay {
                     let target = request.split(' ').nth(1).unwrap_or("");
                     let path = target.split('?').next().unwrap_or("");
                     let (status, body) = if auth.as_deref() != Some(auth_value.as_str()) {
-                        (401, "{\"data\":null,\"message\":\"authentication failure\"}".to_owned())
+                        (
+                            401,
+                            "{\"data\":null,\"message\":\"authentication failure\"}".to_owned(),
+                        )
                     } else if let Some(r) = routes.get(target).or_else(|| routes.get(path)) {
                         (r.status, r.body.clone())
                     } else {
-                        (404, "{\"data\":null,\"message\":\"no such path\"}".to_owned())
+                        (
+                            404,
+                            "{\"data\":null,\"message\":\"no such path\"}".to_owned(),
+                        )
                     };
                     let resp = format!(
                         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -137,7 +159,12 @@ impl Replay {
                 });
             }
         });
-        Replay { addr, certs, seen, task }
+        Replay {
+            addr,
+            certs,
+            seen,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {

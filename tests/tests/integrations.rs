@@ -61,6 +61,7 @@ fn spawn(name: &'static str, dir: &Path, args: &[String]) -> Server {
 }
 
 async fn http_ok(url: &str) -> bool {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let Ok(client) = reqwest::Client::builder().build() else {
         return false;
     };
@@ -74,10 +75,34 @@ struct Stack {
     _servers: Vec<Server>,
 }
 
+/// Calls a probe until `done` holds for its result (bounded by `T`).
+async fn poll_probe(
+    client: &McpClient,
+    agent: &str,
+    probe: &str,
+    done: impl Fn(&Value) -> bool,
+) -> (bool, Value) {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, r) = call_tool(client, "probe", json!({"agent": agent, "probe": probe})).await;
+        if done(&r) {
+            return (true, r);
+        }
+        if start.elapsed() > T {
+            return (false, r);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 const PLANTED: &str = "S3cretPassw0rdPlanted";
 
 async fn start_stack(dir: &Path) -> Option<Stack> {
-    for bin in ["prometheus", "prometheus-alertmanager", "prometheus-node-exporter"] {
+    for bin in [
+        "prometheus",
+        "prometheus-alertmanager",
+        "prometheus-node-exporter",
+    ] {
         if !which(bin) {
             skip_unless_ci(&format!(
                 "{bin} is not installed (apt-get install prometheus prometheus-alertmanager prometheus-node-exporter)"
@@ -151,7 +176,10 @@ async fn start_stack(dir: &Path) -> Option<Stack> {
     assert!(
         up,
         "the Prometheus stack did not start:\n{}",
-        servers.iter().map(|s| format!("== {}\n{}", s.1, s.log())).collect::<String>()
+        servers
+            .iter()
+            .map(|s| format!("== {}\n{}", s.1, s.log()))
+            .collect::<String>()
     );
     Some(Stack {
         prometheus,
@@ -184,7 +212,12 @@ async fn prometheus_and_alertmanager_through_mcp_against_real_servers() {
     let client = mcp_client(&hub, &key).await.unwrap();
     let (_, caps) = call_tool(&client, "list_capabilities", json!({})).await;
     assert!(!caps.to_string().contains("prometheus.query"), "{caps}");
-    let (err, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.buildinfo"})).await;
+    let (err, r) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "prom", "probe": "prometheus.buildinfo"}),
+    )
+    .await;
     assert!(err, "a pending integration is not a target: {r}");
     // The operator can test it before approving.
     let tested = hub.cli_json(&["integrations", "test", "prom"]);
@@ -218,96 +251,211 @@ async fn prometheus_and_alertmanager_through_mcp_against_real_servers() {
             c.wait_with_output()
         })
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let set: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(set["credential"]["fingerprint"].as_str().unwrap().starts_with("fp:"));
+    assert!(
+        set["credential"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("fp:")
+    );
 
     // list_agents and list_capabilities show them like agents.
     let (_, agents) = call_tool(&client, "list_agents", json!({})).await;
-    let names: Vec<&str> = agents["integrations"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = agents["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["am", "prom"], "{agents}");
     let (_, caps) = call_tool(&client, "list_capabilities", json!({})).await;
-    let prom = caps["agents"].as_array().unwrap().iter().find(|a| a["agent"] == "prom").unwrap().clone();
+    let prom = caps["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "prom")
+        .unwrap()
+        .clone();
     assert_eq!(prom["kind"], "integration");
-    let query = prom["probes"].as_array().unwrap().iter().find(|p| p["name"] == "prometheus.query").unwrap();
-    let choices = query["params"]["properties"]["query"]["enum"].as_array().unwrap();
-    assert!(choices.contains(&json!("up")) && choices.contains(&json!("node_count")), "{query}");
+    let query = prom["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "prometheus.query")
+        .unwrap();
+    let choices = query["params"]["properties"]["query"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(
+        choices.contains(&json!("up")) && choices.contains(&json!("node_count")),
+        "{query}"
+    );
     assert_eq!(prom["diagnose_categories"][0]["category"], "prometheus");
     let (_, one) = call_tool(&client, "list_capabilities", json!({"agent": "am"})).await;
     assert_eq!(one["agents"].as_array().unwrap().len(), 1);
 
     // Probes.
-    let (err, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.query", "params": {"query": "up"}})).await;
+    let (err, r) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "prom", "probe": "prometheus.query", "params": {"query": "up"}}),
+    )
+    .await;
     assert!(!err, "{r}");
-    assert!(r["data"]["series"].as_array().unwrap().iter().any(|s| s["metric"]["job"] == "node"), "{r}");
+    assert!(
+        r["data"]["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["metric"]["job"] == "node"),
+        "{r}"
+    );
     assert!(r["audit_seq"].as_u64().unwrap() > 0);
-    let (err, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.query", "params": {"query": "node_count"}})).await;
+    let (err, r) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "prom", "probe": "prometheus.query", "params": {"query": "node_count"}}),
+    )
+    .await;
     assert!(!err, "the operator-approved query runs: {r}");
     assert_eq!(r["data"]["series"][0]["value"][1], "1", "{r}");
-    let (err, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.query", "params": {"query": "count(up)"}})).await;
-    assert!(err && r["error"]["code"] == "invalid_params", "PromQL is never taken from the caller: {r}");
+    let (err, r) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "prom", "probe": "prometheus.query", "params": {"query": "count(up)"}}),
+    )
+    .await;
+    assert!(
+        err && r["error"]["code"] == "invalid_params",
+        "PromQL is never taken from the caller: {r}"
+    );
     let (err, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.query_range", "params": {"query": "up", "minutes": 5, "step_seconds": 15}})).await;
     assert!(!err, "{r}");
     assert!(r["data"]["series"][0]["values"].is_array(), "{r}");
     // Targets: the dead one is down, a finding.
     let ok = wait_for(T, || async {
-        let (_, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.targets"})).await;
-        r["data"]["down"] == 1 && r["data"]["targets"].as_array().is_some_and(|t| t.iter().any(|t| t["health"] == "up"))
+        let (_, r) = call_tool(
+            &client,
+            "probe",
+            json!({"agent": "prom", "probe": "prometheus.targets"}),
+        )
+        .await;
+        r["data"]["down"] == 1
+            && r["data"]["targets"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["health"] == "up"))
     })
     .await;
     assert!(ok, "prometheus.targets shows one up and one down target");
     // The alert fires in Prometheus, then reaches Alertmanager.
-    let mut last = Value::Null;
-    let fired = wait_for(T, || async {
-        let (_, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.alerts"})).await;
-        last = r.clone();
+    let (fired, last) = poll_probe(&client, "prom", "prometheus.alerts", |r| {
         r["data"]["firing"] == 1
     })
     .await;
     assert!(fired, "the rule fires: {last}");
-    assert_eq!(last["data"]["alerts"][0]["labels"]["alertname"], "SondeE2EDiskFull");
+    assert_eq!(
+        last["data"]["alerts"][0]["labels"]["alertname"],
+        "SondeE2EDiskFull"
+    );
     // The planted secret in the answer is scrubbed, and counted.
     assert!(!last.to_string().contains(PLANTED), "{last}");
     assert!(last["redactions"].as_u64().unwrap() >= 1, "{last}");
-    let mut am = Value::Null;
-    let arrived = wait_for(T, || async {
-        let (_, r) = call_tool(&client, "probe", json!({"agent": "am", "probe": "alertmanager.alerts"})).await;
-        am = r.clone();
+    let (arrived, am) = poll_probe(&client, "am", "alertmanager.alerts", |r| {
         r["data"]["count"].as_u64().unwrap_or(0) >= 1
     })
     .await;
     assert!(arrived, "the alert reaches Alertmanager: {am}");
     assert_eq!(am["data"]["by_severity"]["critical"]["count"], 1, "{am}");
-    assert_eq!(am["data"]["by_target"]["nas1"]["alerts"][0], "SondeE2EDiskFull", "{am}");
+    assert_eq!(
+        am["data"]["by_target"]["nas1"]["alerts"][0], "SondeE2EDiskFull",
+        "{am}"
+    );
     assert!(!am.to_string().contains(PLANTED));
-    let (err, r) = call_tool(&client, "probe", json!({"agent": "am", "probe": "alertmanager.silenced"})).await;
+    let (err, r) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "am", "probe": "alertmanager.silenced"}),
+    )
+    .await;
     assert!(!err && r["data"]["count"] == 0, "{r}");
     // diagnose runs the runbooks.
-    let (err, d) = call_tool(&client, "diagnose", json!({"agent": "prom", "category": "prometheus"})).await;
+    let (err, d) = call_tool(
+        &client,
+        "diagnose",
+        json!({"agent": "prom", "category": "prometheus"}),
+    )
+    .await;
     assert!(!err, "{d}");
     assert_eq!(d["summary"]["succeeded"], 4, "{d}");
     assert!(d["findings"].to_string().contains("target"), "{d}");
-    let (err, d) = call_tool(&client, "diagnose", json!({"agent": "am", "category": "alertmanager"})).await;
+    let (err, d) = call_tool(
+        &client,
+        "diagnose",
+        json!({"agent": "am", "category": "alertmanager"}),
+    )
+    .await;
     assert!(!err && d["summary"]["failed"] == 0, "{d}");
-    assert!(d["findings"].to_string().contains("SondeE2EDiskFull"), "{d}");
-    let (err, _) = call_tool(&client, "diagnose", json!({"agent": "am", "category": "zfs"})).await;
+    assert!(
+        d["findings"].to_string().contains("SondeE2EDiskFull"),
+        "{d}"
+    );
+    let (err, _) = call_tool(
+        &client,
+        "diagnose",
+        json!({"agent": "am", "category": "zfs"}),
+    )
+    .await;
     assert!(err);
 
     // Key policy: agent scope covers integration names, probe scope and
     // denials are audited.
-    let narrow = hub.api_key(&["--name", "narrow", "--agents", "prom", "--probes", "prometheus.targets"]);
+    let narrow = hub.api_key(&[
+        "--name",
+        "narrow",
+        "--agents",
+        "prom",
+        "--probes",
+        "prometheus.targets",
+    ]);
     let narrow = mcp_client(&hub, &narrow).await.unwrap();
     let (_, caps) = call_tool(&narrow, "list_capabilities", json!({})).await;
     assert!(!caps.to_string().contains("alertmanager"), "{caps}");
-    let (err, r) = call_tool(&narrow, "probe", json!({"agent": "am", "probe": "alertmanager.alerts"})).await;
+    let (err, r) = call_tool(
+        &narrow,
+        "probe",
+        json!({"agent": "am", "probe": "alertmanager.alerts"}),
+    )
+    .await;
     assert!(err && r.to_string().contains("not_found"), "{r}");
-    let (err, r) = call_tool(&narrow, "probe", json!({"agent": "prom", "probe": "prometheus.alerts"})).await;
+    let (err, r) = call_tool(
+        &narrow,
+        "probe",
+        json!({"agent": "prom", "probe": "prometheus.alerts"}),
+    )
+    .await;
     assert!(err && r["error"]["code"] == "denied", "{r}");
 
     // Audit: one `probe` entry per call, target = the integration name.
-    let probes: Vec<Value> = hub.audit_actions("probe").into_iter().filter(|e| e["agent"] == "prom").collect();
-    assert!(probes.iter().any(|e| e["outcome"] == "ok" && e["probe"] == "prometheus.query"));
-    assert!(probes.iter().any(|e| e["outcome"] == "denied" && e["probe"] == "prometheus.alerts"));
+    let probes: Vec<Value> = hub
+        .audit_actions("probe")
+        .into_iter()
+        .filter(|e| e["agent"] == "prom")
+        .collect();
+    assert!(
+        probes
+            .iter()
+            .any(|e| e["outcome"] == "ok" && e["probe"] == "prometheus.query")
+    );
+    assert!(
+        probes
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["probe"] == "prometheus.alerts")
+    );
     assert!(!hub.audit_actions("integration.approved").is_empty());
     assert!(!hub.audit_actions("integration.credential_set").is_empty());
 
@@ -317,7 +465,12 @@ async fn prometheus_and_alertmanager_through_mcp_against_real_servers() {
     let rotated = hub.cli_json(&["integrations", "rotate-key"]);
     assert_eq!(rotated["credentials"], 1, "{rotated}");
     assert_ne!(std::fs::read(&key_file).unwrap(), before);
-    let (err, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.buildinfo"})).await;
+    let (err, r) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "prom", "probe": "prometheus.buildinfo"}),
+    )
+    .await;
     assert!(!err, "{r}");
 
     // The credential is nowhere but sealed: not in any API answer, audit
@@ -329,11 +482,19 @@ async fn prometheus_and_alertmanager_through_mcp_against_real_servers() {
     assert!(!hub.log_text().contains(token));
     for f in ["hub.db", "hub.db-wal"] {
         let bytes = std::fs::read(hub.data.join(f)).unwrap_or_default();
-        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "{f} holds the credential");
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "{f} holds the credential"
+        );
     }
     // Removal.
     hub.cli_ok(&["integrations", "remove", "am"]);
-    let (err, _) = call_tool(&client, "probe", json!({"agent": "am", "probe": "alertmanager.status"})).await;
+    let (err, _) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "am", "probe": "alertmanager.status"}),
+    )
+    .await;
     assert!(err);
     hub.assert_audit_ok();
 }
@@ -350,11 +511,26 @@ fn proxmox_routes() -> HashMap<String, Route> {
     let mut r = HashMap::new();
     r.insert("/api2/json/version".into(), wrap("version.json"));
     r.insert("/api2/json/nodes".into(), wrap("resources-node.json"));
-    r.insert("/api2/json/cluster/resources?type=vm".into(), wrap("resources-vm.json"));
-    r.insert("/api2/json/cluster/resources?type=storage".into(), wrap("resources-storage.json"));
-    r.insert("/api2/json/cluster/tasks".into(), wrap("cluster-tasks.json"));
-    r.insert("/api2/json/cluster/status".into(), wrap("cluster-status.json"));
-    r.insert("/api2/json/cluster/ha/status/current".into(), wrap("ha-status-current.json"));
+    r.insert(
+        "/api2/json/cluster/resources?type=vm".into(),
+        wrap("resources-vm.json"),
+    );
+    r.insert(
+        "/api2/json/cluster/resources?type=storage".into(),
+        wrap("resources-storage.json"),
+    );
+    r.insert(
+        "/api2/json/cluster/tasks".into(),
+        wrap("cluster-tasks.json"),
+    );
+    r.insert(
+        "/api2/json/cluster/status".into(),
+        wrap("cluster-status.json"),
+    );
+    r.insert(
+        "/api2/json/cluster/ha/status/current".into(),
+        wrap("ha-status-current.json"),
+    );
     r.insert(
         "/api2/json/nodes/pve1/status".into(),
         Route {
@@ -368,23 +544,66 @@ fn proxmox_routes() -> HashMap<String, Route> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxmox_through_mcp_against_recorded_answers_over_pinned_tls() {
     let token = "monitor@pve!sonde=0b9a7c2e-1f3d-4e5a-8b6c-9d0e1f2a3b4c";
-    let replay = Replay::start(proxmox_routes(), "authorization", format!("PVEAPIToken={token}"), false).await;
+    let replay = Replay::start(
+        proxmox_routes(),
+        "authorization",
+        format!("PVEAPIToken={token}"),
+        false,
+    )
+    .await;
     let scratch = Scratch::new();
     let hub = Hub::start(&scratch);
     // Self-signed and not pinned: the system roots refuse it.
-    hub.cli_ok(&["integrations", "add", "pve-nopin", "--kind", "proxmox", "--url", &replay.url()]);
+    hub.cli_ok(&[
+        "integrations",
+        "add",
+        "pve-nopin",
+        "--kind",
+        "proxmox",
+        "--url",
+        &replay.url(),
+    ]);
     let r = hub.cli_json(&["integrations", "test", "pve-nopin"]);
     assert_eq!(r["ok"], false);
     assert_eq!(r["error_code"], "tls", "{r}");
     // A wrong pin is refused too.
     let wrong = "00".repeat(32);
-    hub.cli_ok(&["integrations", "add", "pve-wrong", "--kind", "proxmox", "--url", &replay.url(), "--fingerprint", &wrong]);
+    hub.cli_ok(&[
+        "integrations",
+        "add",
+        "pve-wrong",
+        "--kind",
+        "proxmox",
+        "--url",
+        &replay.url(),
+        "--fingerprint",
+        &wrong,
+    ]);
     let r = hub.cli_json(&["integrations", "test", "pve-wrong"]);
     assert_eq!(r["error_code"], "tls", "{r}");
-    assert!(replay.requests().is_empty(), "nothing was sent over an unverified connection");
+    assert!(
+        replay.requests().is_empty(),
+        "nothing was sent over an unverified connection"
+    );
     // The right pin, with colons as Proxmox shows it.
-    let fp: Vec<String> = replay.certs.leaf_sha256.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect();
-    hub.cli_ok(&["integrations", "add", "pve", "--kind", "proxmox", "--url", &replay.url(), "--fingerprint", &fp.join(":")]);
+    let fp: Vec<String> = replay
+        .certs
+        .leaf_sha256
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).to_uppercase())
+        .collect();
+    hub.cli_ok(&[
+        "integrations",
+        "add",
+        "pve",
+        "--kind",
+        "proxmox",
+        "--url",
+        &replay.url(),
+        "--fingerprint",
+        &fp.join(":"),
+    ]);
     let r = hub.cli_json(&["integrations", "test", "pve"]);
     assert_eq!(r["error_code"], "http_status", "no token yet: 401 {r}");
     let out = Command::new(bin("sonde-hub"))
@@ -393,35 +612,101 @@ async fn proxmox_through_mcp_against_recorded_answers_over_pinned_tls() {
         .args(["integrations", "set-credential", "pve"])
         .stdin(Stdio::piped())
         .output_with_stdin(token);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = hub.cli_json(&["integrations", "test", "pve"]);
     assert_eq!(r["data"]["version"], "8.2.4", "{r}");
     hub.cli_ok(&["integrations", "approve", "pve"]);
 
     let key = hub.api_key(&["--name", "claude"]);
     let client = mcp_client(&hub, &key).await.unwrap();
-    let (err, g) = call_tool(&client, "probe", json!({"agent": "pve", "probe": "proxmox.guests"})).await;
+    let (err, g) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "pve", "probe": "proxmox.guests"}),
+    )
+    .await;
     assert!(!err, "{g}");
     let guests = g["data"]["guests"].as_array().unwrap();
-    let used: Vec<f64> = guests.iter().map(|g| g["cpu_cores_used"].as_f64().unwrap()).collect();
-    assert!(used.windows(2).all(|w| w[0] >= w[1]), "busiest first: {used:?}");
-    let (err, b) = call_tool(&client, "probe", json!({"agent": "pve", "probe": "proxmox.failed_backups"})).await;
+    let used: Vec<f64> = guests
+        .iter()
+        .map(|g| g["cpu_cores_used"].as_f64().unwrap())
+        .collect();
+    assert!(
+        used.windows(2).all(|w| w[0] >= w[1]),
+        "busiest first: {used:?}"
+    );
+    let (err, b) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "pve", "probe": "proxmox.failed_backups"}),
+    )
+    .await;
     assert!(!err, "{b}");
     let failed = b["data"]["failed"].as_array().unwrap();
-    assert!(failed.iter().any(|t| t["id"] == "105" && t["status"] == "job errors"), "{b}");
+    assert!(
+        failed
+            .iter()
+            .any(|t| t["id"] == "105" && t["status"] == "job errors"),
+        "{b}"
+    );
     assert!(failed.iter().all(|t| t["type"] == "vzdump"));
-    let (err, t) = call_tool(&client, "probe", json!({"agent": "pve", "probe": "proxmox.tasks", "params": {"errors_only": true}})).await;
-    assert!(!err && t["data"]["tasks"].as_array().unwrap().iter().all(|t| t["status"] != "OK"), "{t}");
-    let (err, n) = call_tool(&client, "probe", json!({"agent": "pve", "probe": "proxmox.node_status", "params": {"node": "pve1"}})).await;
-    assert!(!err && n["data"]["result"]["cpuinfo"]["cpus"] == 16, "{n}");
+    let (err, t) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "pve", "probe": "proxmox.tasks", "params": {"errors_only": true}}),
+    )
+    .await;
+    assert!(
+        !err && t["data"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] != "OK"),
+        "{t}"
+    );
+    let (err, n) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "pve", "probe": "proxmox.node_status", "params": {"node": "pve1"}}),
+    )
+    .await;
+    assert!(!err && n["data"]["cpuinfo"]["cpus"] == 16, "{n}");
     // Hostile path values never leave the hub.
     let before = replay.requests().len();
-    for hostile in ["../../access/users", "pve1/../..", "pve1?x=1", "%2e%2e", "pve1#", ".."] {
-        let (err, r) = call_tool(&client, "probe", json!({"agent": "pve", "probe": "proxmox.node_status", "params": {"node": hostile}})).await;
-        assert!(err && r["error"]["code"] == "invalid_params", "{hostile}: {r}");
+    for hostile in [
+        "../../access/users",
+        "pve1/../..",
+        "pve1?x=1",
+        "%2e%2e",
+        "pve1#",
+        "..",
+    ] {
+        let (err, r) = call_tool(
+            &client,
+            "probe",
+            json!({"agent": "pve", "probe": "proxmox.node_status", "params": {"node": hostile}}),
+        )
+        .await;
+        assert!(
+            err && r["error"]["code"] == "invalid_params",
+            "{hostile}: {r}"
+        );
     }
-    assert_eq!(replay.requests().len(), before, "no request was made for a hostile value");
-    let (err, d) = call_tool(&client, "diagnose", json!({"agent": "pve", "category": "proxmox"})).await;
+    assert_eq!(
+        replay.requests().len(),
+        before,
+        "no request was made for a hostile value"
+    );
+    let (err, d) = call_tool(
+        &client,
+        "diagnose",
+        json!({"agent": "pve", "category": "proxmox"}),
+    )
+    .await;
     assert!(!err && d["summary"]["failed"] == 0, "{d}");
     assert!(d["findings"].to_string().contains("backup of 105"), "{d}");
     // Every request: GET, under /api2/json, with the token header.
@@ -430,7 +715,11 @@ async fn proxmox_through_mcp_against_recorded_answers_over_pinned_tls() {
         if line.contains("/version") && auth.is_none() {
             continue;
         }
-        assert_eq!(auth.as_deref(), Some(format!("PVEAPIToken={token}").as_str()), "{line}");
+        assert_eq!(
+            auth.as_deref(),
+            Some(format!("PVEAPIToken={token}").as_str()),
+            "{line}"
+        );
     }
     let audit = serde_json::to_string(&hub.audit_entries()).unwrap();
     assert!(!audit.contains("0b9a7c2e-1f3d-4e5a-8b6c-9d0e1f2a3b4c"));
@@ -467,40 +756,104 @@ async fn unifi_through_mcp_against_recorded_answers_with_a_pinned_ca() {
     let ca = scratch.path().join("unifi-ca.pem");
     std::fs::write(&ca, &replay.certs.ca_pem).unwrap();
     let url = format!("{}/proxy/network", replay.url());
-    hub.cli_ok(&["integrations", "add", "udm", "--kind", "unifi", "--url", &url, "--ca", ca.to_str().unwrap()]);
+    hub.cli_ok(&[
+        "integrations",
+        "add",
+        "udm",
+        "--kind",
+        "unifi",
+        "--url",
+        &url,
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
     let out = Command::new(bin("sonde-hub"))
         .arg("--data")
         .arg(&hub.data)
         .args(["integrations", "set-credential", "udm"])
         .stdin(Stdio::piped())
         .output_with_stdin(api_key);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     hub.cli_ok(&["integrations", "approve", "udm"]);
     let key = hub.api_key(&["--name", "claude"]);
     let client = mcp_client(&hub, &key).await.unwrap();
-    let (err, d) = call_tool(&client, "probe", json!({"agent": "udm", "probe": "unifi.devices"})).await;
+    let (err, d) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "udm", "probe": "unifi.devices"}),
+    )
+    .await;
     assert!(!err, "{d}");
     assert_eq!(d["data"]["devices"].as_array().unwrap().len(), 3);
-    assert!(!d.to_string().contains("x_authkey"), "the projection keeps only the listed fields");
-    assert!(d["data"]["findings"].to_string().contains("AP Garage"), "{d}");
-    let (err, c) = call_tool(&client, "probe", json!({"agent": "udm", "probe": "unifi.clients"})).await;
+    assert!(
+        !d.to_string().contains("x_authkey"),
+        "the projection keeps only the listed fields"
+    );
+    assert!(
+        d["data"]["findings"].to_string().contains("AP Garage"),
+        "{d}"
+    );
+    let (err, c) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "udm", "probe": "unifi.clients"}),
+    )
+    .await;
     assert!(!err && c["data"]["wireless"] == 1, "{c}");
-    let (err, e) = call_tool(&client, "probe", json!({"agent": "udm", "probe": "unifi.events"})).await;
-    assert!(!err && e["data"]["events"][0]["key"] == "EVT_GW_WANTransition", "{e}");
-    let (err, h) = call_tool(&client, "probe", json!({"agent": "udm", "probe": "unifi.health"})).await;
+    let (err, e) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "udm", "probe": "unifi.events"}),
+    )
+    .await;
+    assert!(
+        !err && e["data"]["events"][0]["key"] == "EVT_GW_WANTransition",
+        "{e}"
+    );
+    let (err, h) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "udm", "probe": "unifi.health"}),
+    )
+    .await;
     assert!(!err && h["data"]["wan"]["isp_name"] == "Example ISP", "{h}");
-    let (err, d) = call_tool(&client, "diagnose", json!({"agent": "udm", "category": "unifi"})).await;
+    let (err, d) = call_tool(
+        &client,
+        "diagnose",
+        json!({"agent": "udm", "category": "unifi"}),
+    )
+    .await;
     assert!(!err && d["summary"]["succeeded"] == 3, "{d}");
-    assert!(d["findings"].to_string().contains("EVT_AP_Lost_Contact"), "{d}");
+    assert!(
+        d["findings"].to_string().contains("EVT_AP_Lost_Contact"),
+        "{d}"
+    );
     for (line, auth) in replay.requests() {
-        assert!(line.starts_with("GET /proxy/network/api/s/default/stat/"), "{line}");
+        assert!(
+            line.starts_with("GET /proxy/network/api/s/default/stat/"),
+            "{line}"
+        );
         assert_eq!(auth.as_deref(), Some(api_key));
     }
     // A CA that did not sign the server's certificate is refused.
     let other = Replay::start(HashMap::new(), "x-api-key", String::new(), true).await;
     let other_ca = scratch.path().join("other-ca.pem");
     std::fs::write(&other_ca, &other.certs.ca_pem).unwrap();
-    hub.cli_ok(&["integrations", "add", "udm2", "--kind", "unifi", "--url", &url, "--ca", other_ca.to_str().unwrap()]);
+    hub.cli_ok(&[
+        "integrations",
+        "add",
+        "udm2",
+        "--kind",
+        "unifi",
+        "--url",
+        &url,
+        "--ca",
+        other_ca.to_str().unwrap(),
+    ]);
     let r = hub.cli_json(&["integrations", "test", "udm2"]);
     assert_eq!(r["error_code"], "tls", "{r}");
 }
@@ -512,7 +865,11 @@ trait OutputWithStdin {
 impl OutputWithStdin for Command {
     fn output_with_stdin(&mut self, input: &str) -> std::process::Output {
         use std::io::Write;
-        let mut c = self.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut c = self
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         c.wait_with_output().unwrap()
     }

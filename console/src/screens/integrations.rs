@@ -16,12 +16,12 @@ use sonde_admin::api::IntegrationInfo;
 
 use super::{Ctx, Effect, Screen, View, empty_lines, kv, list_title, matches_filter};
 use crate::action::Action;
+use crate::data::HubData;
 use crate::keymap::Scope;
 use crate::list::{Selection, Sort};
 use crate::modal::{Confirm, Modal, Tone};
 use crate::table::{self, Column, cell, plain};
 use crate::text::{clip, utc};
-use crate::data::HubData;
 use crate::worker::Request;
 
 const SORTS: &[&str] = &["name", "kind", "state"];
@@ -64,7 +64,11 @@ impl Integrations {
                 _ => std::cmp::Ordering::Equal,
             }
             .then_with(|| a.name.cmp(&b.name));
-            if self.sort.reverse { ord.reverse() } else { ord }
+            if self.sort.reverse {
+                ord.reverse()
+            } else {
+                ord
+            }
         });
         rows
     }
@@ -75,7 +79,8 @@ impl Integrations {
 
     pub fn selected<'a>(&self, data: &'a HubData) -> Option<&'a IntegrationInfo> {
         let rows = self.rows(data);
-        rows.get(self.selection.cursor(&Integrations::ids(&rows))?).copied()
+        rows.get(self.selection.cursor(&Integrations::ids(&rows))?)
+            .copied()
     }
 }
 
@@ -97,7 +102,11 @@ fn approval(i: &IntegrationInfo) -> Confirm {
                 format!(
                     "manifest sha256 {}{}",
                     i.manifest_sha256,
-                    if i.signed { " (signed by a trusted publisher)" } else { "" }
+                    if i.signed {
+                        " (signed by a trusted publisher)"
+                    } else {
+                        ""
+                    }
                 ),
                 Tone::Dim,
             ),
@@ -136,7 +145,10 @@ impl Screen for Integrations {
             }
             Action::Test => {
                 if let Some(i) = self.selected(ctx.data) {
-                    return vec![Effect::Send(Request::IntegrationAction(i.name.clone(), "test".into()))];
+                    return vec![Effect::Send(Request::IntegrationAction(
+                        i.name.clone(),
+                        "test".into(),
+                    ))];
                 }
             }
             Action::Revoke => {
@@ -218,7 +230,11 @@ impl Screen for Integrations {
                     plain(i.kind.clone()),
                     cell(
                         i.state.clone(),
-                        if i.state == "pending" { t.warn() } else { Style::new() },
+                        if i.state == "pending" {
+                            t.warn()
+                        } else {
+                            Style::new()
+                        },
                     ),
                     plain(i.base_url.clone()),
                     cell(i.trust.clone(), t.dim()),
@@ -235,7 +251,12 @@ impl Screen for Integrations {
             f,
             list,
             &table::Table {
-                title: list_title("Integrations", rows.len(), ctx.data.integrations.len(), &self.filter),
+                title: list_title(
+                    "Integrations",
+                    rows.len(),
+                    ctx.data.integrations.len(),
+                    &self.filter,
+                ),
                 columns: &COLUMNS,
                 rows: table_rows,
                 selected: self.selection.cursor(&ids),
@@ -262,14 +283,34 @@ impl Screen for Integrations {
             && let Some(i) = self.selected(ctx.data)
         {
             let lines = vec![
-                kv(t, "kind", format!("{}{}", i.kind, if i.signed { " (signed third-party)" } else { "" })),
+                kv(
+                    t,
+                    "kind",
+                    format!(
+                        "{}{}",
+                        i.kind,
+                        if i.signed {
+                            " (signed third-party)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ),
                 kv(t, "base url", i.base_url.clone()),
                 kv(t, "tls", i.trust.clone()),
-                kv(t, "settings", serde_json::to_string(&i.settings).unwrap_or_default()),
+                kv(
+                    t,
+                    "settings",
+                    serde_json::to_string(&i.settings).unwrap_or_default(),
+                ),
                 kv(t, "probes", i.probes.join(", ")),
                 kv(t, "diagnose", i.diagnose_categories.join(", ")),
                 kv(t, "manifest sha256", i.manifest_sha256.clone()),
-                kv(t, "added", format!("{} by {}", utc(i.created_at_ms), i.created_by)),
+                kv(
+                    t,
+                    "added",
+                    format!("{} by {}", utc(i.created_at_ms), i.created_by),
+                ),
                 kv(
                     t,
                     "approved",
@@ -282,14 +323,23 @@ impl Screen for Integrations {
                     t,
                     "credential",
                     match &i.credential {
-                        Some(c) => format!("{} set {} by {}", c.fingerprint, utc(c.set_at_ms), c.set_by),
-                        None => format!("none (sonde-hub integrations set-credential {} < FILE)", i.name),
+                        Some(c) => {
+                            format!("{} set {} by {}", c.fingerprint, utc(c.set_at_ms), c.set_by)
+                        }
+                        None => format!(
+                            "none (sonde-hub integrations set-credential {} < FILE)",
+                            i.name
+                        ),
                     },
                 ),
             ];
             f.render_widget(
                 Paragraph::new(lines)
-                    .block(table::block(&format!("Integration {}", clip(&i.name, 40)), detail, Style::new()))
+                    .block(table::block(
+                        &format!("Integration {}", clip(&i.name, 40)),
+                        detail,
+                        Style::new(),
+                    ))
                     .wrap(Wrap { trim: false }),
                 detail,
             );
@@ -343,17 +393,28 @@ mod tests {
         match &effects[..] {
             [Effect::Open(Modal::Confirm(c))] => {
                 assert!(c.title.contains("pve"));
-                assert_eq!(c.request, Request::IntegrationAction("pve".into(), "approve".into()));
+                assert_eq!(
+                    c.request,
+                    Request::IntegrationAction("pve".into(), "approve".into())
+                );
             }
             other => panic!("{other:?}"),
         }
         let effects = s.update(Action::Test, &ctx);
-        assert!(matches!(&effects[..], [Effect::Send(Request::IntegrationAction(n, a))] if n == "pve" && a == "test"));
+        assert!(
+            matches!(&effects[..], [Effect::Send(Request::IntegrationAction(n, a))] if n == "pve" && a == "test")
+        );
         s.update(Action::Enter, &ctx);
         for (w, h) in [(120, 30), (40, 10), (8, 3)] {
             let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
             term.draw(|f| s.view(f, f.area(), &ctx)).unwrap();
-            let text: String = term.backend().buffer().content().iter().map(|c| c.symbol()).collect();
+            let text: String = term
+                .backend()
+                .buffer()
+                .content()
+                .iter()
+                .map(|c| c.symbol())
+                .collect();
             assert!(!text.contains('\u{1b}'), "hub text is escaped");
             if w == 120 {
                 assert!(text.contains("pve") && text.contains("pending"), "{text}");

@@ -3,7 +3,9 @@
 //! audited; none returns a secret.
 
 use serde_json::{Map, Value};
-use sonde_admin::api::{CredentialInfo, IntegrationAdd, IntegrationInfo, KeyRotated, ProbeRunResult};
+use sonde_admin::api::{
+    CredentialInfo, IntegrationAdd, IntegrationInfo, KeyRotated, ProbeRunResult,
+};
 use sonde_packs::signing::PackSignature;
 use sonde_protocol::time::now_ms;
 use sonde_protocol::{ProbeDescriptor, ProbeName};
@@ -41,7 +43,12 @@ pub fn info(i: &Instance) -> IntegrationInfo {
         manifest_sha256: i.record.manifest_sha256.clone(),
         signed: i.record.signature.is_some(),
         builtin: builtin::manifest(i.kind()).is_some() && i.record.signature.is_none(),
-        state: if i.record.approved { "approved" } else { "pending" }.into(),
+        state: if i.record.approved {
+            "approved"
+        } else {
+            "pending"
+        }
+        .into(),
         created_at_ms: i.record.created_at_ms,
         created_by: i.record.created_by.clone(),
         approved_at_ms: i.record.approved_at_ms,
@@ -52,7 +59,12 @@ pub fn info(i: &Instance) -> IntegrationInfo {
             set_by: c.set_by.clone(),
         }),
         probes: i.manifest.probes.iter().map(|p| p.name.clone()).collect(),
-        diagnose_categories: i.manifest.runbooks.iter().map(|r| r.category.clone()).collect(),
+        diagnose_categories: i
+            .manifest
+            .runbooks
+            .iter()
+            .map(|r| r.category.clone())
+            .collect(),
     }
 }
 
@@ -109,7 +121,11 @@ pub async fn add(hub: &Hub, req: IntegrationAdd, by: &str) -> Result<Integration
             return Err(HubError::BadRequest(format!(
                 "unknown integration kind {:?} (built in: {}; or give a signed manifest)",
                 req.kind,
-                builtin::MANIFESTS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                builtin::MANIFESTS
+                    .iter()
+                    .map(|(k, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     };
@@ -123,15 +139,20 @@ pub async fn add(hub: &Hub, req: IntegrationAdd, by: &str) -> Result<Integration
         }
         verify_signature(hub, &manifest, sig)?;
         if !req.settings.is_empty() {
-            return Err(HubError::BadRequest("third-party integrations take no settings".into()));
+            return Err(HubError::BadRequest(
+                "third-party integrations take no settings".into(),
+            ));
         }
     } else {
         builtin::check_settings(manifest.kind(), &req.settings).map_err(HubError::BadRequest)?;
     }
-    let base = template::parse_base(&req.base_url).map_err(|e| HubError::BadRequest(e.to_string()))?;
+    let base =
+        template::parse_base(&req.base_url).map_err(|e| HubError::BadRequest(e.to_string()))?;
     let trust = match (&req.ca_pem, &req.fingerprint) {
         (Some(_), Some(_)) => {
-            return Err(HubError::BadRequest("pin a CA or a fingerprint, not both".into()));
+            return Err(HubError::BadRequest(
+                "pin a CA or a fingerprint, not both".into(),
+            ));
         }
         (Some(pem), None) => Trust::Ca { pem: pem.clone() },
         (None, Some(fp)) => Trust::Fingerprint { sha256: fp.clone() },
@@ -193,9 +214,9 @@ fn check_secret(kind: AuthKind, secret: &str) -> Result<(), HubError> {
             "this integration takes no credential".into(),
         )),
         AuthKind::PveToken => {
-            let ok = secret.split_once('=').is_some_and(|(id, s)| {
-                id.contains('@') && id.contains('!') && !s.is_empty()
-            });
+            let ok = secret
+                .split_once('=')
+                .is_some_and(|(id, s)| id.contains('@') && id.contains('!') && !s.is_empty());
             if ok {
                 Ok(())
             } else {
@@ -219,7 +240,12 @@ pub async fn set_credential(
     let _guard = hub.integrations.ops.lock().await;
     let (sealed, fingerprint) = hub
         .integrations
-        .with_vault(|v| Ok::<_, super::vault::VaultError>((v.seal(name, secret.as_bytes())?, v.fingerprint(secret.as_bytes()))))
+        .with_vault(|v| {
+            Ok::<_, super::vault::VaultError>((
+                v.seal(name, secret.as_bytes())?,
+                v.fingerprint(secret.as_bytes()),
+            ))
+        })
         .map_err(HubError::Internal)?
         .map_err(|e| HubError::Internal(e.to_string()))?;
     hub.store
@@ -289,7 +315,11 @@ pub async fn rotate_key(hub: &Hub, by: &str) -> Result<KeyRotated, HubError> {
         .into_iter()
         .map(|(name, s)| (name, s.key_id, s.nonce, s.ciphertext))
         .collect();
-    match hub.store.reseal_integration_credentials(update, new_id, by).await {
+    match hub
+        .store
+        .reseal_integration_credentials(update, new_id, by)
+        .await
+    {
         Ok(()) => {
             hub.integrations
                 .with_vault(|v| v.finish_rotation())

@@ -82,6 +82,6 @@ pub fn finish(probe: &str, _params: &Map<String, Value>, data: Value) -> Value {
                 .count();
             json!({"silences": alerts, "active": active, "findings": []})
         }
-        _ => json!({"result": data, "findings": []}),
+        _ => super::builtin::plain(data),
     }
 }

@@ -100,7 +100,16 @@ pub fn finish(kind: &str, probe: &str, params: &Map<String, Value>, data: Value)
         "alertmanager" => alertmanager::finish(probe, params, data),
         "proxmox" => proxmox::finish(probe, params, data),
         "unifi" => unifi::finish(probe, params, data),
-        _ => json!({ "result": data }),
+        _ => plain(data),
+    }
+}
+
+/// A result without a summary: an object as the API gave it (projected),
+/// anything else under `items`.
+pub fn plain(data: Value) -> Value {
+    match data {
+        Value::Object(_) => data,
+        other => json!({ "items": other }),
     }
 }
 

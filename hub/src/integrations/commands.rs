@@ -71,7 +71,11 @@ pub enum IntegrationCommand {
     },
 }
 
-fn print<T: serde::Serialize>(json_out: bool, value: &T, human: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+fn print<T: serde::Serialize>(
+    json_out: bool,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
     if json_out {
         println!("{}", terminal_json(&serde_json::to_string_pretty(value)?));
     } else {
@@ -126,9 +130,7 @@ pub async fn run(data: &DataDir, json_out: bool, cmd: IntegrationCommand) -> any
             if !queries.is_empty() {
                 let mut q = Map::new();
                 for item in queries {
-                    let (n, e) = item
-                        .split_once('=')
-                        .context("--query takes NAME=PROMQL")?;
+                    let (n, e) = item.split_once('=').context("--query takes NAME=PROMQL")?;
                     q.insert(n.trim().to_owned(), json!(e.trim()));
                 }
                 settings.insert("queries".into(), Value::Object(q));
@@ -159,7 +161,10 @@ pub async fn run(data: &DataDir, json_out: bool, cmd: IntegrationCommand) -> any
                     if i.kind == "prometheus" || i.kind == "alertmanager" {
                         String::new()
                     } else {
-                        format!(" and set its credential with `sonde-hub integrations set-credential {}`", i.name)
+                        format!(
+                            " and set its credential with `sonde-hub integrations set-credential {}`",
+                            i.name
+                        )
                     }
                 )
             })
@@ -242,7 +247,9 @@ pub async fn run(data: &DataDir, json_out: bool, cmd: IntegrationCommand) -> any
                 }
                 None => {
                     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                        eprintln!("Paste the secret and press Enter (input is not echoed back by sonde):");
+                        eprintln!(
+                            "Paste the secret and press Enter (input is not echoed back by sonde):"
+                        );
                     }
                     std::io::stdin().take(8192).read_to_string(&mut secret)?;
                 }
@@ -250,12 +257,16 @@ pub async fn run(data: &DataDir, json_out: bool, cmd: IntegrationCommand) -> any
             let req = CredentialSet {
                 secret: secret.trim_end_matches(['\n', '\r']).to_owned(),
             };
-            let i = hub(data, async |c| c.set_integration_credential(&name, &req).await).await?;
+            let i = hub(data, async |c| {
+                c.set_integration_credential(&name, &req).await
+            })
+            .await?;
             print(json_out, &i, |i| format!("Credential set: {}", line(i)))
         }
         IntegrationCommand::Sign { dir, key } => {
             let key = sonde_protocol::keys::decode_secret_key(
-                &std::fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?,
+                &std::fs::read_to_string(&key)
+                    .with_context(|| format!("reading {}", key.display()))?,
             )?;
             let path = dir.join("integration.toml");
             let text = std::fs::read_to_string(&path)
@@ -263,9 +274,17 @@ pub async fn run(data: &DataDir, json_out: bool, cmd: IntegrationCommand) -> any
             let manifest = super::manifest::Manifest::parse(&text)?;
             let sig = sonde_packs::signing::sign(&manifest.sha256, &key);
             std::fs::write(dir.join("integration.sig"), sig.to_toml())?;
-            print(json_out, &json!({"integration": manifest.kind(), "sha256": manifest.sha256.to_hex(), "key": sig.key}), |_| {
-                format!("signed {} ({})\n", manifest.kind(), manifest.sha256.to_hex())
-            })
+            print(
+                json_out,
+                &json!({"integration": manifest.kind(), "sha256": manifest.sha256.to_hex(), "key": sig.key}),
+                |_| {
+                    format!(
+                        "signed {} ({})\n",
+                        manifest.kind(),
+                        manifest.sha256.to_hex()
+                    )
+                },
+            )
         }
         IntegrationCommand::RotateKey => {
             let r = hub(data, async |c| c.rotate_integration_key().await).await?;

@@ -100,9 +100,11 @@ impl Trust {
                 }
                 Ok(())
             }
-            Trust::Fingerprint { sha256 } => parse_fingerprint(sha256)
-                .map(|_| ())
-                .ok_or_else(|| "the fingerprint must be a SHA-256 (64 hex digits, ':' allowed)".into()),
+            Trust::Fingerprint { sha256 } => {
+                parse_fingerprint(sha256).map(|_| ()).ok_or_else(|| {
+                    "the fingerprint must be a SHA-256 (64 hex digits, ':' allowed)".into()
+                })
+            }
         }
     }
 
@@ -197,8 +199,9 @@ fn tls_config(trust: &Trust) -> Result<ClientConfig, HttpError> {
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         Trust::Fingerprint { sha256 } => {
-            let sha256 = parse_fingerprint(sha256)
-                .ok_or_else(|| HttpError::Setup("the pinned fingerprint is not a SHA-256".into()))?;
+            let sha256 = parse_fingerprint(sha256).ok_or_else(|| {
+                HttpError::Setup("the pinned fingerprint is not a SHA-256".into())
+            })?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(PinnedLeaf {
@@ -328,7 +331,9 @@ where
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     HttpError::TooLarge(origin.to_owned(), max_bytes)
                 } else {
                     perr(&e)
@@ -345,8 +350,9 @@ where
 /// A header value for a secret, refusing bytes a header cannot carry
 /// (CR/LF would otherwise split the request).
 pub fn secret_header(value: &[u8]) -> Result<HeaderValue, HttpError> {
-    let mut v = HeaderValue::from_bytes(value)
-        .map_err(|_| HttpError::Setup("the stored credential holds bytes a header cannot carry".into()))?;
+    let mut v = HeaderValue::from_bytes(value).map_err(|_| {
+        HttpError::Setup("the stored credential holds bytes a header cannot carry".into())
+    })?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -370,7 +376,11 @@ mod tests {
             let ca = ca_params.self_signed(&ca_key).unwrap();
             let issuer = rcgen::Issuer::from_params(&ca_params, ca_key);
             let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-            (vec![leaf.der().clone(), ca.der().clone()], ca.pem(), leaf.der().clone())
+            (
+                vec![leaf.der().clone(), ca.der().clone()],
+                ca.pem(),
+                leaf.der().clone(),
+            )
         } else {
             let leaf = leaf_params.self_signed(&leaf_key).unwrap();
             (vec![leaf.der().clone()], leaf.pem(), leaf.der().clone())
@@ -385,10 +395,14 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let mut buf = [0u8; 4096];
                     let _ = tls.read(&mut buf).await;
                     let _ = tls
@@ -413,14 +427,27 @@ mod tests {
     async fn pins_are_enforced_and_cleartext_credentials_refused() {
         let (url, sha, _) = server(false).await;
         // Self-signed, not pinned: refused by the system roots.
-        assert!(matches!(try_get(&url, &Trust::System).await, Err(HttpError::Tls(..))));
+        assert!(matches!(
+            try_get(&url, &Trust::System).await,
+            Err(HttpError::Tls(..))
+        ));
         // A wrong fingerprint: refused.
-        let wrong = Trust::Fingerprint { sha256: "ab".repeat(32) };
-        assert!(matches!(try_get(&url, &wrong).await, Err(HttpError::Tls(..))));
+        let wrong = Trust::Fingerprint {
+            sha256: "ab".repeat(32),
+        };
+        assert!(matches!(
+            try_get(&url, &wrong).await,
+            Err(HttpError::Tls(..))
+        ));
         // The right one: answered.
-        let right = Trust::Fingerprint { sha256: sha.clone() };
+        let right = Trust::Fingerprint {
+            sha256: sha.clone(),
+        };
         let a = try_get(&url, &right).await.unwrap();
-        assert_eq!((a.status, a.body.as_ref()), (200, b"{\"ok\":true}".as_ref()));
+        assert_eq!(
+            (a.status, a.body.as_ref()),
+            (200, b"{\"ok\":true}".as_ref())
+        );
         // A CA pin: only the CA that signed the server.
         let (ca_url, _, ca_pem) = server(true).await;
         let a = try_get(&ca_url, &Trust::Ca { pem: ca_pem }).await.unwrap();
@@ -437,13 +464,28 @@ mod tests {
         ));
         // A credential over plain http goes to loopback only.
         let remote = Url::parse("http://192.0.2.1:9/x").unwrap();
-        let auth = Some((hyper::header::AUTHORIZATION, secret_header(b"Bearer t").unwrap()));
+        let auth = Some((
+            hyper::header::AUTHORIZATION,
+            secret_header(b"Bearer t").unwrap(),
+        ));
         assert!(matches!(
             get(&remote, auth, &Trust::System, Duration::from_secs(2), 1024).await,
             Err(HttpError::CleartextCredential(_))
         ));
         assert!(secret_header(b"a\r\nX-Injected: 1").is_err());
-        assert!(Trust::Fingerprint { sha256: "zz".into() }.check().is_err());
-        assert!(Trust::Ca { pem: "not pem".into() }.check().is_err());
+        assert!(
+            Trust::Fingerprint {
+                sha256: "zz".into()
+            }
+            .check()
+            .is_err()
+        );
+        assert!(
+            Trust::Ca {
+                pem: "not pem".into()
+            }
+            .check()
+            .is_err()
+        );
     }
 }

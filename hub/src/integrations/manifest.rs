@@ -190,8 +190,7 @@ pub fn is_word(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.as_bytes()[0].is_ascii_lowercase()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
@@ -210,9 +209,7 @@ impl Manifest {
             (AuthKind::Header, Some(name)) => {
                 if name.is_empty()
                     || name.len() > 64
-                    || !name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     || name.eq_ignore_ascii_case("host")
                     || name.eq_ignore_ascii_case("content-length")
                     || name.eq_ignore_ascii_case("transfer-encoding")
@@ -256,7 +253,9 @@ impl Manifest {
                 return Err(bad(format!("timeout_ms must be 1..={MAX_TIMEOUT_MS}")));
             }
             for name in template.placeholders() {
-                if !p.params.iter().any(|s| s.name == name) && !super::builtin::derives(&h.name, &name) {
+                if !p.params.iter().any(|s| s.name == name)
+                    && !super::builtin::derives(&h.name, &name)
+                {
                     return Err(bad(format!(
                         "template value {{{name}}} is neither a parameter nor a value the integration derives"
                     )));
@@ -279,7 +278,10 @@ impl Manifest {
             .iter()
             .any(|p| p.name == format!("{}.{}", h.name, h.test_probe))
         {
-            return Err(invalid(format!("test_probe {:?} is not a probe", h.test_probe)));
+            return Err(invalid(format!(
+                "test_probe {:?} is not a probe",
+                h.test_probe
+            )));
         }
         let mut runbooks = Vec::new();
         for r in raw.runbooks {

@@ -19,7 +19,11 @@ use crate::mcp::policy::KeyPolicy;
 /// The approved integration `name` if the key may see it and no agent has
 /// that name (agents win: the namespace is shared).
 pub fn target(hub: &Hub, policy: &KeyPolicy, name: &str) -> Option<Arc<Instance>> {
-    if hub.fleet.find(name).is_some_and(|a| !a.agent().is_revoked()) {
+    if hub
+        .fleet
+        .find(name)
+        .is_some_and(|a| !a.agent().is_revoked())
+    {
         return None;
     }
     hub.integrations
@@ -116,7 +120,12 @@ pub async fn run_probe(
     };
     if let Err(reason) = policy.check_probe(inst.name(), descriptor.probe.as_str(), CAPABILITY) {
         let e = runner::refuse(hub, &call, "denied", HubError::Forbidden(reason)).await;
-        return error_value(inst.name(), descriptor.probe.as_str(), "denied", e.to_string());
+        return error_value(
+            inst.name(),
+            descriptor.probe.as_str(),
+            "denied",
+            e.to_string(),
+        );
     }
     match runner::run(hub, call).await {
         Ok(r) => {
@@ -155,27 +164,37 @@ pub async fn run_probe(
 fn arg_str(args: &Map<String, Value>, name: &str) -> Result<String, Value> {
     match args.get(name) {
         Some(Value::String(s)) if s.len() <= 256 => Ok(s.clone()),
-        _ => Err(json!({"ok": false, "error": {"code": "invalid_params", "message": format!("argument `{name}` is required (a string)")}})),
+        _ => Err(
+            json!({"ok": false, "error": {"code": "invalid_params", "message": format!("argument `{name}` is required (a string)")}}),
+        ),
     }
 }
 
 /// The MCP `probe` tool for an integration target: `None` when `agent`
 /// does not name an integration this key may see (the agent path
 /// answers). `Err` is a failed result (the tool returns it as an error).
-pub async fn probe(hub: &Hub, policy: &KeyPolicy, args: &Map<String, Value>) -> Option<Result<Value, Value>> {
+pub async fn probe(
+    hub: &Hub,
+    policy: &KeyPolicy,
+    args: &Map<String, Value>,
+) -> Option<Result<Value, Value>> {
     let name = args.get("agent").and_then(Value::as_str)?;
     let inst = target(hub, policy, name)?;
     Some(
         async {
             let probe = arg_str(args, "probe")?;
-            let probe = ProbeName::parse(&probe).map_err(|e| {
-                error_value(name, &probe, "invalid_params", e.to_string())
-            })?;
+            let probe = ProbeName::parse(&probe)
+                .map_err(|e| error_value(name, &probe, "invalid_params", e.to_string()))?;
             let params = match args.get("params") {
                 None | Some(Value::Null) => Map::new(),
                 Some(Value::Object(m)) => m.clone(),
                 Some(_) => {
-                    return Err(error_value(name, probe.as_str(), "invalid_params", "argument `params` must be an object".into()));
+                    return Err(error_value(
+                        name,
+                        probe.as_str(),
+                        "invalid_params",
+                        "argument `params` must be an object".into(),
+                    ));
                 }
             };
             let timeout = match args.get("timeout_s") {
@@ -183,31 +202,64 @@ pub async fn probe(hub: &Hub, policy: &KeyPolicy, args: &Map<String, Value>) -> 
                 Some(v) => match v.as_u64() {
                     Some(s) if (1..=600).contains(&s) => Some(Duration::from_secs(s)),
                     _ => {
-                        return Err(error_value(name, probe.as_str(), "invalid_params", "argument `timeout_s` must be an integer from 1 to 600".into()));
+                        return Err(error_value(
+                            name,
+                            probe.as_str(),
+                            "invalid_params",
+                            "argument `timeout_s` must be an integer from 1 to 600".into(),
+                        ));
                     }
                 },
             };
-            let r = run_probe(hub, policy, &inst, ProbeDescriptor { probe, params }, timeout, "mcp.probe").await;
-            if r["ok"] == Value::Bool(true) { Ok(r) } else { Err(r) }
+            let r = run_probe(
+                hub,
+                policy,
+                &inst,
+                ProbeDescriptor { probe, params },
+                timeout,
+                "mcp.probe",
+            )
+            .await;
+            if r["ok"] == Value::Bool(true) {
+                Ok(r)
+            } else {
+                Err(r)
+            }
         }
         .await,
     )
 }
 
 /// The MCP `diagnose` tool for an integration target (see [`probe`]).
-pub async fn diagnose(hub: &Hub, policy: &KeyPolicy, args: &Map<String, Value>) -> Option<Result<Value, Value>> {
+pub async fn diagnose(
+    hub: &Hub,
+    policy: &KeyPolicy,
+    args: &Map<String, Value>,
+) -> Option<Result<Value, Value>> {
     let name = args.get("agent").and_then(Value::as_str)?;
     let inst = target(hub, policy, name)?;
     let category = match arg_str(args, "category") {
         Ok(c) => c,
         Err(e) => return Some(Err(e)),
     };
-    let books: Vec<_> = inst.manifest.runbooks.iter().filter(|r| r.category == category).collect();
+    let books: Vec<_> = inst
+        .manifest
+        .runbooks
+        .iter()
+        .filter(|r| r.category == category)
+        .collect();
     if books.is_empty() {
-        let known: Vec<&str> = inst.manifest.runbooks.iter().map(|r| r.category.as_str()).collect();
-        return Some(Err(json!({"ok": false, "error": {"code": "not_found", "message": format!(
-            "integration {} has no diagnose category {category:?} (it has: {})", inst.name(), known.join(", ")
-        )}})));
+        let known: Vec<&str> = inst
+            .manifest
+            .runbooks
+            .iter()
+            .map(|r| r.category.as_str())
+            .collect();
+        return Some(Err(
+            json!({"ok": false, "error": {"code": "not_found", "message": format!(
+                "integration {} has no diagnose category {category:?} (it has: {})", inst.name(), known.join(", ")
+            )}}),
+        ));
     }
     let mut reports = Vec::new();
     for book in books {
@@ -223,11 +275,21 @@ pub async fn diagnose(hub: &Hub, policy: &KeyPolicy, args: &Map<String, Value>) 
                 .map(|s| run_probe(hub, policy, &inst, s, None, "mcp.diagnose")),
         )
         .await;
-        let succeeded = results.iter().filter(|r| r["ok"] == Value::Bool(true)).count();
+        let succeeded = results
+            .iter()
+            .filter(|r| r["ok"] == Value::Bool(true))
+            .count();
         let mut findings = Vec::new();
         for r in &results {
-            if let Some(list) = r.get("data").and_then(|d| d.get("findings")).and_then(Value::as_array) {
-                findings.extend(list.iter().map(|f| json!({"probe": r["probe"], "finding": f})));
+            if let Some(list) = r
+                .get("data")
+                .and_then(|d| d.get("findings"))
+                .and_then(Value::as_array)
+            {
+                findings.extend(
+                    list.iter()
+                        .map(|f| json!({"probe": r["probe"], "finding": f})),
+                );
             }
             if r["ok"] != Value::Bool(true) {
                 findings.push(json!({"probe": r["probe"], "finding": {"severity": "error", "message": format!("probe failed: {}", r["error"]["message"].as_str().unwrap_or("unknown error"))}}));
@@ -251,5 +313,9 @@ pub async fn diagnose(hub: &Hub, policy: &KeyPolicy, args: &Map<String, Value>) 
             "results": results,
         }));
     }
-    Some(Ok(if reports.len() == 1 { reports.remove(0) } else { json!({"reports": reports}) }))
+    Some(Ok(if reports.len() == 1 {
+        reports.remove(0)
+    } else {
+        json!({"reports": reports})
+    }))
 }

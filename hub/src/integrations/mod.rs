@@ -38,11 +38,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use url::Url;
 
-use crate::store::HubStore;
-use crate::store::integrations::{CredentialRecord, IntegrationRecord};
 use self::http::Trust;
 use self::manifest::Manifest;
 use self::vault::{Sealed, Vault};
+use crate::store::HubStore;
+use crate::store::integrations::{CredentialRecord, IntegrationRecord};
 
 /// One configured integration, ready to run.
 #[derive(Debug)]
@@ -65,7 +65,10 @@ impl Instance {
         &self.record.kind
     }
 
-    fn build(record: IntegrationRecord, credential: Option<CredentialRecord>) -> Result<Instance, String> {
+    fn build(
+        record: IntegrationRecord,
+        credential: Option<CredentialRecord>,
+    ) -> Result<Instance, String> {
         let mut manifest = Manifest::parse(&record.manifest).map_err(|e| e.to_string())?;
         if manifest.sha256.to_hex() != record.manifest_sha256 {
             return Err("the stored manifest does not match its recorded hash".into());
@@ -75,7 +78,8 @@ impl Instance {
         for p in &mut manifest.probes {
             builtin::adjust(&record.kind, p, &settings);
         }
-        let trust: Trust = serde_json::from_str(&record.trust).map_err(|e| format!("trust: {e}"))?;
+        let trust: Trust =
+            serde_json::from_str(&record.trust).map_err(|e| format!("trust: {e}"))?;
         let base = template::parse_base(&record.base_url).map_err(|e| e.to_string())?;
         Ok(Instance {
             record,
@@ -125,7 +129,9 @@ impl Integrations {
                 Ok(i) => {
                     all.insert(name, Arc::new(i));
                 }
-                Err(e) => tracing::error!(integration = %name, error = %e, "integration not loaded"),
+                Err(e) => {
+                    tracing::error!(integration = %name, error = %e, "integration not loaded")
+                }
             }
         }
         if let Ok(mut w) = self.all.write() {
@@ -147,14 +153,16 @@ impl Integrations {
 
     /// Approved integrations only (what MCP clients may see).
     pub fn approved(&self) -> Vec<Arc<Instance>> {
-        self.list().into_iter().filter(|i| i.record.approved).collect()
+        self.list()
+            .into_iter()
+            .filter(|i| i.record.approved)
+            .collect()
     }
 
     pub(crate) fn with_vault<T>(&self, f: impl FnOnce(&mut Vault) -> T) -> Result<T, String> {
-        let mut v = self
-            .vault
-            .lock()
-            .map_err(|_| "the credential vault is unavailable (a panic held its lock)".to_owned())?;
+        let mut v = self.vault.lock().map_err(|_| {
+            "the credential vault is unavailable (a panic held its lock)".to_owned()
+        })?;
         Ok(f(&mut v))
     }
 

@@ -161,6 +161,9 @@ mod tests {
         assert!(Projection::parse("data", &[]).is_err());
         assert!(Projection::parse("", &["a//b".into()]).is_err());
         let all = Projection::parse("", &[]).unwrap();
-        assert_eq!(all.apply(json!({"a": 1}), 1).unwrap().value, json!({"a": 1}));
+        assert_eq!(
+            all.apply(json!({"a": 1}), 1).unwrap().value,
+            json!({"a": 1})
+        );
     }
 }

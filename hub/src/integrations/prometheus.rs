@@ -45,8 +45,18 @@ pub const FIXED: &[(&str, &str)] = &[
 /// Thresholds that turn a query's samples into findings.
 const THRESHOLDS: &[(&str, &str, f64, &str)] = &[
     ("targets_down", "eq", 0.0, "target down"),
-    ("filesystem_free_ratio", "lt", 0.10, "filesystem less than 10% free"),
-    ("memory_available_ratio", "lt", 0.10, "less than 10% memory available"),
+    (
+        "filesystem_free_ratio",
+        "lt",
+        0.10,
+        "filesystem less than 10% free",
+    ),
+    (
+        "memory_available_ratio",
+        "lt",
+        0.10,
+        "less than 10% memory available",
+    ),
     ("cpu_busy_ratio", "gt", 0.90, "CPU more than 90% busy"),
 ];
 
@@ -98,7 +108,10 @@ pub fn check_settings(settings: &Map<String, Value>) -> Result<(), String> {
 /// The named-query parameter becomes an enum of what this integration
 /// allows, so list_capabilities shows the choices.
 pub fn adjust(def: &mut ProbeDef, settings: &Map<String, Value>) {
-    if !matches!(def.name.as_str(), "prometheus.query" | "prometheus.query_range") {
+    if !matches!(
+        def.name.as_str(),
+        "prometheus.query" | "prometheus.query_range"
+    ) {
         return;
     }
     let names: Vec<String> = FIXED
@@ -263,6 +276,6 @@ pub fn finish(probe: &str, params: &Map<String, Value>, data: Value) -> Value {
             }
             json!({"targets": data, "down": down, "findings": findings})
         }
-        _ => json!({"result": data, "findings": findings}),
+        _ => super::builtin::plain(data),
     }
 }

@@ -19,7 +19,10 @@ fn round3(x: f64) -> f64 {
 /// writes `OK`, `WARNINGS: n`, or the error text).
 fn failed(task: &Value) -> bool {
     let status = str_of(task, "status");
-    task.get("endtime").is_some() && !status.is_empty() && status != "OK" && !status.starts_with("WARNINGS")
+    task.get("endtime").is_some()
+        && !status.is_empty()
+        && status != "OK"
+        && !status.starts_with("WARNINGS")
 }
 
 pub fn finish(probe: &str, params: &Map<String, Value>, data: Value) -> Value {
@@ -196,7 +199,10 @@ pub fn finish(probe: &str, params: &Map<String, Value>, data: Value) -> Value {
             for e in &items {
                 let status = str_of(e, "status");
                 let t = str_of(e, "type");
-                if (t == "service" && ["error", "fence", "recovery"].iter().any(|s| str_of(e, "state") == *s))
+                if (t == "service"
+                    && ["error", "fence", "recovery"]
+                        .iter()
+                        .any(|s| str_of(e, "state") == *s))
                     || (t == "quorum" && !status.contains("OK"))
                 {
                     findings.push(finding(
@@ -207,6 +213,6 @@ pub fn finish(probe: &str, params: &Map<String, Value>, data: Value) -> Value {
             }
             json!({"entries": items, "findings": findings})
         }
-        _ => json!({"result": data, "findings": findings}),
+        _ => super::builtin::plain(data),
     }
 }

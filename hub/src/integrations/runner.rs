@@ -78,7 +78,12 @@ pub async fn run(hub: &Hub, call: IntegrationCall) -> Result<ProbeRunResult, Hub
     }
     let probe_name = call.descriptor.probe.as_str().to_owned();
     let Some(def) = inst.manifest.probe(&probe_name) else {
-        let known: Vec<&str> = inst.manifest.probes.iter().map(|p| p.name.as_str()).collect();
+        let known: Vec<&str> = inst
+            .manifest
+            .probes
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         return Err(refuse(
             hub,
             &call,
@@ -93,15 +98,21 @@ pub async fn run(hub: &Hub, call: IntegrationCall) -> Result<ProbeRunResult, Hub
     };
     let params = match validate(&def.params, &call.descriptor.params) {
         Ok(p) => p.into_map(),
-        Err(e) => return Err(refuse(hub, &call, "error", HubError::BadRequest(e.to_string())).await),
+        Err(e) => {
+            return Err(refuse(hub, &call, "error", HubError::BadRequest(e.to_string())).await);
+        }
     };
     let short = probe_name
         .split_once('.')
         .map_or(probe_name.as_str(), |(_, s)| s)
         .to_owned();
-    let url = match super::builtin::prepare(inst.kind(), &short, &params, &inst.settings)
-        .and_then(|values| def.template.build(&inst.base, &values).map_err(|e| e.to_string()))
-    {
+    let url = match super::builtin::prepare(inst.kind(), &short, &params, &inst.settings).and_then(
+        |values| {
+            def.template
+                .build(&inst.base, &values)
+                .map_err(|e| e.to_string())
+        },
+    ) {
         Ok(u) => u,
         Err(e) => return Err(refuse(hub, &call, "error", HubError::BadRequest(e)).await),
     };
@@ -110,9 +121,20 @@ pub async fn run(hub: &Hub, call: IntegrationCall) -> Result<ProbeRunResult, Hub
     let started = Instant::now();
     let secret = match hub.integrations.secret(&inst) {
         Ok(s) => s,
-        Err(e) => return Err(refuse(hub, &call, "error", HubError::Unavailable(e.to_string())).await),
+        Err(e) => {
+            return Err(refuse(hub, &call, "error", HubError::Unavailable(e.to_string())).await);
+        }
     };
-    let outcome = fetch(&inst, def, &short, &params, &url, secret.as_deref().map(Vec::as_slice), timeout).await;
+    let outcome = fetch(
+        &inst,
+        def,
+        &short,
+        &params,
+        &url,
+        secret.as_deref().map(Vec::as_slice),
+        timeout,
+    )
+    .await;
     let duration_ms = started.elapsed().as_millis() as u64;
     let mut result = ProbeRunResult {
         agent: inst.name().to_owned(),
@@ -151,16 +173,24 @@ pub async fn run(hub: &Hub, call: IntegrationCall) -> Result<ProbeRunResult, Hub
                 .result_digest(digest)
                 .detail("http_status", status)
                 .detail("truncated", truncated)
-                .detail("redactions", serde_json::to_value(&redactions).unwrap_or_default());
+                .detail(
+                    "redactions",
+                    serde_json::to_value(&redactions).unwrap_or_default(),
+                );
         }
         Err((code, message)) => {
             // Error texts can hold what the server said: scrubbed too.
             let mut counts = Default::default();
-            let message = scrubber
-                .scrub_str(&message, &mut counts)
-                .unwrap_or(message);
-            e.outcome = if code == "timeout" { "timeout" } else { "error" }.into();
-            e = e.detail("error_code", code).detail("error", message.clone());
+            let message = scrubber.scrub_str(&message, &mut counts).unwrap_or(message);
+            e.outcome = if code == "timeout" {
+                "timeout"
+            } else {
+                "error"
+            }
+            .into();
+            e = e
+                .detail("error_code", code)
+                .detail("error", message.clone());
             result.error_code = Some(code.into());
             result.error = Some(message);
         }
@@ -233,7 +263,9 @@ async fn fetch(
     };
     if !(200..300).contains(&answer.status) {
         let hint = match answer.status {
-            401 | 403 => " (check the credential and its permissions: `sonde-hub integrations set-credential`, and the README of this integration)",
+            401 | 403 => {
+                " (check the credential and its permissions: `sonde-hub integrations set-credential`, and the README of this integration)"
+            }
             404 => " (is the base URL right, and this API version supported?)",
             _ => "",
         };
@@ -243,7 +275,11 @@ async fn fetch(
             .collect();
         return Err((
             "http_status",
-            format!("{} answered HTTP {}{hint}: {snippet}", inst.name(), answer.status),
+            format!(
+                "{} answered HTTP {}{hint}: {snippet}",
+                inst.name(),
+                answer.status
+            ),
         ));
     }
     let body: Value = match serde_json::from_slice(&answer.body) {

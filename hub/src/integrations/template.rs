@@ -135,9 +135,9 @@ impl Template {
         for (k, v) in query {
             if k.is_empty()
                 || k.len() > 64
-                || !k
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']'))
+                || !k.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']')
+                })
             {
                 return Err(TemplateError::Query(k.clone(), "not a plain key".into()));
             }
@@ -154,10 +154,7 @@ impl Template {
             };
             q.push((k.clone(), part));
         }
-        Ok(Template {
-            segments,
-            query: q,
-        })
+        Ok(Template { segments, query: q })
     }
 
     /// The value names the template uses.
@@ -183,12 +180,14 @@ impl Template {
             match seg {
                 Part::Literal(l) => path.push_str(l),
                 Part::Value(name) => {
-                    let v = values.get(name).and_then(text_of).ok_or_else(|| {
-                        TemplateError::Value {
-                            name: name.clone(),
-                            reason: "is required".into(),
-                        }
-                    })?;
+                    let v =
+                        values
+                            .get(name)
+                            .and_then(text_of)
+                            .ok_or_else(|| TemplateError::Value {
+                                name: name.clone(),
+                                reason: "is required".into(),
+                            })?;
                     check_segment_value(name, &v)?;
                     path.push_str(&encode_segment(&v));
                 }
@@ -243,7 +242,10 @@ impl Template {
             .path_segments()
             .map(|s| s.filter(|x| !x.is_empty()).count())
             .unwrap_or(0);
-        let got: Vec<&str> = again.path_segments().map(|s| s.collect()).unwrap_or_default();
+        let got: Vec<&str> = again
+            .path_segments()
+            .map(|s| s.collect())
+            .unwrap_or_default();
         let want = base_segments + self.segments.len();
         let got_n = if self.segments.is_empty() && got == [""] {
             base_segments
@@ -296,8 +298,10 @@ mod tests {
     use serde_json::json;
 
     fn t(path: &str, q: &[(&str, &str)]) -> Template {
-        let q: BTreeMap<String, String> =
-            q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let q: BTreeMap<String, String> = q
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Template::parse(path, &q).unwrap()
     }
 
@@ -313,12 +317,17 @@ mod tests {
         assert_eq!(url.path(), "/api2/json/nodes/pve%201/status");
         assert_eq!(url.query_pairs().count(), 1);
         assert_eq!(url.query_pairs().next().unwrap().1, "vm&x=1#y");
-        for hostile in ["..", ".", "", "a/b", "a?b", "a#b", "%2e%2e", "%2F", "a\\b", "a\nb"] {
+        for hostile in [
+            "..", ".", "", "a/b", "a?b", "a#b", "%2e%2e", "%2F", "a\\b", "a\nb",
+        ] {
             v.insert("node".into(), json!(hostile));
             assert!(tpl.build(&base, &v).is_err(), "{hostile:?}");
         }
         v.remove("node");
-        assert!(tpl.build(&base, &v).is_err(), "a missing path value is an error");
+        assert!(
+            tpl.build(&base, &v).is_err(),
+            "a missing path value is an error"
+        );
     }
 
     #[test]

@@ -22,11 +22,14 @@ pub fn check_settings(settings: &Map<String, Value>) -> Result<(), String> {
         Some(Value::String(s))
             if !s.is_empty()
                 && s.len() <= 64
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
         {
             Ok(())
         }
-        Some(_) => Err("settings.site must be a site id such as `default` (A-Z a-z 0-9 - _)".into()),
+        Some(_) => {
+            Err("settings.site must be a site id such as `default` (A-Z a-z 0-9 - _)".into())
+        }
     }
 }
 
@@ -51,7 +54,10 @@ pub fn finish(probe: &str, _params: &Map<String, Value>, data: Value) -> Value {
                 if d.get("upgradable").and_then(Value::as_bool) == Some(true) {
                     findings.push(finding(
                         "info",
-                        format!("device {} has a firmware upgrade available", str_of(d, "name")),
+                        format!(
+                            "device {} has a firmware upgrade available",
+                            str_of(d, "name")
+                        ),
                     ));
                 }
             }
@@ -68,7 +74,12 @@ pub fn finish(probe: &str, _params: &Map<String, Value>, data: Value) -> Value {
             for a in &items {
                 findings.push(finding(
                     "warning",
-                    format!("alarm {} at {}: {}", str_of(a, "key"), str_of(a, "datetime"), str_of(a, "msg")),
+                    format!(
+                        "alarm {} at {}: {}",
+                        str_of(a, "key"),
+                        str_of(a, "datetime"),
+                        str_of(a, "msg")
+                    ),
                 ));
             }
             json!({"alarms": items, "findings": findings})
@@ -79,14 +90,21 @@ pub fn finish(probe: &str, _params: &Map<String, Value>, data: Value) -> Value {
                 let status = str_of(s, "status");
                 if !status.is_empty() && status != "ok" && status != "unknown" {
                     findings.push(finding(
-                        if str_of(s, "subsystem") == "wan" { "critical" } else { "warning" },
+                        if str_of(s, "subsystem") == "wan" {
+                            "critical"
+                        } else {
+                            "warning"
+                        },
                         format!("subsystem {} is {}", str_of(s, "subsystem"), status),
                     ));
                 }
             }
-            let wan = items.iter().find(|s| str_of(s, "subsystem") == "wan").cloned();
+            let wan = items
+                .iter()
+                .find(|s| str_of(s, "subsystem") == "wan")
+                .cloned();
             json!({"subsystems": items, "wan": wan, "findings": findings})
         }
-        _ => json!({"result": data, "findings": findings}),
+        _ => super::builtin::plain(data),
     }
 }

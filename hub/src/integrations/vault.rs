@@ -37,7 +37,9 @@ pub enum VaultError {
         "the credential of integration {0} was sealed with a key this hub does not have (was integrations.key replaced?); set it again with `sonde-hub integrations set-credential`"
     )]
     UnknownKey(String),
-    #[error("the credential of integration {0} does not decrypt (tampered with, or moved from another integration)")]
+    #[error(
+        "the credential of integration {0} does not decrypt (tampered with, or moved from another integration)"
+    )]
     Tampered(String),
     #[error("the OS random source failed: {0}")]
     Random(String),
@@ -77,7 +79,8 @@ impl VaultKey {
 
     fn random() -> Result<VaultKey, VaultError> {
         let mut b = [0u8; 32];
-        sonde_protocol::keys::random_bytes(&mut b).map_err(|e| VaultError::Random(e.to_string()))?;
+        sonde_protocol::keys::random_bytes(&mut b)
+            .map_err(|e| VaultError::Random(e.to_string()))?;
         let k = VaultKey::new(b);
         b.zeroize();
         Ok(k)
@@ -121,9 +124,8 @@ fn read_key(path: &Path) -> Result<Option<VaultKey>, VaultError> {
             path.display()
         )));
     }
-    let bytes = Zeroizing::new(
-        hex::decode(text.trim()).map_err(|_| err("is not 64 hex digits".into()))?,
-    );
+    let bytes =
+        Zeroizing::new(hex::decode(text.trim()).map_err(|_| err("is not 64 hex digits".into()))?);
     let arr: [u8; 32] = bytes
         .as_slice()
         .try_into()
@@ -306,10 +308,7 @@ mod tests {
         let secret = b"PVEAPIToken-secret-0123456789";
         let sealed = v.seal("pve", secret).unwrap();
         assert!(
-            !sealed
-                .ciphertext
-                .windows(secret.len())
-                .any(|w| w == secret),
+            !sealed.ciphertext.windows(secret.len()).any(|w| w == secret),
             "the ciphertext does not hold the secret"
         );
         assert_eq!(v.open_secret("pve", &sealed).unwrap().as_slice(), secret);
@@ -323,7 +322,10 @@ mod tests {
         assert!(v.open_secret("pve", &flipped).is_err());
         // Same key on reopen; another data dir's key cannot open it.
         let again = Vault::open(dir.path()).unwrap();
-        assert_eq!(again.open_secret("pve", &sealed).unwrap().as_slice(), secret);
+        assert_eq!(
+            again.open_secret("pve", &sealed).unwrap().as_slice(),
+            secret
+        );
         let other_dir = tempfile::tempdir().unwrap();
         let stranger = Vault::open(other_dir.path()).unwrap();
         assert!(stranger.open_secret("pve", &sealed).is_err());
@@ -340,7 +342,9 @@ mod tests {
         let mut v = Vault::open(dir.path()).unwrap();
         let old_id = v.key_id().to_owned();
         let sealed = v.seal("prom", b"bearer-token-abcdef").unwrap();
-        let resealed = v.begin_rotation(&[("prom".into(), sealed.clone())]).unwrap();
+        let resealed = v
+            .begin_rotation(&[("prom".into(), sealed.clone())])
+            .unwrap();
         assert_ne!(resealed[0].1.key_id, old_id);
         // Interrupted here (database committed, key not renamed): a restart
         // still opens both forms.
@@ -355,7 +359,10 @@ mod tests {
         assert_ne!(after.key_id(), old_id);
         assert!(after.open_secret("prom", &resealed[0].1).is_ok());
         assert!(
-            matches!(after.open_secret("prom", &sealed), Err(VaultError::UnknownKey(_))),
+            matches!(
+                after.open_secret("prom", &sealed),
+                Err(VaultError::UnknownKey(_))
+            ),
             "the old key is gone after the rotation"
         );
     }

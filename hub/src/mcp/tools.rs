@@ -415,7 +415,9 @@ impl SondeMcp {
             .collect();
         let mut out = out;
         if args.opt_str("agent")?.is_none() {
-            out.extend(crate::integrations::mcp::capabilities(&self.hub, policy, None));
+            out.extend(crate::integrations::mcp::capabilities(
+                &self.hub, policy, None,
+            ));
         }
         Ok(json!({"agents": out, "key_policy": policy.summary()}))
     }

@@ -41,8 +41,7 @@ pub struct CredentialRecord {
 }
 
 const COLUMNS: &str = "name, kind, base_url, trust, settings, manifest, manifest_sha256, signature, state, created_at_ms, created_by, approved_at_ms, approved_by";
-const CRED_COLUMNS: &str =
-    "integration, key_id, nonce, ciphertext, fingerprint, set_at_ms, set_by";
+const CRED_COLUMNS: &str = "integration, key_id, nonce, ciphertext, fingerprint, set_at_ms, set_by";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<IntegrationRecord> {
     let state: String = r.get(8)?;
@@ -76,20 +75,26 @@ fn cred_row(r: &Row<'_>) -> rusqlite::Result<CredentialRecord> {
 }
 
 fn find(c: &Connection, name: &str) -> Result<IntegrationRecord> {
-    c.prepare_cached(&format!("SELECT {COLUMNS} FROM integrations WHERE name = ?1"))?
-        .query_row([name], row)
-        .optional()?
-        .ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "no integration {name:?}; see `sonde-hub integrations list`"
-            ))
-        })
+    c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM integrations WHERE name = ?1"
+    ))?
+    .query_row([name], row)
+    .optional()?
+    .ok_or_else(|| {
+        StoreError::NotFound(format!(
+            "no integration {name:?}; see `sonde-hub integrations list`"
+        ))
+    })
 }
 
 impl HubStore {
     /// Adds an integration, pending the operator's approval
     /// (`integration.added`).
-    pub async fn add_integration(&self, rec: IntegrationRecord, by: &str) -> Result<IntegrationRecord> {
+    pub async fn add_integration(
+        &self,
+        rec: IntegrationRecord,
+        by: &str,
+    ) -> Result<IntegrationRecord> {
         let by = by.to_owned();
         let (rec, _) = self
             .commit(move |c| {
@@ -268,10 +273,16 @@ mod tests {
             approved_at_ms: None,
             approved_by: None,
         };
-        let added = store.add_integration(rec.clone(), "operator:a").await.unwrap();
+        let added = store
+            .add_integration(rec.clone(), "operator:a")
+            .await
+            .unwrap();
         assert!(!added.approved);
         assert!(store.add_integration(rec, "operator:a").await.is_err());
-        let ok = store.approve_integration("prom", "operator:a").await.unwrap();
+        let ok = store
+            .approve_integration("prom", "operator:a")
+            .await
+            .unwrap();
         assert!(ok.approved && ok.approved_by.as_deref() == Some("operator:a"));
         store
             .set_integration_credential(CredentialRecord {
@@ -286,7 +297,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.integration_credentials().await.unwrap().len(), 1);
-        store.remove_integration("prom", "operator:a").await.unwrap();
+        store
+            .remove_integration("prom", "operator:a")
+            .await
+            .unwrap();
         assert!(store.integrations().await.unwrap().is_empty());
         assert!(store.integration_credentials().await.unwrap().is_empty());
     }
