@@ -27,12 +27,15 @@ pub struct Certs {
     pub ca_pem: String,
 }
 
+/// Request lines and the credential header seen, in order.
+pub type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 #[derive(Debug)]
 pub struct Replay {
     pub addr: SocketAddr,
     pub certs: Certs,
     /// Request lines and the auth header value seen, in order.
-    pub seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    pub seen: Seen,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -103,7 +106,7 @@ impl Replay {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+        let seen: Seen = Arc::default();
         let routes = Arc::new(routes);
         let seen2 = seen.clone();
         let task = tokio::spawn(async move {

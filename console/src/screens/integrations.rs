@@ -378,8 +378,10 @@ mod tests {
 
     #[test]
     fn integrations_screen_lists_approves_with_confirmation_and_never_shows_a_secret() {
-        let mut data = HubData::default();
-        data.integrations = vec![info("pve", "pending"), info("zz\u{1b}[31m", "approved")];
+        let mut data = HubData {
+            integrations: vec![info("pve", "pending"), info("zz\u{1b}[31m", "approved")],
+            ..HubData::default()
+        };
         data.loaded.insert("integrations");
         let ctx = Ctx {
             data: &data,

@@ -206,17 +206,17 @@ impl Manifest {
             )));
         }
         match (h.auth, &h.auth_header) {
-            (AuthKind::Header, Some(name)) => {
+            (AuthKind::Header, Some(name))
                 if name.is_empty()
                     || name.len() > 64
                     || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    || name.eq_ignore_ascii_case("host")
-                    || name.eq_ignore_ascii_case("content-length")
-                    || name.eq_ignore_ascii_case("transfer-encoding")
-                {
-                    return Err(invalid(format!("auth_header {name:?} is not allowed")));
-                }
+                    || ["host", "content-length", "transfer-encoding", "connection"]
+                        .iter()
+                        .any(|h| name.eq_ignore_ascii_case(h)) =>
+            {
+                return Err(invalid(format!("auth_header {name:?} is not allowed")));
             }
+            (AuthKind::Header, Some(_)) => {}
             (AuthKind::Header, None) => {
                 return Err(invalid("auth = \"header\" needs auth_header"));
             }
