@@ -28,6 +28,11 @@
 //! | GET | `/oauth/clients` | → `Vec<`[`OAuthClientInfo`]`>` |
 //! | POST | `/oauth/clients/{id}/revoke` | → [`OAuthClientInfo`] (its grants and tokens end) |
 //! | POST | `/probe` | [`ProbeRun`] → [`ProbeRunResult`] ("try it", audited with the operator as actor) |
+//! | GET/POST | `/integrations` | [`IntegrationAdd`] → [`IntegrationInfo`] (pending); GET → `Vec<`[`IntegrationInfo`]`>` |
+//! | POST | `/integrations/{name}/{approve,remove}` | → [`IntegrationInfo`] |
+//! | POST | `/integrations/{name}/credential` | [`CredentialSet`] → [`IntegrationInfo`] (the secret is never returned) |
+//! | POST | `/integrations/{name}/test` | → [`ProbeRunResult`] (its `test_probe`, audited) |
+//! | POST | `/integrations/rotate-key` | → [`KeyRotated`] (every credential re-sealed under a new key) |
 //!
 //! Errors come back with a 4xx/5xx status and an [`ErrorBody`].
 
@@ -522,4 +527,81 @@ pub struct OAuthClientInfo {
     pub revoked_at_ms: Option<i64>,
     /// Grants that issued tokens and are not revoked or expired.
     pub active_grants: u64,
+}
+
+/// A hub-side integration as listed (never its credential).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationInfo {
+    pub name: String,
+    /// `prometheus`, `alertmanager`, `proxmox`, `unifi`, or a third-party manifest's name.
+    pub kind: String,
+    pub base_url: String,
+    /// `system roots`, `pinned CA (sha256 …)` or `pinned certificate …`.
+    pub trust: String,
+    pub settings: Map<String, Value>,
+    pub manifest_sha256: String,
+    /// A third-party manifest with a verified publisher signature.
+    pub signed: bool,
+    pub builtin: bool,
+    /// `pending` or `approved`.
+    pub state: String,
+    pub created_at_ms: i64,
+    pub created_by: String,
+    pub approved_at_ms: Option<i64>,
+    pub approved_by: Option<String>,
+    /// Whether a credential is set, and how to recognise it.
+    pub credential: Option<CredentialInfo>,
+    pub probes: Vec<String>,
+    pub diagnose_categories: Vec<String>,
+}
+
+/// A credential as listed: a keyed fingerprint and when it was set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialInfo {
+    pub fingerprint: String,
+    pub set_at_ms: i64,
+    pub set_by: String,
+}
+
+/// Adding an integration (pending until approved).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct IntegrationAdd {
+    pub name: String,
+    /// A built-in kind; or empty with `manifest` for a third-party one.
+    #[serde(default)]
+    pub kind: String,
+    pub base_url: String,
+    /// Pin a CA (PEM text) …
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    /// … or the server certificate's SHA-256.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    #[serde(default)]
+    pub settings: Map<String, Value>,
+    /// A third-party manifest (`integration.toml` text) …
+    #[serde(default)]
+    pub manifest: Option<String>,
+    /// … and its publisher signature (`integration.sig` text).
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+/// Setting or replacing a credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialSet {
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CredentialSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialSet { secret: <redacted> }")
+    }
+}
+
+/// The answer to a key rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotated {
+    pub credentials: u64,
+    pub key_id: String,
 }

@@ -350,6 +350,30 @@ impl AdminClient {
         .await
     }
 
+    pub async fn integrations(&self) -> Result<Vec<IntegrationInfo>, AdminError> {
+        self.get("/v1/integrations").await
+    }
+
+    pub async fn add_integration(
+        &self,
+        req: &IntegrationAdd,
+    ) -> Result<IntegrationInfo, AdminError> {
+        self.post("/v1/integrations", req).await
+    }
+
+    /// `action`: `approve` or `remove`.
+    pub async fn integration_action(
+        &self,
+        name: &str,
+        action: &str,
+    ) -> Result<IntegrationInfo, AdminError> {
+        self.post(
+            &format!("/v1/integrations/{}/{action}", path_segment(name)),
+            &(),
+        )
+        .await
+    }
+
     pub async fn oauth_clients(&self) -> Result<Vec<OAuthClientInfo>, AdminError> {
         self.get("/v1/oauth/clients").await
     }
@@ -360,6 +384,30 @@ impl AdminClient {
             &(),
         )
         .await
+    }
+
+    pub async fn set_integration_credential(
+        &self,
+        name: &str,
+        req: &CredentialSet,
+    ) -> Result<IntegrationInfo, AdminError> {
+        self.post(
+            &format!("/v1/integrations/{}/credential", path_segment(name)),
+            req,
+        )
+        .await
+    }
+
+    pub async fn test_integration(&self, name: &str) -> Result<ProbeRunResult, AdminError> {
+        self.post(
+            &format!("/v1/integrations/{}/test", path_segment(name)),
+            &(),
+        )
+        .await
+    }
+
+    pub async fn rotate_integration_key(&self) -> Result<KeyRotated, AdminError> {
+        self.post("/v1/integrations/rotate-key", &()).await
     }
 
     pub async fn probe(&self, run: &ProbeRun) -> Result<ProbeRunResult, AdminError> {

@@ -70,4 +70,8 @@ pub enum Action {
     PrintPlain,
     /// Complete the palette's input with the highlighted suggestion.
     Complete,
+    /// Run an integration's test probe.
+    Test,
+    /// Re-encrypt the integrations' credentials under a new key.
+    RotateKey,
 }

@@ -18,6 +18,7 @@ use crate::screens::attestation::AttestationScreen;
 use crate::screens::audit::Audit;
 use crate::screens::enrollments::Enrollments;
 use crate::screens::fleet::Fleet;
+use crate::screens::integrations::Integrations;
 use crate::screens::keys::Keys;
 use crate::screens::oauth::OAuthScreen;
 use crate::screens::permissions::Permissions;
@@ -79,6 +80,7 @@ pub struct App {
     pub keys: Keys,
     pub tryit: TryIt,
     pub oauth: OAuthScreen,
+    pub integrations: Integrations,
     pub in_flight: HashMap<&'static str, usize>,
     /// Reads sent and not answered yet (the same read is not sent twice).
     reads_in_flight: Vec<Request>,
@@ -102,6 +104,7 @@ macro_rules! screen {
             View::Keys => &mut $app.keys,
             View::TryIt => &mut $app.tryit,
             View::OAuth => &mut $app.oauth,
+            View::Integrations => &mut $app.integrations,
         };
         s
     }};
@@ -133,6 +136,7 @@ impl App {
             keys: Keys::default(),
             tryit: TryIt::default(),
             oauth: OAuthScreen::default(),
+            integrations: Integrations::default(),
             in_flight: HashMap::new(),
             reads_in_flight: Vec::new(),
             last_refresh_ms: None,
@@ -162,6 +166,7 @@ impl App {
             View::Keys => &self.keys,
             View::TryIt => &self.tryit,
             View::OAuth => &self.oauth,
+            View::Integrations => &self.integrations,
         }
     }
 
@@ -227,6 +232,7 @@ impl App {
         self.audit.sync(&ctx);
         self.keys.sync(&ctx);
         self.tryit.sync(&ctx);
+        self.integrations.sync(&ctx);
     }
 
     // ---- refresh ----
@@ -542,6 +548,21 @@ impl App {
             }
             Reply::Drift(_) => {
                 effects.extend(self.attestation.on_reply(&response.request, &reply, &ctx))
+            }
+            Reply::Probe(r) if matches!(response.request, Request::IntegrationAction(..)) => {
+                effects.push(if r.ok {
+                    Effect::Say(format!(
+                        "test of {}: {} answered in {} ms",
+                        r.agent, r.probe, r.duration_ms
+                    ))
+                } else {
+                    Effect::Complain(format!(
+                        "test of {} failed ({}): {}",
+                        r.agent,
+                        r.error_code.as_deref().unwrap_or("error"),
+                        r.error.as_deref().unwrap_or("")
+                    ))
+                });
             }
             Reply::Probe(_) => effects.extend(self.tryit.on_reply(&response.request, &reply, &ctx)),
             Reply::Done(text) => {

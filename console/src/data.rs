@@ -32,6 +32,7 @@ pub struct HubData {
     /// Pending OAuth authorization requests of MCP clients.
     pub oauth_requests: Vec<OAuthRequestInfo>,
     pub oauth_clients: Vec<OAuthClientInfo>,
+    pub integrations: Vec<IntegrationInfo>,
     pub metrics: Option<FleetMetrics>,
     /// Which lists have been read at least once (labels of [`crate::worker::Request`]).
     pub loaded: BTreeSet<&'static str>,
@@ -81,6 +82,7 @@ impl HubData {
             Reply::Tokens(t) => self.tokens = t.clone(),
             Reply::OAuthRequests(r) => self.oauth_requests = r.clone(),
             Reply::OAuthClients(c) => self.oauth_clients = c.clone(),
+            Reply::Integrations(i) => self.integrations = i.clone(),
             Reply::Metrics(m) => {
                 self.metrics = Some(merge_metrics(
                     self.metrics.as_ref(),

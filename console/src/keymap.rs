@@ -170,6 +170,7 @@ const AUDIT: Scope = Scope::Screen(View::Audit);
 const KEYS: Scope = Scope::Screen(View::Keys);
 const TRY: Scope = Scope::Screen(View::TryIt);
 const OAUTH: Scope = Scope::Screen(View::OAuth);
+const INTEG: Scope = Scope::Screen(View::Integrations);
 
 /// The key map. Earlier rows win within a scope.
 pub const KEYMAP: &[Binding] = &[
@@ -232,6 +233,13 @@ pub const KEYMAP: &[Binding] = &[
         &[C('8')],
         Action::GoTo(View::OAuth),
         "OAuth clients (MCP clients asking for access)",
+        None,
+    ),
+    b(
+        G,
+        &[C('9')],
+        Action::GoTo(View::Integrations),
+        "Integrations (Prometheus, Alertmanager, Proxmox VE, UniFi)",
         None,
     ),
     b(G, &[K(Down), C('j')], Action::Down, "move down", None),
@@ -334,6 +342,35 @@ pub const KEYMAP: &[Binding] = &[
         Action::Deny,
         "deny (asks y)",
         Some("deny"),
+    ),
+    // Integrations.
+    b(
+        INTEG,
+        &[C('a')],
+        Action::Approve,
+        "approve a pending integration: shows what it reaches, asks y",
+        Some("approve"),
+    ),
+    b(
+        INTEG,
+        &[C('t')],
+        Action::Test,
+        "test: run its test probe (audited, works before approval)",
+        Some("test"),
+    ),
+    b(
+        INTEG,
+        &[C('x')],
+        Action::Revoke,
+        "remove the integration and its credential (asks y)",
+        Some("remove"),
+    ),
+    b(
+        INTEG,
+        &[C('R')],
+        Action::RotateKey,
+        "rotate the credential key: re-encrypt every credential (asks y)",
+        Some("rotate key"),
     ),
     // Permissions.
     b(

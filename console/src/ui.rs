@@ -81,8 +81,9 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled(" sonde ", t.header()));
     }
     let s = app.data.status.as_ref();
-    for (i, v) in View::ALL.iter().enumerate() {
-        let (count, style) = match (v, s) {
+    let counts: Vec<(String, ratatui::style::Style)> = View::ALL
+        .iter()
+        .map(|v| match (v, s) {
             (View::Fleet, Some(s)) if s.agents_total > s.agents_online => (
                 format!(" ({} off)", s.agents_total - s.agents_online),
                 t.bad(),
@@ -100,7 +101,37 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
                 (format!(" ({})", s.quarantined.max(s.open_drift)), t.warn())
             }
             _ => (String::new(), t.text()),
-        };
+        })
+        .collect();
+    // Full titles where they fit: the right-most tabs take their short
+    // title first when the line (with the stale marker) would overflow.
+    let width_of = |v: &View, short: bool| {
+        let title = if short { v.short() } else { v.title() };
+        title.chars().count() + 5
+    };
+    let marker = if app.data.stale_for(app.now_ms).is_some() {
+        26
+    } else {
+        0
+    };
+    let mut short: Vec<bool> = vec![narrow; View::ALL.len()];
+    let total = |short: &[bool]| -> usize {
+        7 + marker
+            + View::ALL
+                .iter()
+                .zip(short)
+                .zip(&counts)
+                .map(|((v, sh), (c, _))| width_of(v, *sh) + c.chars().count())
+                .sum::<usize>()
+    };
+    for i in (0..View::ALL.len()).rev() {
+        if total(&short) <= area.width as usize {
+            break;
+        }
+        short[i] = true;
+    }
+    for (i, v) in View::ALL.iter().enumerate() {
+        let (count, style) = counts[i].clone();
         let current = *v == app.view;
         let base = if current {
             t.selected().add_modifier(ratatui::style::Modifier::BOLD)
@@ -124,7 +155,7 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
                 spans.push(Span::styled(format!(" {count}"), count_style));
             }
         } else {
-            let title = if narrow { v.short() } else { v.title() };
+            let title = if short[i] { v.short() } else { v.title() };
             spans.push(Span::styled(format!(" {} {title}", i + 1), base));
             spans.push(Span::styled(count, count_style));
             spans.push(Span::styled(" ", base));

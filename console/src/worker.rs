@@ -30,6 +30,10 @@ pub enum Request {
     /// MCP clients' OAuth authorization requests (pending ones).
     OAuthRequests,
     OAuthClients,
+    Integrations,
+    /// integration, `approve` | `remove` | `test`
+    IntegrationAction(String, String),
+    RotateIntegrationKey,
     RevokeAgent(String),
     AcceptBaseline(String),
     KeepQuarantined(String),
@@ -77,6 +81,9 @@ impl Request {
             Request::ApproveOAuth(..) => "approve oauth",
             Request::DenyOAuth(_) => "deny oauth",
             Request::RevokeOAuthClient(_) => "revoke oauth client",
+            Request::Integrations => "integrations",
+            Request::IntegrationAction(..) => "integration",
+            Request::RotateIntegrationKey => "rotate integration key",
             Request::RevokeAgent(_) => "revoke agent",
             Request::AcceptBaseline(_) => "accept baseline",
             Request::KeepQuarantined(_) => "keep quarantined",
@@ -111,6 +118,7 @@ impl Request {
                 | Request::Tokens
                 | Request::OAuthRequests
                 | Request::OAuthClients
+                | Request::Integrations
         )
     }
 }
@@ -133,6 +141,7 @@ pub enum Reply {
     Tokens(Vec<TokenInfo>),
     OAuthRequests(Vec<OAuthRequestInfo>),
     OAuthClients(Vec<OAuthClientInfo>),
+    Integrations(Vec<IntegrationInfo>),
     /// An action succeeded; the text says what happened.
     Done(String),
     KeyCreated(Box<KeyCreated>),
@@ -247,6 +256,21 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
                 "revoked OAuth client {} ({}); its tokens no longer work",
                 crate::text::clean(&c.name),
                 c.client_id
+            ))
+        }
+        Request::Integrations => Reply::Integrations(client.integrations().await?),
+        Request::IntegrationAction(name, action) if action == "test" => {
+            Reply::Probe(Box::new(client.test_integration(name).await?))
+        }
+        Request::IntegrationAction(name, action) => {
+            let i = client.integration_action(name, action).await?;
+            Reply::Done(format!("{action}: integration {} ({})", i.name, i.state))
+        }
+        Request::RotateIntegrationKey => {
+            let r = client.rotate_integration_key().await?;
+            Reply::Done(format!(
+                "re-encrypted {} credential(s) under key {}",
+                r.credentials, r.key_id
             ))
         }
         Request::RevokeAgent(name) => {

@@ -110,6 +110,13 @@ pub fn router(hub: SharedHub) -> Router {
         .route("/v1/oauth/requests/{id}/deny", post(oauth_deny))
         .route("/v1/oauth/clients", get(oauth_clients))
         .route("/v1/oauth/clients/{id}/revoke", post(oauth_revoke_client))
+        .route("/v1/integrations", get(integrations).post(add_integration))
+        .route("/v1/integrations/rotate-key", post(rotate_integration_key))
+        .route(
+            "/v1/integrations/{name}/credential",
+            post(set_integration_credential),
+        )
+        .route("/v1/integrations/{name}/{action}", post(integration_action))
         .fallback(|| async {
             ApiError(HubError::NotFound(
                 "no such admin API route; see the sonde_admin::api docs".into(),
@@ -456,5 +463,58 @@ async fn oauth_revoke_client(
 ) -> ApiResult<OAuthClientInfo> {
     Ok(Json(
         crate::oauth::pending::revoke_client(&hub, &id, &op.0).await?,
+    ))
+}
+
+async fn integrations(State(hub): State<SharedHub>) -> ApiResult<Vec<IntegrationInfo>> {
+    Ok(Json(crate::integrations::admin::list(&hub)))
+}
+
+async fn add_integration(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Json(req): Json<IntegrationAdd>,
+) -> ApiResult<IntegrationInfo> {
+    Ok(Json(
+        crate::integrations::admin::add(&hub, req, &op.0).await?,
+    ))
+}
+
+async fn set_integration_credential(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+    Json(req): Json<CredentialSet>,
+) -> ApiResult<IntegrationInfo> {
+    Ok(Json(
+        crate::integrations::admin::set_credential(&hub, &name, &req.secret, &op.0).await?,
+    ))
+}
+
+async fn integration_action(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path((name, action)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    use crate::integrations::admin as ia;
+    Ok(match action.as_str() {
+        "approve" => Json(ia::approve(&hub, &name, &op.0).await?).into_response(),
+        "remove" => Json(ia::remove(&hub, &name, &op.0).await?).into_response(),
+        "test" => Json(ia::test(&hub, &name, &op.0).await?).into_response(),
+        other => {
+            return Err(HubError::NotFound(format!(
+                "no integration action {other:?} (approve, remove, test, credential)"
+            ))
+            .into());
+        }
+    })
+}
+
+async fn rotate_integration_key(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+) -> ApiResult<KeyRotated> {
+    Ok(Json(
+        crate::integrations::admin::rotate_key(&hub, &op.0).await?,
     ))
 }

@@ -71,6 +71,9 @@ pub enum Command {
     /// list and revoke them.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Hub-side integrations (Prometheus, Alertmanager, Proxmox VE, UniFi, signed third-party).
+    #[command(subcommand)]
+    Integrations(crate::integrations::commands::IntegrationCommand),
     /// Try Sonde on this machine: a hub with a local agent, ready for an MCP client.
     Demo(DemoArgs),
 }

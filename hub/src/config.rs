@@ -24,6 +24,16 @@ pub struct HubConfig {
     pub public_host: Option<String>,
     pub mcp: McpConfig,
     pub agents: AgentLinkConfig,
+    pub integrations: IntegrationsConfig,
+}
+
+/// Hub-side integrations (`[integrations]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrationsConfig {
+    /// Publisher keys (`ed25519:…`) whose signatures make a third-party
+    /// integration manifest acceptable to `integrations add --manifest`.
+    pub publisher_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -92,6 +102,7 @@ impl Default for HubConfig {
             public_host: None,
             mcp: McpConfig::default(),
             agents: AgentLinkConfig::default(),
+            integrations: IntegrationsConfig::default(),
         }
     }
 }

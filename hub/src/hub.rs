@@ -34,6 +34,8 @@ pub struct Hub {
     /// Every agent's live state (records, catalogs, liveness), in memory.
     pub fleet: Fleet,
     pub audit: AuditLog,
+    /// Hub-side integrations and their credential vault.
+    pub integrations: crate::integrations::Integrations,
     pub ca: CertificateAuthority,
     pub signing_key: Arc<SigningKey>,
     /// Sender id of the hub in envelopes.
@@ -75,12 +77,14 @@ impl Hub {
         let (hub_id, hostnames) = store.hub_identity().await?;
         let fleet = Fleet::load(store.clone()).await?;
         let audit = AuditLog::new(store.clone());
+        let integrations = crate::integrations::Integrations::load(data.root(), &store).await?;
         Ok(Hub {
             data,
             config,
             store,
             fleet,
             audit,
+            integrations,
             ca,
             signing_key,
             hub_id,

@@ -23,6 +23,7 @@ pub mod error;
 pub mod fleet;
 pub mod hub;
 pub mod init;
+pub mod integrations;
 pub mod link;
 pub mod mcp;
 pub mod oauth;

@@ -85,6 +85,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Audit(c) => return Ok(commands::audit(&data, out, c).await? as u8),
         Command::Keys(c) => commands::keys(&data, out, c).await?,
         Command::Oauth(c) => commands::oauth(&data, out, c).await?,
+        Command::Integrations(c) => {
+            sonde_hub::integrations::commands::run(&data, out.json, c).await?
+        }
         Command::Demo(args) => sonde_hub::demo::run(args).await?,
     }
     Ok(0)

@@ -11,6 +11,7 @@
 )]
 
 pub mod proxy;
+pub mod replay;
 
 use anyhow::{Context, bail};
 use serde_json::Value;

@@ -7,6 +7,7 @@ pub mod attestation;
 pub mod audit;
 pub mod enrollments;
 pub mod fleet;
+pub mod integrations;
 pub mod keys;
 pub mod oauth;
 pub mod permissions;
@@ -38,10 +39,11 @@ pub enum View {
     Keys,
     TryIt,
     OAuth,
+    Integrations,
 }
 
 impl View {
-    pub const ALL: [View; 8] = [
+    pub const ALL: [View; 9] = [
         View::Fleet,
         View::Enrollments,
         View::Permissions,
@@ -50,6 +52,7 @@ impl View {
         View::Keys,
         View::TryIt,
         View::OAuth,
+        View::Integrations,
     ];
 
     pub const fn title(self) -> &'static str {
@@ -62,6 +65,7 @@ impl View {
             View::Keys => "Keys & tokens",
             View::TryIt => "Try it",
             View::OAuth => "OAuth",
+            View::Integrations => "Integrations",
         }
     }
 
@@ -76,6 +80,7 @@ impl View {
             View::Keys => "Keys",
             View::TryIt => "Try",
             View::OAuth => "OAuth",
+            View::Integrations => "Integr",
         }
     }
 
@@ -90,6 +95,7 @@ impl View {
             View::Keys => "keys",
             View::TryIt => "try",
             View::OAuth => "oauth",
+            View::Integrations => "integrations",
         }
     }
 

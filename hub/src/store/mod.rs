@@ -28,6 +28,7 @@ pub mod console;
 pub mod drift;
 pub mod enrollments;
 pub mod grants;
+pub mod integrations;
 pub mod keys;
 mod meta;
 pub mod model;
@@ -65,6 +66,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_oauth",
         include_str!("../../migrations/0005_oauth.sql"),
+    ),
+    (
+        "0006_integrations",
+        include_str!("../../migrations/0006_integrations.sql"),
     ),
 ];
 

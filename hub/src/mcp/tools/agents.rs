@@ -80,10 +80,57 @@ pub struct AgentBrief {
     pub packs: Vec<PackBrief>,
 }
 
+/// A hub-side integration as `list_agents` shows it (its name is a target
+/// like an agent's).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct IntegrationBrief {
+    pub name: String,
+    /// Always `integration`.
+    pub kind: String,
+    /// prometheus, alertmanager, proxmox, unifi, or a third-party kind.
+    pub integration: String,
+    pub status: String,
+    pub description: String,
+    /// Scheme, host and port of the remote API.
+    pub base_url: String,
+    /// How many probes it has.
+    pub probes: usize,
+}
+
+/// What [`crate::integrations::mcp::list_agents`] gives for one integration.
+#[derive(Debug, Deserialize)]
+struct IntegrationEntry {
+    name: String,
+    integration: String,
+    status: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    base_url: String,
+    #[serde(default)]
+    probes: usize,
+}
+
+impl IntegrationEntry {
+    fn brief(self) -> IntegrationBrief {
+        IntegrationBrief {
+            name: self.name,
+            kind: "integration".into(),
+            integration: self.integration,
+            status: self.status,
+            description: self.description,
+            base_url: self.base_url,
+            probes: self.probes,
+        }
+    }
+}
+
 /// `list_agents`'s answer.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AgentList {
     pub agents: Vec<AgentBrief>,
+    /// Hub-side integrations this key may query (Prometheus, Proxmox VE, …).
+    pub integrations: Vec<IntegrationBrief>,
 }
 
 /// A pack as `agent_overview` shows it.
@@ -129,7 +176,7 @@ pub struct AgentOverview {
 }
 
 /// A probe as `list_capabilities` shows it.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ProbeInfo {
     /// pack.probe
     pub name: String,
@@ -145,7 +192,7 @@ pub struct ProbeInfo {
 }
 
 /// A diagnose category as `list_capabilities` shows it.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct CategoryInfo {
     pub category: String,
     pub description: String,
@@ -153,7 +200,7 @@ pub struct CategoryInfo {
 }
 
 /// A pack that is not active, and why.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct InactivePack {
     pub pack: String,
     #[schemars(with = "String")]
@@ -161,16 +208,23 @@ pub struct InactivePack {
     pub missing: Vec<String>,
 }
 
-/// One agent's capabilities for this key.
-#[derive(Debug, Serialize, JsonSchema)]
+/// One agent's (or integration's) capabilities for this key.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct AgentCapabilities {
+    /// The agent, or the integration (see `kind`).
     pub agent: String,
+    /// `integration` for a hub-side integration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Which integration (prometheus, proxmox, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration: Option<String>,
     pub status: String,
     pub probes: Vec<ProbeInfo>,
     pub diagnose_categories: Vec<CategoryInfo>,
     pub inactive_packs: Vec<InactivePack>,
     /// Pack → what its sample data is, for packs that serve sample data.
-    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub sample_data: Map<String, Value>,
 }
 
@@ -219,6 +273,11 @@ impl SondeMcp {
                         sandbox: a.current.as_ref().unwrap_or(&a.baseline).sandbox.clone(),
                         packs: a.packs().iter().map(PackBrief::of).collect(),
                     })
+                    .collect(),
+                integrations: crate::integrations::mcp::list_agents(&self.hub, &policy)
+                    .into_iter()
+                    .filter_map(|v| serde_json::from_value::<IntegrationEntry>(v).ok())
+                    .map(IntegrationEntry::brief)
                     .collect(),
             })
             .into(),
@@ -304,12 +363,31 @@ impl SondeMcp {
     ) -> Json<Answer<Capabilities>> {
         Json(
             args.and_then(|args| {
+                let integrations = |only: Option<&str>| -> Vec<AgentCapabilities> {
+                    crate::integrations::mcp::capabilities(&self.hub, &policy, only)
+                        .into_iter()
+                        .filter_map(|v| serde_json::from_value(v).ok())
+                        .collect()
+                };
+                // A hub-side integration under that name (agents win it).
+                if let Some(name) = args.agent.as_deref()
+                    && crate::integrations::mcp::target(&self.hub, &policy, name).is_some()
+                {
+                    return Ok(Capabilities {
+                        agents: integrations(Some(name)),
+                        key_policy: policy.summary(),
+                    });
+                }
                 let agents = self.agents_in_scope(&policy, args.agent.as_deref())?;
+                let mut agents: Vec<AgentCapabilities> = agents
+                    .iter()
+                    .map(|a| self.capabilities(&policy, a))
+                    .collect();
+                if args.agent.is_none() {
+                    agents.extend(integrations(None));
+                }
                 Ok(Capabilities {
-                    agents: agents
-                        .iter()
-                        .map(|a| self.capabilities(&policy, a))
-                        .collect(),
+                    agents,
                     key_policy: policy.summary(),
                 })
             })
@@ -326,6 +404,8 @@ impl SondeMcp {
     ) -> AgentCapabilities {
         AgentCapabilities {
             agent: a.name.clone(),
+            kind: None,
+            integration: None,
             status: self.state(a).into(),
             probes: registered(a)
                 .filter(|s| policy.allows_probe(&s.name) && policy.allows_capability(s.capability))

@@ -72,7 +72,8 @@ pub struct HealthArgs {
 }
 
 /// Why a probe call did not give a result.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
 pub struct ProbeFailureInfo {
     /// denied, refused, unknown_probe, invalid_params, unavailable,
     /// timeout, cancelled, disconnected, failed, …
@@ -81,9 +82,14 @@ pub struct ProbeFailureInfo {
 }
 
 /// One probe call's result.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
 pub struct ProbeResult {
+    /// The agent, or the integration (see `kind`).
     pub agent: String,
+    /// `integration` when the target is a hub-side integration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub probe: String,
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,6 +119,7 @@ impl ProbeResult {
     fn failed(agent: &str, probe: &str, code: &str, message: String) -> Self {
         ProbeResult {
             agent: agent.into(),
+            kind: None,
             probe: probe.into(),
             ok: false,
             duration_ms: None,
@@ -131,7 +138,7 @@ impl ProbeResult {
 }
 
 /// One finding of a runbook, with the probe that made it.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     pub probe: String,
     /// The finding as the probe reported it (severity, message, …).
@@ -139,7 +146,7 @@ pub struct Finding {
 }
 
 /// A runbook's counts.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunbookSummaryOut {
     pub run: usize,
     pub succeeded: usize,
@@ -150,9 +157,13 @@ pub struct RunbookSummaryOut {
 }
 
 /// One category's report.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunbookReport {
+    /// The agent, or the integration (see `kind`).
     pub agent: String,
+    /// `integration` when the target is a hub-side integration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub category: String,
     pub description: String,
     pub summary: RunbookSummaryOut,
@@ -163,7 +174,7 @@ pub struct RunbookReport {
 }
 
 /// `diagnose`'s answer: one report, or one per runbook of the category.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum DiagnoseReport {
     One(RunbookReport),
@@ -347,6 +358,17 @@ impl SondeMcp {
     }
 }
 
+/// An integration's probe answer (the same fields as an agent's).
+fn integration_result(v: Value) -> ProbeResult {
+    serde_json::from_value(v).unwrap_or_else(|e| ProbeResult {
+        error: Some(ProbeFailureInfo {
+            code: Some("internal".into()),
+            message: Some(format!("unreadable integration result: {e}")),
+        }),
+        ..ProbeResult::default()
+    })
+}
+
 /// A probe result that is not `ok`, as a tool failure carrying the result.
 fn failed_probe(result: ProbeResult) -> rmcp::model::CallToolResult {
     let (code, message) = result
@@ -374,6 +396,20 @@ impl SondeMcp {
         scope: &CallScope<'_>,
         args: ProbeArgs,
     ) -> Result<ProbeResult, rmcp::model::CallToolResult> {
+        // A hub-side integration under that name (agents win the name).
+        let mut as_map = Map::new();
+        as_map.insert("agent".into(), json!(args.agent));
+        as_map.insert("probe".into(), json!(args.probe));
+        as_map.insert("params".into(), Value::Object(args.params.clone()));
+        if let Some(t) = args.timeout_s {
+            as_map.insert("timeout_s".into(), json!(t));
+        }
+        if let Some(r) = crate::integrations::mcp::probe(&self.hub, scope.policy, &as_map).await {
+            return match r {
+                Ok(v) => Ok(integration_result(v)),
+                Err(v) => Err(failed_probe(integration_result(v))),
+            };
+        }
         let agent = self.scoped_agent(scope.policy, &args.agent)?;
         let name = ProbeName::parse(&args.probe)
             .map_err(|e| tool_error("invalid_params", e.to_string()))?;
@@ -467,6 +503,7 @@ impl SondeMcp {
         match probe::run(&self.hub, call).await {
             Ok(r) => ProbeResult {
                 agent: r.agent,
+                kind: None,
                 probe: r.probe,
                 ok: r.ok,
                 duration_ms: Some(r.duration_ms),
@@ -566,6 +603,7 @@ impl SondeMcp {
         }
         RunbookReport {
             agent: agent.name.clone(),
+            kind: None,
             category: runbook.category.clone(),
             description: runbook.description.clone(),
             summary: RunbookSummaryOut {
@@ -591,6 +629,26 @@ impl SondeMcp {
         args: DiagnoseArgs,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<DiagnoseReport, rmcp::model::CallToolResult> {
+        let mut as_map = Map::new();
+        as_map.insert("agent".into(), json!(args.agent));
+        as_map.insert("category".into(), json!(args.category));
+        if let Some(r) =
+            crate::integrations::mcp::diagnose(&self.hub, scope.policy, &as_map).await
+        {
+            return match r {
+                Ok(v) => serde_json::from_value(v).map_err(|e| {
+                    tool_error("internal", format!("integration report: {e}"))
+                }),
+                Err(v) => {
+                    let failure = integration_result(v);
+                    let error = failure.error.unwrap_or_default();
+                    Err(tool_error(
+                        error.code.as_deref().unwrap_or("failed"),
+                        error.message.unwrap_or_else(|| "the runbook failed".into()),
+                    ))
+                }
+            };
+        }
         let agent = self.scoped_agent(scope.policy, &args.agent)?;
         let category = args.category;
         let books: Vec<RunbookSummary> = runbooks(&agent)
