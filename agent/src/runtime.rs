@@ -520,21 +520,22 @@ impl Runtime {
             r.token.cancel();
         }
         // A failure is logged and counted there, and stops further probes.
-        let _ = self.record(
-            NewEntry::new(
-                actor,
-                "probe.cancel",
-                if running.is_some() {
-                    "ok"
-                } else {
-                    "not_running"
-                },
+        let _ = self
+            .record(
+                NewEntry::new(
+                    actor,
+                    "probe.cancel",
+                    if running.is_some() {
+                        "ok"
+                    } else {
+                        "not_running"
+                    },
+                )
+                .agent(self.agent_id())
+                .detail("request_id", request_id)
+                .detail("reason", reason),
             )
-            .agent(self.agent_id())
-            .detail("request_id", request_id)
-            .detail("reason", reason),
-        )
-        .await;
+            .await;
         running.is_some()
     }
 

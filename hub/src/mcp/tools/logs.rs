@@ -76,7 +76,7 @@ pub struct AuditLine {
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum LogsAnswer {
-    Probe(ProbeResult),
+    Probe(Box<ProbeResult>),
     Audit {
         /// Always `audit`.
         source: String,
@@ -157,7 +157,7 @@ impl SondeMcp {
             "mcp.query_logs",
         )
         .await
-        .map(LogsAnswer::Probe)
+        .map(|r| LogsAnswer::Probe(Box::new(r)))
     }
 
     async fn audit_logs(

@@ -632,13 +632,11 @@ impl SondeMcp {
         let mut as_map = Map::new();
         as_map.insert("agent".into(), json!(args.agent));
         as_map.insert("category".into(), json!(args.category));
-        if let Some(r) =
-            crate::integrations::mcp::diagnose(&self.hub, scope.policy, &as_map).await
+        if let Some(r) = crate::integrations::mcp::diagnose(&self.hub, scope.policy, &as_map).await
         {
             return match r {
-                Ok(v) => serde_json::from_value(v).map_err(|e| {
-                    tool_error("internal", format!("integration report: {e}"))
-                }),
+                Ok(v) => serde_json::from_value(v)
+                    .map_err(|e| tool_error("internal", format!("integration report: {e}"))),
                 Err(v) => {
                     let failure = integration_result(v);
                     let error = failure.error.unwrap_or_default();
