@@ -20,6 +20,7 @@ use crate::screens::enrollments::Enrollments;
 use crate::screens::fleet::Fleet;
 use crate::screens::keys::Keys;
 use crate::screens::permissions::Permissions;
+use crate::screens::paths::Paths;
 use crate::screens::tryit::TryIt;
 use crate::screens::{Ctx, Effect, Screen, View};
 use crate::text::clip;
@@ -77,6 +78,7 @@ pub struct App {
     pub audit: Audit,
     pub keys: Keys,
     pub tryit: TryIt,
+    pub paths: Paths,
     pub in_flight: HashMap<&'static str, usize>,
     /// Reads sent and not answered yet (the same read is not sent twice).
     reads_in_flight: Vec<Request>,
@@ -99,6 +101,7 @@ macro_rules! screen {
             View::Audit => &mut $app.audit,
             View::Keys => &mut $app.keys,
             View::TryIt => &mut $app.tryit,
+            View::Paths => &mut $app.paths,
         };
         s
     }};
@@ -129,6 +132,7 @@ impl App {
             audit: Audit::default(),
             keys: Keys::default(),
             tryit: TryIt::default(),
+            paths: Paths::default(),
             in_flight: HashMap::new(),
             reads_in_flight: Vec::new(),
             last_refresh_ms: None,
@@ -157,6 +161,7 @@ impl App {
             View::Audit => &self.audit,
             View::Keys => &self.keys,
             View::TryIt => &self.tryit,
+            View::Paths => &self.paths,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct HubData {
     pub keys: Vec<KeyInfo>,
     pub tokens: Vec<TokenInfo>,
     pub metrics: Option<FleetMetrics>,
+    /// Critical paths and their last runs.
+    pub paths: Vec<PathInfo>,
     /// Which lists have been read at least once (labels of [`crate::worker::Request`]).
     pub loaded: BTreeSet<&'static str>,
     /// When the hub last answered.
@@ -76,6 +78,7 @@ impl HubData {
             Reply::Quarantined(q) => self.quarantined = q.clone(),
             Reply::Keys(k) => self.keys = k.clone(),
             Reply::Tokens(t) => self.tokens = t.clone(),
+            Reply::Paths(p) => self.paths = p.clone(),
             Reply::Metrics(m) => {
                 self.metrics = Some(merge_metrics(
                     self.metrics.as_ref(),

@@ -169,6 +169,7 @@ const ATTEST: Scope = Scope::Screen(View::Attestation);
 const AUDIT: Scope = Scope::Screen(View::Audit);
 const KEYS: Scope = Scope::Screen(View::Keys);
 const TRY: Scope = Scope::Screen(View::TryIt);
+const PATHS: Scope = Scope::Screen(View::Paths);
 
 /// The key map. Earlier rows win within a scope.
 pub const KEYMAP: &[Binding] = &[
@@ -226,6 +227,28 @@ pub const KEYMAP: &[Binding] = &[
         None,
     ),
     b(G, &[C('7')], Action::GoTo(View::TryIt), "Try it", None),
+    b(
+        G,
+        &[C('8')],
+        Action::GoTo(View::Paths),
+        "Critical paths",
+        None,
+    ),
+    // Critical paths.
+    b(
+        PATHS,
+        &[C('e')],
+        Action::Run,
+        "run the path now (as you; audited)",
+        Some("run"),
+    ),
+    b(
+        PATHS,
+        &[C('x')],
+        Action::Revoke,
+        "remove the path (asks y)",
+        Some("remove"),
+    ),
     b(G, &[K(Down), C('j')], Action::Down, "move down", None),
     b(G, &[K(Up), C('k')], Action::Up, "move up", None),
     b(G, &[K(PageDown)], Action::PageDown, "a page down", None),

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod audit;
 pub mod ca;
+pub mod critical_path;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -29,6 +30,7 @@ pub mod probe;
 pub mod rate_limit;
 pub mod serve;
 pub mod store;
+pub mod trending;
 pub mod users;
 
 /// Logs to stderr (journald picks it up under systemd). `RUST_LOG` filters.

@@ -80,6 +80,21 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Audit(c) => return Ok(commands::audit(&data, out, c).await? as u8),
         Command::Keys(c) => commands::keys(&data, out, c).await?,
         Command::Demo(args) => sonde_hub::demo::run(args).await?,
+        Command::Paths(c) => return Ok(sonde_hub::critical_path::command::paths(&data, out, c).await?),
+        Command::Trending {
+            window,
+            target,
+            probe,
+            limit,
+        } => {
+            let q = sonde_admin::api::TrendingQuery {
+                window: Some(window),
+                target,
+                probe,
+                limit: Some(limit),
+            };
+            sonde_hub::critical_path::command::trending(&data, out, q).await?
+        }
     }
     Ok(0)
 }

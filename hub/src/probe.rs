@@ -215,7 +215,10 @@ pub async fn run(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError>
                 _ => "error",
             }
             .into();
+            // The agent's own measure, as for answered calls: trending
+            // reads latency from this detail (crate::trending).
             entry = entry
+                .detail("duration_ms", f.duration_ms)
                 .detail("error_code", f.code.as_str())
                 .detail("error", f.message)
                 .detail(
@@ -253,7 +256,9 @@ pub async fn run(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubError>
                 after.as_secs()
             ));
             entry.outcome = "timeout".into();
-            entry = entry.detail("error_code", "timeout");
+            entry = entry
+                .detail("duration_ms", elapsed)
+                .detail("error_code", "timeout");
         }
         Err(e) => {
             result.error_code = Some("unavailable".into());

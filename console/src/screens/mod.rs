@@ -8,6 +8,7 @@ pub mod audit;
 pub mod enrollments;
 pub mod fleet;
 pub mod keys;
+pub mod paths;
 pub mod permissions;
 pub mod tryit;
 
@@ -36,10 +37,11 @@ pub enum View {
     Audit,
     Keys,
     TryIt,
+    Paths,
 }
 
 impl View {
-    pub const ALL: [View; 7] = [
+    pub const ALL: [View; 8] = [
         View::Fleet,
         View::Enrollments,
         View::Permissions,
@@ -47,6 +49,7 @@ impl View {
         View::Audit,
         View::Keys,
         View::TryIt,
+        View::Paths,
     ];
 
     pub const fn title(self) -> &'static str {
@@ -58,6 +61,7 @@ impl View {
             View::Audit => "Audit",
             View::Keys => "Keys & tokens",
             View::TryIt => "Try it",
+            View::Paths => "Critical paths",
         }
     }
 
@@ -71,6 +75,7 @@ impl View {
             View::Audit => "Audit",
             View::Keys => "Keys",
             View::TryIt => "Try",
+            View::Paths => "Paths",
         }
     }
 
@@ -84,6 +89,7 @@ impl View {
             View::Audit => "audit",
             View::Keys => "keys",
             View::TryIt => "try",
+            View::Paths => "paths",
         }
     }
 

@@ -46,6 +46,8 @@ pub const TOOL_NAMES: &[&str] = &[
     "diagnose",
     "health_check",
     "query_logs",
+    "check_critical_path",
+    "trending",
 ];
 
 /// A bound MCP listener.

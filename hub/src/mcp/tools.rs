@@ -123,6 +123,32 @@ pub fn all_tools() -> Vec<Tool> {
             })),
         )
         .with_annotations(read_only()),
+        // Issue 18: the logic lives in crate::critical_path and crate::trending.
+        Tool::new(
+            "check_critical_path",
+            "Run an operator-defined critical path (e.g. internet -> router -> nginx -> nextcloud -> database): its steps in order, each step's checks (probes with expectations over their results) in parallel; reports per step and check pass/fail with the evidence, and `breaks_at`, the first step that fails. Without `name`, lists the defined paths and their last result.",
+            schema(json!({
+                "type": "object",
+                "properties": {"name": {"type": "string", "description": "Path name (omit to list the paths)"}},
+                "additionalProperties": false
+            })),
+        )
+        .with_annotations(read_only()),
+        Tool::new(
+            "trending",
+            "What changed: probe calls, failures (by outcome) and latency (p50/p95) by target and probe over a window, compared with the window before it, biggest changes first (extra failures beyond the previous failure rate, then latency, then call volume); plus roll-ups by probe, by target and calls per hour. Computed from this hub's audit trail, limited to this key's agents and probes.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "window": {"type": "string", "description": "Window length, e.g. 1h, 24h, 7d (1m to 90d; default 24h)", "default": "24h"},
+                    "target": {"type": "string", "description": "Only this target (agent name)"},
+                    "probe": {"type": "string", "description": "Only probes matching this pattern, e.g. zfs.*"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20, "description": "Most groups per list"}
+                },
+                "additionalProperties": false
+            })),
+        )
+        .with_annotations(read_only()),
     ]
 }
 
@@ -749,6 +775,42 @@ impl SondeMcp {
     }
 }
 
+/// Issue 18's two tools: argument checks here, the work in
+/// [`crate::critical_path`] and [`crate::trending`].
+impl SondeMcp {
+    async fn check_critical_path(
+        &self,
+        policy: &KeyPolicy,
+        args: &Args,
+    ) -> Result<Value, CallToolResult> {
+        args.allow_only(&["name"])?;
+        let caller = crate::critical_path::Caller::Key(policy.clone());
+        match args.opt_str("name")? {
+            None => crate::critical_path::list(&self.hub).await.map_err(hub_error),
+            // A broken path is a finding (`ok: false`, `breaks_at`), not
+            // an error of the call.
+            Some(name) => crate::critical_path::run(&self.hub, &caller, &name)
+                .await
+                .map_err(hub_error),
+        }
+    }
+
+    async fn trending(&self, policy: &KeyPolicy, args: &Args) -> Result<Value, CallToolResult> {
+        args.allow_only(&["window", "target", "probe", "limit"])?;
+        let params = crate::trending::TrendParams::parse(
+            args.opt_str("window")?.as_deref(),
+            args.opt_str("target")?,
+            args.opt_str("probe")?,
+            args.opt_int("limit", 1, 200)?.map(|n| n as u64),
+        )
+        .map_err(hub_error)?;
+        let caller = crate::critical_path::Caller::Key(policy.clone());
+        crate::trending::summarise(&self.hub, &caller, &params)
+            .await
+            .map_err(hub_error)
+    }
+}
+
 fn failed_probe(result: Value) -> CallToolResult {
     let code = result["error"]["code"]
         .as_str()
@@ -835,6 +897,8 @@ impl ServerHandler for SondeMcp {
             "diagnose" => self.diagnose(&policy, &args).await,
             "health_check" => self.health_check(&policy, &args).await,
             "query_logs" => self.query_logs(&policy, &args).await,
+            "check_critical_path" => self.check_critical_path(&policy, &args).await,
+            "trending" => self.trending(&policy, &args).await,
             _ => Err(hub_error(HubError::NotFound(format!(
                 "unknown tool {name}"
             )))),

@@ -30,9 +30,11 @@ pub mod enrollments;
 pub mod grants;
 pub mod keys;
 mod meta;
+pub mod paths;
 pub mod model;
 mod pool;
 pub mod tokens;
+pub mod trending;
 
 pub use model::*;
 pub use sonde_auditlog::PageQuery;
@@ -60,6 +62,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_pack_catalogs",
         include_str!("../../migrations/0004_pack_catalogs.sql"),
+    ),
+    (
+        "0007_critical_paths",
+        include_str!("../../migrations/0007_critical_paths.sql"),
     ),
 ];
 
