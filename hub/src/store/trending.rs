@@ -1,11 +1,11 @@
 //! Aggregates of probe calls over the audit chain for `crate::trending`.
 //!
 //! Every probe call is one `probe` entry (allowed, denied, refused, failed
-//! or answered); its latency is the `duration_ms` its entry records. Both
-//! queries walk one time range of the partial index `audit_probe_calls`
-//! (migration 0007: time, agent, probe, outcome, duration), which covers
-//! them, and group in SQLite: what reaches Rust is one row per group and
-//! duration bucket, never one per entry.
+//! or answered); its latency is the `duration_ms` its entry records.
+//! Migration 0007 keeps those fields in `probe_calls` (clustered by time,
+//! filled by a trigger in the transaction that appends the entry), so both
+//! queries read one range of one B-tree and group in SQLite: what reaches
+//! Rust is one row per group and duration bucket, never one per entry.
 
 use rusqlite::params;
 use std::sync::OnceLock;
@@ -70,9 +70,9 @@ pub struct CallStats {
 }
 
 /// The entries of the range (the index's own WHERE and columns).
-const CALLS: &str = "SELECT agent, probe, timestamp_ms, outcome, json_extract(detail, '$.duration_ms') AS d \
-     FROM audit_entries INDEXED BY audit_probe_calls \
-     WHERE action = 'probe' AND timestamp_ms >= ?1 AND timestamp_ms < ?3 \
+const CALLS: &str = "SELECT agent, probe, timestamp_ms, outcome, duration_ms AS d \
+     FROM probe_calls \
+     WHERE timestamp_ms >= ?1 AND timestamp_ms < ?3 \
      AND (?4 IS NULL OR agent = ?4) AND (?5 IS NULL OR probe GLOB ?5)";
 
 fn bucket_case() -> &'static str {
@@ -179,21 +179,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_aggregates_walk_the_covering_index_only() {
+    fn both_aggregates_read_one_time_range_of_probe_calls() {
         let (dir, store) = test_support::store();
         store.close();
         let c = test_support::raw(&dir);
         for plan in plans(&c) {
             assert!(
-                plan.contains("USING COVERING INDEX audit_probe_calls"),
-                "the trend query must not read table rows:\n{plan}"
+                plan.contains("SEARCH probe_calls USING PRIMARY KEY (timestamp_ms>? AND timestamp_ms<?)"),
+                "the trend query must read one time range:\n{plan}"
             );
-            assert!(!plan.contains("SCAN audit_entries\n"), "{plan}");
+            assert!(!plan.contains("audit_entries"), "{plan}");
         }
     }
 
     #[test]
     fn buckets_are_increasing() {
         assert!(BUCKETS_MS.windows(2).all(|w| w[0] < w[1]));
+    }
+}
+
+#[cfg(test)]
+mod derived {
+    #![allow(clippy::unwrap_used)]
+    use super::super::test_support;
+    use sonde_protocol::audit::NewEntry;
+
+    #[tokio::test]
+    async fn every_probe_entry_and_only_those_land_in_probe_calls() {
+        let (dir, store) = test_support::store();
+        store
+            .record(NewEntry::new("a", "probe", "ok").agent("x").probe("p.q").detail("duration_ms", 7))
+            .await
+            .unwrap();
+        store
+            .record(NewEntry::new("a", "probe", "denied").agent("x").probe("p.r"))
+            .await
+            .unwrap();
+        store.record(NewEntry::new("a", "key.created", "ok")).await.unwrap();
+        store.close();
+        let c = test_support::raw(&dir);
+        let rows: Vec<(i64, String, String, Option<i64>)> = c
+            .prepare("SELECT seq, probe, outcome, duration_ms FROM probe_calls ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (1, "p.q".to_owned(), "ok".to_owned(), Some(7)),
+                (2, "p.r".to_owned(), "denied".to_owned(), None)
+            ]
+        );
     }
 }
