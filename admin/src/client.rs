@@ -357,7 +357,11 @@ impl AdminClient {
 
     pub async fn trending(&self, q: &TrendingQuery) -> Result<serde_json::Value, AdminError> {
         let mut query = Vec::new();
-        for (k, v) in [("window", &q.window), ("target", &q.target), ("probe", &q.probe)] {
+        for (k, v) in [
+            ("window", &q.window),
+            ("target", &q.target),
+            ("probe", &q.probe),
+        ] {
             if let Some(v) = v {
                 query.push(format!("{k}={}", path_segment(v)));
             }

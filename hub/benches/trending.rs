@@ -141,7 +141,8 @@ fn bench(c: &mut Criterion) {
     ];
     let mut g = c.benchmark_group("trending_1m");
     g.sample_size(10);
-    g.measurement_time(Duration::from_secs(20));
+    g.measurement_time(Duration::from_secs(3));
+    g.warm_up_time(Duration::from_secs(1));
     for (window, probe, agent) in cases {
         let params =
             TrendParams::parse(Some(window), None, probe.map(str::to_owned), Some(20)).unwrap();

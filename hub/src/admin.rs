@@ -432,7 +432,9 @@ async fn remove_path(
     ConnectInfo(op): ConnectInfo<Operator>,
     Path(name): Path<String>,
 ) -> ApiResult<PathInfo> {
-    Ok(Json(crate::critical_path::remove(&hub, &name, &op.0).await?))
+    Ok(Json(
+        crate::critical_path::remove(&hub, &name, &op.0).await?,
+    ))
 }
 
 async fn run_path(
@@ -456,5 +458,7 @@ async fn trending(
         q.limit.map(u64::from),
     )?;
     let caller = crate::critical_path::Caller::Operator(op.0);
-    Ok(Json(crate::trending::summarise(&hub, &caller, &params).await?))
+    Ok(Json(
+        crate::trending::summarise(&hub, &caller, &params).await?,
+    ))
 }

@@ -94,12 +94,20 @@ pub enum Command {
 pub enum PathCommand {
     /// Define or replace a path from a TOML file (`.json`: JSON; `-`: TOML
     /// on stdin). See docs/critical-paths.md for the format.
-    Add { file: PathBuf },
+    Add {
+        file: PathBuf,
+    },
     List,
-    Show { name: String },
-    Remove { name: String },
+    Show {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
     /// Run a path now (as the operator); exit status 1 when it breaks.
-    Run { name: String },
+    Run {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

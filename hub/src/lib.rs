@@ -12,10 +12,10 @@
 pub mod admin;
 pub mod audit;
 pub mod ca;
-pub mod critical_path;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod critical_path;
 pub mod datadir;
 pub mod demo;
 pub mod durations;

@@ -23,7 +23,8 @@
 //!   change in calls. A group without calls before has a rate of 0 before.
 //! - **Scope.** A key sees only agents and probes its policy allows (and
 //!   only agents that are not revoked); the aggregation runs in SQLite over
-//!   one range of a covering index, the policy filter on the grouped rows.
+//!   one time range of `probe_calls` (see `crate::store::trending`), the
+//!   policy filter on the grouped rows.
 
 use serde_json::{Value, json};
 use sonde_protocol::time::{format_utc_ms, now_ms};
@@ -338,14 +339,15 @@ pub async fn summarise_with(
     };
     let stats = store.call_stats(q.clone()).await?;
     let mut names: HashMap<String, Option<String>> = HashMap::new();
-    let mut visible = |agent: &Option<String>, probe: &Option<String>| -> Option<(String, String)> {
-        let (agent, probe) = (agent.as_ref()?, probe.as_ref()?);
-        let name = names
-            .entry(agent.clone())
-            .or_insert_with(|| name_of(agent))
-            .clone()?;
-        allow_probe(probe).then(|| (name, probe.clone()))
-    };
+    let mut visible =
+        |agent: &Option<String>, probe: &Option<String>| -> Option<(String, String)> {
+            let (agent, probe) = (agent.as_ref()?, probe.as_ref()?);
+            let name = names
+                .entry(agent.clone())
+                .or_insert_with(|| name_of(agent))
+                .clone()?;
+            allow_probe(probe).then(|| (name, probe.clone()))
+        };
     let mut groups: BTreeMap<(String, String), (Stats, Stats)> = BTreeMap::new();
     for b in &stats.buckets {
         let Some(key) = visible(&b.agent, &b.probe) else {
@@ -380,7 +382,11 @@ pub async fn summarise_with(
         total_cur.merge(c);
         total_prev.merge(p);
     }
-    let changes = ranked(&groups, params.limit, |(t, p)| json!({"target": t, "probe": p}));
+    let changes = ranked(
+        &groups,
+        params.limit,
+        |(t, p)| json!({"target": t, "probe": p}),
+    );
     let summary = {
         let mut s = format!(
             "{} calls, {} failed ({}%) in the last {}; {} calls, {} failed ({}%) in the {} before",
@@ -432,7 +438,11 @@ pub async fn summarise_with(
 /// [`summarise_with`] for a caller: a key sees the agents (not revoked)
 /// and probes its policy allows; an operator sees every agent that is not
 /// revoked.
-pub async fn summarise(hub: &Hub, caller: &Caller, params: &TrendParams) -> Result<Value, HubError> {
+pub async fn summarise(
+    hub: &Hub,
+    caller: &Caller,
+    params: &TrendParams,
+) -> Result<Value, HubError> {
     let policy = match caller {
         Caller::Key(p) => Some(p),
         Caller::Operator(_) => None,
@@ -449,7 +459,9 @@ pub async fn summarise(hub: &Hub, caller: &Caller, params: &TrendParams) -> Resu
                 Some(a) => Some(a.id.clone()),
                 None => {
                     return Err(HubError::NotFound(match policy {
-                        Some(p) => format!("no agent {name:?} in this key's scope ({})", p.summary()),
+                        Some(p) => {
+                            format!("no agent {name:?} in this key's scope ({})", p.summary())
+                        }
                         None => format!("no agent named {name:?}; see `sonde-hub agents list`"),
                     }));
                 }
@@ -494,7 +506,12 @@ mod tests {
             sonde_auditlog::append(&conn, e, NOW - (ago * HOUR_MS as f64) as i64).unwrap();
         }
         // Not probe calls: never counted.
-        sonde_auditlog::append(&conn, NewEntry::new("operator:a", "key.created", "ok"), NOW - 1).unwrap();
+        sonde_auditlog::append(
+            &conn,
+            NewEntry::new("operator:a", "key.created", "ok"),
+            NOW - 1,
+        )
+        .unwrap();
         conn.execute_batch("COMMIT").unwrap();
         drop(conn);
         let store = HubStore::open(&dir.path().join("hub.db"), test_support::key(), 1000).unwrap();
@@ -517,17 +534,41 @@ mod tests {
         // nas zfs.list: 10 calls before, all ok; 10 now, 4 failing (+4).
         for i in 0..10 {
             e.push((30.0 + i as f64, "nas", "zfs.list", "ok", Some(10)));
-            let outcome = if i < 3 { "error" } else if i == 3 { "timeout" } else { "ok" };
-            e.push((1.0 + i as f64, "nas", "zfs.list", outcome, Some(10 + i as u64 * 100)));
+            let outcome = if i < 3 {
+                "error"
+            } else if i == 3 {
+                "timeout"
+            } else {
+                "ok"
+            };
+            e.push((
+                1.0 + i as f64,
+                "nas",
+                "zfs.list",
+                outcome,
+                Some(10 + i as u64 * 100),
+            ));
         }
         // web system.uptime: 20 ok before, 20 ok now, same latency (steady).
         for i in 0..20 {
-            e.push((25.0 + i as f64 / 10.0, "web", "system.uptime", "ok", Some(2)));
+            e.push((
+                25.0 + i as f64 / 10.0,
+                "web",
+                "system.uptime",
+                "ok",
+                Some(2),
+            ));
             e.push((0.5 + i as f64 / 10.0, "web", "system.uptime", "ok", Some(2)));
         }
         // web docker.ps: 4 before with 2 failing, now 4 all ok (−2).
         for i in 0..4 {
-            e.push((40.0, "web", "docker.ps", if i < 2 { "error" } else { "ok" }, Some(5)));
+            e.push((
+                40.0,
+                "web",
+                "docker.ps",
+                if i < 2 { "error" } else { "ok" },
+                Some(5),
+            ));
             e.push((2.0, "web", "docker.ps", "ok", Some(5)));
         }
         // A denied call (no duration) now, and one outside both windows.
@@ -542,9 +583,18 @@ mod tests {
         let changes = v["changes"].as_array().unwrap();
         let order: Vec<String> = changes
             .iter()
-            .map(|c| format!("{} {}", c["target"].as_str().unwrap(), c["probe"].as_str().unwrap()))
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["target"].as_str().unwrap(),
+                    c["probe"].as_str().unwrap()
+                )
+            })
             .collect();
-        assert_eq!(order, ["nas zfs.list", "web docker.ps", "web system.uptime"]);
+        assert_eq!(
+            order,
+            ["nas zfs.list", "web docker.ps", "web system.uptime"]
+        );
         let nas = &changes[0];
         assert_eq!(nas["current"]["failures"], 4);
         assert_eq!(nas["current"]["by_outcome"]["error"], 3);
@@ -579,8 +629,17 @@ mod tests {
         assert_eq!(calls, 35);
         let failures: u64 = hours.iter().map(|h| h["failures"].as_u64().unwrap()).sum();
         assert_eq!(failures, 5);
-        assert!(hours.windows(2).all(|w| w[0]["hour_ms"].as_i64() < w[1]["hour_ms"].as_i64()));
-        assert!(v["summary"].as_str().unwrap().contains("Biggest change: nas zfs.list"));
+        assert!(
+            hours
+                .windows(2)
+                .all(|w| w[0]["hour_ms"].as_i64() < w[1]["hour_ms"].as_i64())
+        );
+        assert!(
+            v["summary"]
+                .as_str()
+                .unwrap()
+                .contains("Biggest change: nas zfs.list")
+        );
     }
 
     #[tokio::test]
@@ -608,10 +667,18 @@ mod tests {
         assert!(!v.to_string().contains("hidden"));
         assert!(!v.to_string().contains("system.uptime"));
         // The SQL filters: one agent, a probe pattern.
-        let mut p2 = TrendParams::parse(Some("24h"), None, Some("system.*".into()), Some(1)).unwrap();
-        let v = summarise_with(&store, |id| Some(id.to_owned()), |_| true, Some("nas".into()), &p2, NOW)
-            .await
-            .unwrap();
+        let mut p2 =
+            TrendParams::parse(Some("24h"), None, Some("system.*".into()), Some(1)).unwrap();
+        let v = summarise_with(
+            &store,
+            |id| Some(id.to_owned()),
+            |_| true,
+            Some("nas".into()),
+            &p2,
+            NOW,
+        )
+        .await
+        .unwrap();
         assert_eq!(v["totals"]["current"]["calls"], 1);
         p2.probe = Some("*".into());
         let v = summarise_with(&store, |id| Some(id.to_owned()), |_| true, None, &p2, NOW)
@@ -623,14 +690,25 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused_precisely() {
-        for (w, want) in [("0s", "from 1m to 90d"), ("91d", "from 1m to 90d"), ("soon", "not a duration")] {
-            let e = TrendParams::parse(Some(w), None, None, None).unwrap_err().to_string();
+        for (w, want) in [
+            ("0s", "from 1m to 90d"),
+            ("91d", "from 1m to 90d"),
+            ("soon", "not a duration"),
+        ] {
+            let e = TrendParams::parse(Some(w), None, None, None)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{w}: {e}");
         }
         assert!(TrendParams::parse(None, None, None, Some(0)).is_err());
         assert!(TrendParams::parse(None, None, None, Some(201)).is_err());
         assert!(TrendParams::parse(None, None, Some(String::new()), None).is_err());
-        assert_eq!(TrendParams::parse(None, None, None, None).unwrap().window_ms, 24 * HOUR_MS);
+        assert_eq!(
+            TrendParams::parse(None, None, None, None)
+                .unwrap()
+                .window_ms,
+            24 * HOUR_MS
+        );
     }
 
     #[test]

@@ -131,7 +131,10 @@ async fn a_path_passes_and_one_breaking_at_step_two_names_the_failed_check_with_
     }
     // Evidence for passing expectations too: where and what was found.
     let e = &step(&v, 1)["checks"][0]["expectations"][0];
-    assert_eq!((e["at"].as_str(), e["actual"].as_str()), (Some("/text"), Some("front\n")));
+    assert_eq!(
+        (e["at"].as_str(), e["actual"].as_str()),
+        (Some("/text"), Some("front\n"))
+    );
 
     let (err, v) = call_tool(&client, "check_critical_path", json!({"name": "broken"})).await;
     assert!(!err, "a broken path is a finding, not a failed call: {v}");
@@ -167,7 +170,11 @@ async fn a_path_passes_and_one_breaking_at_step_two_names_the_failed_check_with_
         .into_iter()
         .filter(|e| e["detail"]["via"] == "mcp.check_critical_path")
         .collect();
-    assert_eq!(probes.len(), 3 + 3, "web runs 3 checks, broken 3 (step 3 skipped)");
+    assert_eq!(
+        probes.len(),
+        3 + 3,
+        "web runs 3 checks, broken 3 (step 3 skipped)"
+    );
     assert_eq!(hub.audit_actions("path.defined").len(), 2);
     let list = hub.cli_json(&["paths", "list"]);
     let broken = list
@@ -189,7 +196,11 @@ async fn a_path_passes_and_one_breaking_at_step_two_names_the_failed_check_with_
     assert!(ran[3]["actor"].as_str().unwrap().starts_with("operator:"));
 
     // `on_failure = "continue"` runs every step and lists every broken one.
-    let cont = BROKEN.replacen("name = \"broken\"", "name = \"broken\"\non_failure = \"continue\"", 1);
+    let cont = BROKEN.replacen(
+        "name = \"broken\"",
+        "name = \"broken\"\non_failure = \"continue\"",
+        1,
+    );
     let redefined = add_path(&hub, &scratch, "broken2.toml", &cont);
     assert_eq!(redefined["replaced"], true);
     let (_, v) = call_tool(&client, "check_critical_path", json!({"name": "broken"})).await;
@@ -224,10 +235,20 @@ async fn bad_definitions_are_refused_with_their_place_and_unknown_targets_warn()
         err.contains("steps[1].checks[0].expect[0]: operator `<` compares numbers"),
         "{err}"
     );
-    let unknown_field = PASSING.replace("probe = \"e2e.secrets\"", "probe = \"e2e.secrets\"\ncommand = \"id\"");
+    let unknown_field = PASSING.replace(
+        "probe = \"e2e.secrets\"",
+        "probe = \"e2e.secrets\"\ncommand = \"id\"",
+    );
     std::fs::write(&file, &unknown_field).unwrap();
-    assert!(!hub.cli(&["paths", "add", file.to_str().unwrap()]).status.success());
-    assert!(hub.audit_actions("path.defined").is_empty(), "nothing stored");
+    assert!(
+        !hub.cli(&["paths", "add", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        hub.audit_actions("path.defined").is_empty(),
+        "nothing stored"
+    );
 
     let elsewhere = PASSING
         .replacen("target = \"nas\"", "target = \"router\"", 1)
@@ -235,8 +256,18 @@ async fn bad_definitions_are_refused_with_their_place_and_unknown_targets_warn()
     let defined = add_path(&hub, &scratch, "w.toml", &elsewhere);
     let warnings = defined["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 2, "{defined}");
-    assert!(warnings[0].as_str().unwrap().contains("no agent named \"router\""));
-    assert!(warnings[1].as_str().unwrap().contains("no probe \"e2e.missing\""));
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("no agent named \"router\"")
+    );
+    assert!(
+        warnings[1]
+            .as_str()
+            .unwrap()
+            .contains("no probe \"e2e.missing\"")
+    );
     let key = hub.api_key(&["--name", "claude"]);
     let client = mcp_client(&hub, &key).await.unwrap();
     let (_, v) = call_tool(&client, "check_critical_path", json!({"name": "web"})).await;
@@ -297,22 +328,44 @@ async fn trending_after_a_batch_of_calls_counts_failures_and_ranks_the_worst_fir
     let client = mcp_client(&hub, &key).await.unwrap();
     let probe = |p: &str, params: Value| json!({"agent": "nas", "probe": p, "params": params});
     for i in 0..5 {
-        let (err, v) = call_tool(&client, "probe", probe("e2e.echo", json!({"text": format!("n{i}")}))).await;
+        let (err, v) = call_tool(
+            &client,
+            "probe",
+            probe("e2e.echo", json!({"text": format!("n{i}")})),
+        )
+        .await;
         assert!(!err, "{v}");
     }
     // One echo with bad parameters (refused by the hub: outcome error).
-    assert!(call_tool(&client, "probe", probe("e2e.echo", json!({"text": 5}))).await.0);
+    assert!(
+        call_tool(&client, "probe", probe("e2e.echo", json!({"text": 5})))
+            .await
+            .0
+    );
     // Four calls of a probe the agent does not have.
     for _ in 0..4 {
-        assert!(call_tool(&client, "probe", probe("e2e.nope", json!({}))).await.0);
+        assert!(
+            call_tool(&client, "probe", probe("e2e.nope", json!({})))
+                .await
+                .0
+        );
     }
     // Two calls a narrower key is denied, one it may make.
     let narrow = hub.api_key(&["--name", "narrow", "--probes", "e2e.echo,e2e.sleep"]);
     let narrow_client = mcp_client(&hub, &narrow).await.unwrap();
     for _ in 0..2 {
-        assert!(call_tool(&narrow_client, "probe", probe("e2e.secrets", json!({}))).await.0);
+        assert!(
+            call_tool(&narrow_client, "probe", probe("e2e.secrets", json!({})))
+                .await
+                .0
+        );
     }
-    let (err, _) = call_tool(&narrow_client, "probe", probe("e2e.sleep", json!({"seconds": 0}))).await;
+    let (err, _) = call_tool(
+        &narrow_client,
+        "probe",
+        probe("e2e.sleep", json!({"seconds": 0})),
+    )
+    .await;
     assert!(!err);
 
     let (err, v) = call_tool(&client, "trending", json!({"window": "1h"})).await;
@@ -321,22 +374,46 @@ async fn trending_after_a_batch_of_calls_counts_failures_and_ranks_the_worst_fir
     assert_eq!(v["totals"]["current"]["failures"], 1 + 4 + 2);
     assert_eq!(v["totals"]["previous"]["calls"], 0);
     let changes = v["changes"].as_array().unwrap();
-    let order: Vec<&str> = changes.iter().map(|c| c["probe"].as_str().unwrap()).collect();
-    assert_eq!(order, ["e2e.nope", "e2e.secrets", "e2e.echo", "e2e.sleep"], "{v}");
+    let order: Vec<&str> = changes
+        .iter()
+        .map(|c| c["probe"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["e2e.nope", "e2e.secrets", "e2e.echo", "e2e.sleep"],
+        "{v}"
+    );
     assert!(changes.iter().all(|c| c["target"] == "nas"));
     assert_eq!(changes[0]["current"]["by_outcome"], json!({"error": 4}));
     assert_eq!(changes[1]["current"]["by_outcome"], json!({"denied": 2}));
-    assert_eq!(changes[2]["current"]["by_outcome"], json!({"ok": 5, "error": 1}));
+    assert_eq!(
+        changes[2]["current"]["by_outcome"],
+        json!({"ok": 5, "error": 1})
+    );
     assert_eq!(changes[0]["change"]["direction"], "new");
     // Answered calls have latency; refused ones do not.
-    assert!(changes[2]["current"]["p95_ms"].is_number(), "{}", changes[2]);
+    assert!(
+        changes[2]["current"]["p95_ms"].is_number(),
+        "{}",
+        changes[2]
+    );
     assert!(changes[0]["current"]["p95_ms"].is_null());
-    let hours: u64 = v["by_hour"].as_array().unwrap().iter().map(|h| h["calls"].as_u64().unwrap()).sum();
+    let hours: u64 = v["by_hour"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["calls"].as_u64().unwrap())
+        .sum();
     assert_eq!(hours, 13);
     assert_eq!(v["by_target"][0]["current"]["calls"], 13);
 
     // Filters.
-    let (_, v) = call_tool(&client, "trending", json!({"window": "1h", "probe": "e2e.e*", "limit": 1})).await;
+    let (_, v) = call_tool(
+        &client,
+        "trending",
+        json!({"window": "1h", "probe": "e2e.e*", "limit": 1}),
+    )
+    .await;
     assert_eq!(v["totals"]["current"]["calls"], 6, "{v}");
     assert_eq!(v["changes"].as_array().unwrap().len(), 1);
     let (err, v) = call_tool(&client, "trending", json!({"target": "ghost"})).await;
@@ -346,7 +423,12 @@ async fn trending_after_a_batch_of_calls_counts_failures_and_ranks_the_worst_fir
 
     // A key sees only its scope.
     let (_, v) = call_tool(&narrow_client, "trending", json!({"window": "1h"})).await;
-    let probes: Vec<&str> = v["changes"].as_array().unwrap().iter().map(|c| c["probe"].as_str().unwrap()).collect();
+    let probes: Vec<&str> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["probe"].as_str().unwrap())
+        .collect();
     assert_eq!(probes, ["e2e.echo", "e2e.sleep"], "{v}");
     assert_eq!(v["totals"]["current"]["calls"], 7);
     let elsewhere = hub.api_key(&["--name", "elsewhere", "--agents", "web*"]);

@@ -105,7 +105,8 @@ impl Paths {
 
     pub fn selected<'a>(&self, data: &'a HubData) -> Option<&'a PathInfo> {
         let rows = self.rows(data);
-        rows.get(self.selection.cursor(&Paths::ids(&rows))?).copied()
+        rows.get(self.selection.cursor(&Paths::ids(&rows))?)
+            .copied()
     }
 
     fn detail_lines(&self, p: &PathInfo, ctx: &Ctx) -> Vec<Line<'static>> {
@@ -118,7 +119,11 @@ impl Paths {
                 "defined",
                 format!("{} by {}", utc(p.updated_at_ms), p.defined_by),
             ),
-            kv(t, "on failure", format!("{:?}", d.on_failure).to_lowercase()),
+            kv(
+                t,
+                "on failure",
+                format!("{:?}", d.on_failure).to_lowercase(),
+            ),
         ];
         match &p.last_run {
             Some(r) => lines.push(kv_styled(
@@ -136,7 +141,12 @@ impl Paths {
                 .and_then(|r| r.breaks_at)
                 .is_some_and(|b| b as usize == i + 1);
             lines.push(Line::styled(
-                format!("{}. {}{}", i + 1, s.name, if broken { "  ← breaks here" } else { "" }),
+                format!(
+                    "{}. {}{}",
+                    i + 1,
+                    s.name,
+                    if broken { "  ← breaks here" } else { "" }
+                ),
                 if broken { t.bad() } else { t.text() },
             ));
             for c in &s.checks {
@@ -274,17 +284,24 @@ impl Screen for Paths {
                 vec![
                     plain(d.name.clone()),
                     plain(d.steps.len().to_string()),
-                    plain(d.steps.iter().map(|s| s.checks.len()).sum::<usize>().to_string()),
+                    plain(
+                        d.steps
+                            .iter()
+                            .map(|s| s.checks.len())
+                            .sum::<usize>()
+                            .to_string(),
+                    ),
                     plain(
                         p.last_run
                             .as_ref()
                             .map_or_else(|| "never".into(), |r| ago(ctx.now_ms, r.at_ms)),
                     ),
                     cell(result, style),
-                    plain(p.last_run.as_ref().map_or_else(
-                        || d.description.clone(),
-                        |r| r.summary.clone(),
-                    )),
+                    plain(
+                        p.last_run
+                            .as_ref()
+                            .map_or_else(|| d.description.clone(), |r| r.summary.clone()),
+                    ),
                 ]
             })
             .collect();
@@ -349,7 +366,7 @@ mod tests {
     use crate::theme::Theme;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
-    use sonde_admin::api::{PathRunSummary, PathDefinition};
+    use sonde_admin::api::{PathDefinition, PathRunSummary};
 
     fn info(name: &str, last: Option<(bool, Option<u32>)>) -> PathInfo {
         let definition: PathDefinition = serde_json::from_value(serde_json::json!({
@@ -432,7 +449,10 @@ mod tests {
         s.update(Action::Enter, &ctx(&d));
         let text = draw(&s, &d, 140, 40);
         assert!(text.contains("2. web  ← breaks here"), "{text}");
-        assert!(text.contains("expect /active_state == \"active\""), "{text}");
+        assert!(
+            text.contains("expect /active_state == \"active\""),
+            "{text}"
+        );
         assert!(s.back());
     }
 
@@ -461,7 +481,11 @@ mod tests {
         let d = data();
         let mut s = Paths::default();
         s.sort.column = 2;
-        let names: Vec<&str> = s.rows(&d).iter().map(|p| p.definition.name.as_str()).collect();
+        let names: Vec<&str> = s
+            .rows(&d)
+            .iter()
+            .map(|p| p.definition.name.as_str())
+            .collect();
         assert_eq!(names[0], "nextcloud");
         s.detail_open = true;
         for (w, h) in [(1, 1), (20, 5), (60, 12), (200, 60)] {

@@ -24,7 +24,8 @@ pub fn read_definition(file: &Path) -> anyhow::Result<PathDefinition> {
         serde_json::from_str(&text)
             .with_context(|| format!("{} is not a path definition", file.display()))
     } else {
-        toml::from_str(&text).with_context(|| format!("{} is not a path definition", file.display()))
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a path definition", file.display()))
     }
 }
 
@@ -61,7 +62,13 @@ fn show(p: &PathInfo) -> String {
     }
     match &p.last_run {
         Some(r) => {
-            let _ = writeln!(o, "  last run: {} by {}: {}", ago(Some(r.at_ms)), r.by, r.summary);
+            let _ = writeln!(
+                o,
+                "  last run: {} by {}: {}",
+                ago(Some(r.at_ms)),
+                r.by,
+                r.summary
+            );
         }
         None => o.push_str("  last run: never\n"),
     }
@@ -138,7 +145,11 @@ pub async fn paths(data: &DataDir, out: Out, cmd: PathCommand) -> anyhow::Result
                             vec![
                                 d.name.clone(),
                                 d.steps.len().to_string(),
-                                d.steps.iter().map(|s| s.checks.len()).sum::<usize>().to_string(),
+                                d.steps
+                                    .iter()
+                                    .map(|s| s.checks.len())
+                                    .sum::<usize>()
+                                    .to_string(),
                                 ago(p.last_run.as_ref().map(|r| r.at_ms)),
                                 p.last_run
                                     .as_ref()
@@ -155,7 +166,9 @@ pub async fn paths(data: &DataDir, out: Out, cmd: PathCommand) -> anyhow::Result
         }
         PathCommand::Remove { name } => {
             let p = require_hub(data, async |c| c.remove_path(&name).await).await?;
-            out.print(&p, |p| format!("critical path {} removed\n", p.definition.name))?;
+            out.print(&p, |p| {
+                format!("critical path {} removed\n", p.definition.name)
+            })?;
         }
         PathCommand::Run { name } => {
             let r = require_hub(data, async |c| c.run_path(&name).await).await?;
@@ -196,7 +209,14 @@ pub async fn trending(data: &DataDir, out: Out, q: TrendingQuery) -> anyhow::Res
             })
             .collect();
         o.push_str(&table(
-            &["TARGET", "PROBE", "CALLS (PREV)", "FAILURES (PREV)", "P95 MS (PREV)", "CHANGE"],
+            &[
+                "TARGET",
+                "PROBE",
+                "CALLS (PREV)",
+                "FAILURES (PREV)",
+                "P95 MS (PREV)",
+                "CHANGE",
+            ],
             rows,
         ));
         o

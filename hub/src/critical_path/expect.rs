@@ -47,7 +47,9 @@ pub enum ExpectError {
     TooLong,
     #[error("pointer {0:?} must be empty or start with `/` (RFC 6901), e.g. `/status`")]
     PointerStart(String),
-    #[error("pointer {pointer:?}: bad escape `~{after}` (use ~0 for `~`, ~1 for `/`, ~2 for a literal `*`)")]
+    #[error(
+        "pointer {pointer:?}: bad escape `~{after}` (use ~0 for `~`, ~1 for `/`, ~2 for a literal `*`)"
+    )]
     PointerEscape { pointer: String, after: String },
     #[error("pointer {0:?} has more than {MAX_SEGMENTS} segments")]
     PointerDepth(String),
@@ -492,11 +494,7 @@ impl Expectation {
                     (Value::Array(items), x) => items.iter().any(|i| json_eq(i, x)),
                     (Value::Object(m), Value::String(k)) => m.contains_key(k),
                     _ => {
-                        return Err(format!(
-                            "{} cannot contain {}",
-                            kind(v),
-                            kind(expected)
-                        ));
+                        return Err(format!("{} cannot contain {}", kind(v), kind(expected)));
                     }
                 };
                 has == (self.op == Op::Contains)
@@ -564,8 +562,7 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
@@ -629,7 +626,11 @@ mod tests {
         }
         let fail = [
             ("/active == false", "/active", "expected == false"),
-            ("/pools/*/health == \"ONLINE\"", "/pools/1/health", "expected"),
+            (
+                "/pools/*/health == \"ONLINE\"",
+                "/pools/1/health",
+                "expected",
+            ),
             ("/name < 3", "/name", "not a number"),
             ("/nothing == 1", "/nothing", "nothing is there"),
             ("/pools/*/nope == 1", "/pools/*/nope", "reaches no value"),

@@ -217,8 +217,8 @@ impl CriticalPath {
 impl Check {
     fn validate(at: &str, c: &PathCheck) -> Result<Check, DefinitionError> {
         text(&format!("{at}.target"), &c.target, 253, true)?;
-        let probe = ProbeName::parse(&c.probe)
-            .map_err(|e| err(format!("{at}.probe"), e.to_string()))?;
+        let probe =
+            ProbeName::parse(&c.probe).map_err(|e| err(format!("{at}.probe"), e.to_string()))?;
         let size = serde_json::to_string(&c.params).map_or(usize::MAX, |s| s.len());
         if size > MAX_PARAMS {
             return Err(err(
@@ -237,7 +237,8 @@ impl Check {
             .iter()
             .enumerate()
             .map(|(k, e)| {
-                Expectation::from_def(e).map_err(|x| err(format!("{at}.expect[{k}]"), x.to_string()))
+                Expectation::from_def(e)
+                    .map_err(|x| err(format!("{at}.expect[{k}]"), x.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let timeout = match c.timeout_s {
@@ -326,7 +327,10 @@ pub async fn remove(hub: &Hub, name: &str, by: &str) -> Result<PathInfo, HubErro
 /// One stored path for the admin API.
 pub fn info(p: &StoredPath) -> Result<PathInfo, HubError> {
     let definition: PathDefinition = serde_json::from_value(p.definition.clone()).map_err(|e| {
-        HubError::Internal(format!("stored critical path {:?} does not decode: {e}", p.name))
+        HubError::Internal(format!(
+            "stored critical path {:?} does not decode: {e}",
+            p.name
+        ))
     })?;
     let last_run = match &p.last_run {
         None => None,
@@ -448,7 +452,11 @@ mod tests {
             ),
             (
                 Box::new(|v| {
-                    v["steps"][0]["checks"] = json!((0..33).map(|_| json!({"target": "a", "probe": "system.uptime"})).collect::<Vec<_>>())
+                    v["steps"][0]["checks"] = json!(
+                        (0..33)
+                            .map(|_| json!({"target": "a", "probe": "system.uptime"}))
+                            .collect::<Vec<_>>()
+                    )
                 }),
                 "steps[0].checks: more than 32",
             ),

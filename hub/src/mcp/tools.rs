@@ -786,7 +786,9 @@ impl SondeMcp {
         args.allow_only(&["name"])?;
         let caller = crate::critical_path::Caller::Key(policy.clone());
         match args.opt_str("name")? {
-            None => crate::critical_path::list(&self.hub).await.map_err(hub_error),
+            None => crate::critical_path::list(&self.hub)
+                .await
+                .map_err(hub_error),
             // A broken path is a finding (`ok: false`, `breaks_at`), not
             // an error of the call.
             Some(name) => crate::critical_path::run(&self.hub, &caller, &name)

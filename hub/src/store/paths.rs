@@ -129,7 +129,10 @@ impl HubStore {
                     .execute([&name])?;
                 let entry = NewEntry::new(by, "path.removed", "ok")
                     .detail("path", name)
-                    .detail("definition_sha256", Digest::of_json(&old.definition).to_hex());
+                    .detail(
+                        "definition_sha256",
+                        Digest::of_json(&old.definition).to_hex(),
+                    );
                 Ok(Audited::new(old, entry))
             })
             .await?;
@@ -139,12 +142,7 @@ impl HubStore {
     /// Stores a run's summary as the path's last run, with its audit entry
     /// (`path.ran`, built by the caller). A path removed while it ran keeps
     /// only the entry.
-    pub async fn record_path_run(
-        &self,
-        name: &str,
-        summary: Value,
-        entry: NewEntry,
-    ) -> Result<()> {
+    pub async fn record_path_run(&self, name: &str, summary: Value, entry: NewEntry) -> Result<()> {
         let name = name.to_owned();
         self.commit(move |c| {
             c.prepare_cached("UPDATE critical_paths SET last_run = ?2 WHERE name = ?1")?

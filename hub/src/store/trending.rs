@@ -185,7 +185,9 @@ mod tests {
         let c = test_support::raw(&dir);
         for plan in plans(&c) {
             assert!(
-                plan.contains("SEARCH probe_calls USING PRIMARY KEY (timestamp_ms>? AND timestamp_ms<?)"),
+                plan.contains(
+                    "SEARCH probe_calls USING PRIMARY KEY (timestamp_ms>? AND timestamp_ms<?)"
+                ),
                 "the trend query must read one time range:\n{plan}"
             );
             assert!(!plan.contains("audit_entries"), "{plan}");
@@ -208,14 +210,26 @@ mod derived {
     async fn every_probe_entry_and_only_those_land_in_probe_calls() {
         let (dir, store) = test_support::store();
         store
-            .record(NewEntry::new("a", "probe", "ok").agent("x").probe("p.q").detail("duration_ms", 7))
+            .record(
+                NewEntry::new("a", "probe", "ok")
+                    .agent("x")
+                    .probe("p.q")
+                    .detail("duration_ms", 7),
+            )
             .await
             .unwrap();
         store
-            .record(NewEntry::new("a", "probe", "denied").agent("x").probe("p.r"))
+            .record(
+                NewEntry::new("a", "probe", "denied")
+                    .agent("x")
+                    .probe("p.r"),
+            )
             .await
             .unwrap();
-        store.record(NewEntry::new("a", "key.created", "ok")).await.unwrap();
+        store
+            .record(NewEntry::new("a", "key.created", "ok"))
+            .await
+            .unwrap();
         store.close();
         let c = test_support::raw(&dir);
         let rows: Vec<(i64, String, String, Option<i64>)> = c
