@@ -404,7 +404,7 @@ mod tests {
         d.paths = vec![
             info("nextcloud", Some((false, Some(2)))),
             info("backup", Some((true, None))),
-            info("\u{1b}[2Jevil", None),
+            info("zzz\u{1b}[2Jevil", None),
         ];
         d.loaded.insert("paths");
         d
