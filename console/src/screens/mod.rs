@@ -61,7 +61,7 @@ impl View {
             View::Audit => "Audit",
             View::Keys => "Keys & tokens",
             View::TryIt => "Try it",
-            View::Paths => "Critical paths",
+            View::Paths => "Paths",
         }
     }
 
