@@ -81,7 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Keys(c) => commands::keys(&data, out, c).await?,
         Command::Demo(args) => sonde_hub::demo::run(args).await?,
         Command::Paths(c) => {
-            return Ok(sonde_hub::critical_path::command::paths(&data, out, c).await?);
+            return sonde_hub::critical_path::command::paths(&data, out, c).await;
         }
         Command::Trending {
             window,

@@ -412,7 +412,8 @@ mod tests {
 
     #[test]
     fn each_kind_of_bad_definition_names_its_place() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|v| v["name"] = json!("Bad Name")), "name:"),
             (Box::new(|v| v["name"] = json!("")), "name:"),
             (Box::new(|v| v["steps"] = json!([])), "steps: a path needs"),
