@@ -33,6 +33,11 @@
 //! | POST | `/integrations/{name}/credential` | [`CredentialSet`] → [`IntegrationInfo`] (the secret is never returned) |
 //! | POST | `/integrations/{name}/test` | → [`ProbeRunResult`] (its `test_probe`, audited) |
 //! | POST | `/integrations/rotate-key` | → [`KeyRotated`] (every credential re-sealed under a new key) |
+//! | GET/POST | `/paths` | [`PathDefinition`] → [`PathDefined`] (create or replace); GET → `Vec<`[`PathInfo`]`>` |
+//! | GET | `/paths/{name}` | → [`PathInfo`] |
+//! | POST | `/paths/{name}/remove` | → [`PathInfo`] |
+//! | POST | `/paths/{name}/run` | → the run report (JSON, as the MCP tool `check_critical_path` returns it) |
+//! | GET | `/trending?…` ([`TrendingQuery`]) | → the summary (JSON, as the MCP tool `trending` returns it) |
 //!
 //! Errors come back with a 4xx/5xx status and an [`ErrorBody`].
 
@@ -604,4 +609,117 @@ impl std::fmt::Debug for CredentialSet {
 pub struct KeyRotated {
     pub credentials: u64,
     pub key_id: String,
+}
+
+/// A critical path as an operator defines it (TOML file, admin API,
+/// console): ordered steps, each a set of checks run in parallel. The hub
+/// validates it (`sonde_hub::critical_path`) before storing it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathDefinition {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// After the first broken step: `stop` (default; later steps are
+    /// reported as skipped) or `continue`.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    pub steps: Vec<PathStep>,
+}
+
+/// What a run does after the first broken step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    #[default]
+    Stop,
+    Continue,
+}
+
+/// One step of a path: its checks run in parallel; the step passes when
+/// every check passes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathStep {
+    pub name: String,
+    pub checks: Vec<PathCheck>,
+}
+
+/// One probe on one target with expectations over its JSON result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathCheck {
+    /// Agent name (hub-side integrations by name as well, once registered).
+    pub target: String,
+    pub probe: String,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub params: Map<String, Value>,
+    /// Each `"<JSON pointer> <op> [<JSON value>]"`, e.g. `"/active == true"`,
+    /// or a table `{at, op, value}`. Empty: the probe answering is enough.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<ExpectationDef>,
+    /// Give up after this many seconds (never longer than the probe's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
+}
+
+/// An expectation as written: text or its parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExpectationDef {
+    Text(String),
+    Parts {
+        at: String,
+        op: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<Value>,
+    },
+}
+
+/// A stored path with its last run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathInfo {
+    pub definition: PathDefinition,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub defined_by: String,
+    pub last_run: Option<PathRunSummary>,
+}
+
+/// What the last run of a path found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathRunSummary {
+    pub at_ms: i64,
+    pub by: String,
+    pub ok: bool,
+    /// 1-based index of the first broken step.
+    pub breaks_at: Option<u32>,
+    pub breaks_at_step: Option<String>,
+    pub summary: String,
+    pub duration_ms: u64,
+}
+
+/// `POST /v1/paths` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathDefined {
+    pub info: PathInfo,
+    /// An existing path of that name was replaced.
+    pub replaced: bool,
+    /// Things that will fail when the path runs (unknown agent, probe not
+    /// registered there, parameters its schema refuses): stored anyway,
+    /// since agents come and go.
+    pub warnings: Vec<String>,
+}
+
+/// `GET /v1/trending` query.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrendingQuery {
+    /// Window length (`24h`, `7d`); default 24h.
+    pub window: Option<String>,
+    /// Only this target (agent name).
+    pub target: Option<String>,
+    /// Only probes matching this pattern (`zfs.*`).
+    pub probe: Option<String>,
+    /// At most this many groups per list (default 20).
+    pub limit: Option<u32>,
 }

@@ -415,6 +415,48 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    pub async fn paths(&self) -> Result<Vec<PathInfo>, AdminError> {
+        self.get("/v1/paths").await
+    }
+
+    pub async fn path(&self, name: &str) -> Result<PathInfo, AdminError> {
+        self.get(&format!("/v1/paths/{}", path_segment(name))).await
+    }
+
+    pub async fn define_path(&self, def: &PathDefinition) -> Result<PathDefined, AdminError> {
+        self.post("/v1/paths", def).await
+    }
+
+    pub async fn remove_path(&self, name: &str) -> Result<PathInfo, AdminError> {
+        self.post(&format!("/v1/paths/{}/remove", path_segment(name)), &())
+            .await
+    }
+
+    /// Runs a path as the operator; the report as JSON.
+    pub async fn run_path(&self, name: &str) -> Result<serde_json::Value, AdminError> {
+        self.post(&format!("/v1/paths/{}/run", path_segment(name)), &())
+            .await
+    }
+
+    pub async fn trending(&self, q: &TrendingQuery) -> Result<serde_json::Value, AdminError> {
+        let mut query = Vec::new();
+        for (k, v) in [
+            ("window", &q.window),
+            ("target", &q.target),
+            ("probe", &q.probe),
+        ] {
+            if let Some(v) = v {
+                query.push(format!("{k}={}", path_segment(v)));
+            }
+        }
+        if let Some(l) = q.limit {
+            query.push(format!("limit={l}"));
+        }
+        self.get(&format!("/v1/trending?{}", query.join("&"))).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

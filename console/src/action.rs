@@ -68,6 +68,8 @@ pub enum Action {
     Confirm,
     /// Show a secret outside the full-screen view, for selecting it with the mouse.
     PrintPlain,
+    /// Run the selected thing now (a critical path).
+    Run,
     /// Complete the palette's input with the highlighted suggestion.
     Complete,
     /// Run an integration's test probe.

@@ -21,6 +21,7 @@ use crate::screens::fleet::Fleet;
 use crate::screens::integrations::Integrations;
 use crate::screens::keys::Keys;
 use crate::screens::oauth::OAuthScreen;
+use crate::screens::paths::Paths;
 use crate::screens::permissions::Permissions;
 use crate::screens::tryit::TryIt;
 use crate::screens::{Ctx, Effect, Screen, View};
@@ -81,6 +82,7 @@ pub struct App {
     pub tryit: TryIt,
     pub oauth: OAuthScreen,
     pub integrations: Integrations,
+    pub paths: Paths,
     pub in_flight: HashMap<&'static str, usize>,
     /// Reads sent and not answered yet (the same read is not sent twice).
     reads_in_flight: Vec<Request>,
@@ -105,6 +107,7 @@ macro_rules! screen {
             View::TryIt => &mut $app.tryit,
             View::OAuth => &mut $app.oauth,
             View::Integrations => &mut $app.integrations,
+            View::Paths => &mut $app.paths,
         };
         s
     }};
@@ -137,6 +140,7 @@ impl App {
             tryit: TryIt::default(),
             oauth: OAuthScreen::default(),
             integrations: Integrations::default(),
+            paths: Paths::default(),
             in_flight: HashMap::new(),
             reads_in_flight: Vec::new(),
             last_refresh_ms: None,
@@ -167,6 +171,7 @@ impl App {
             View::TryIt => &self.tryit,
             View::OAuth => &self.oauth,
             View::Integrations => &self.integrations,
+            View::Paths => &self.paths,
         }
     }
 

@@ -34,6 +34,8 @@ pub struct HubData {
     pub oauth_clients: Vec<OAuthClientInfo>,
     pub integrations: Vec<IntegrationInfo>,
     pub metrics: Option<FleetMetrics>,
+    /// Critical paths and their last runs.
+    pub paths: Vec<PathInfo>,
     /// Which lists have been read at least once (labels of [`crate::worker::Request`]).
     pub loaded: BTreeSet<&'static str>,
     /// When the hub last answered.
@@ -83,6 +85,7 @@ impl HubData {
             Reply::OAuthRequests(r) => self.oauth_requests = r.clone(),
             Reply::OAuthClients(c) => self.oauth_clients = c.clone(),
             Reply::Integrations(i) => self.integrations = i.clone(),
+            Reply::Paths(p) => self.paths = p.clone(),
             Reply::Metrics(m) => {
                 self.metrics = Some(merge_metrics(
                     self.metrics.as_ref(),

@@ -171,6 +171,7 @@ const KEYS: Scope = Scope::Screen(View::Keys);
 const TRY: Scope = Scope::Screen(View::TryIt);
 const OAUTH: Scope = Scope::Screen(View::OAuth);
 const INTEG: Scope = Scope::Screen(View::Integrations);
+const PATHS: Scope = Scope::Screen(View::Paths);
 
 /// The key map. Earlier rows win within a scope.
 pub const KEYMAP: &[Binding] = &[
@@ -241,6 +242,28 @@ pub const KEYMAP: &[Binding] = &[
         Action::GoTo(View::Integrations),
         "Integrations (Prometheus, Alertmanager, Proxmox VE, UniFi)",
         None,
+    ),
+    b(
+        G,
+        &[C('0')],
+        Action::GoTo(View::Paths),
+        "Critical paths",
+        None,
+    ),
+    // Critical paths.
+    b(
+        PATHS,
+        &[C('e')],
+        Action::Run,
+        "run the path now (as you; audited)",
+        Some("run"),
+    ),
+    b(
+        PATHS,
+        &[C('x')],
+        Action::Revoke,
+        "remove the path (asks y)",
+        Some("remove"),
     ),
     b(G, &[K(Down), C('j')], Action::Down, "move down", None),
     b(G, &[K(Up), C('k')], Action::Up, "move up", None),

@@ -51,6 +51,11 @@ pub enum Request {
     DenyOAuth(String),
     RevokeOAuthClient(String),
     Probe(ProbeRun),
+    /// Critical paths with their last runs.
+    Paths,
+    /// Run a critical path now (as the operator).
+    RunPath(String),
+    RemovePath(String),
     /// Write a probe result to a new file (never overwrites).
     SaveFile {
         path: String,
@@ -96,6 +101,9 @@ impl Request {
             Request::CreateToken(_) => "create token",
             Request::RevokeToken(_) => "revoke token",
             Request::Probe(_) => "probe",
+            Request::Paths => "paths",
+            Request::RunPath(_) => "run path",
+            Request::RemovePath(_) => "remove path",
             Request::SaveFile { .. } => "save",
         }
     }
@@ -119,6 +127,7 @@ impl Request {
                 | Request::OAuthRequests
                 | Request::OAuthClients
                 | Request::Integrations
+                | Request::Paths
         )
     }
 }
@@ -142,6 +151,7 @@ pub enum Reply {
     OAuthRequests(Vec<OAuthRequestInfo>),
     OAuthClients(Vec<OAuthClientInfo>),
     Integrations(Vec<IntegrationInfo>),
+    Paths(Vec<PathInfo>),
     /// An action succeeded; the text says what happened.
     Done(String),
     KeyCreated(Box<KeyCreated>),
@@ -312,6 +322,18 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
             Reply::Done(format!("revoked token {}", t.label))
         }
         Request::Probe(run) => Reply::Probe(Box::new(client.probe(run).await?)),
+        Request::Paths => Reply::Paths(client.paths().await?),
+        Request::RunPath(name) => {
+            let report = client.run_path(name).await?;
+            Reply::Done(format!(
+                "path {name}: {}",
+                report["summary"].as_str().unwrap_or("ran")
+            ))
+        }
+        Request::RemovePath(name) => {
+            client.remove_path(name).await?;
+            Reply::Done(format!("removed critical path {name}"))
+        }
         Request::SaveFile { path, .. } => {
             return Err(sonde_admin::AdminError::Protocol(format!(
                 "{path}: files are saved locally, not by the hub"

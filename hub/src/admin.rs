@@ -117,6 +117,11 @@ pub fn router(hub: SharedHub) -> Router {
             post(set_integration_credential),
         )
         .route("/v1/integrations/{name}/{action}", post(integration_action))
+        .route("/v1/paths", get(paths).post(define_path))
+        .route("/v1/paths/{name}", get(path))
+        .route("/v1/paths/{name}/remove", post(remove_path))
+        .route("/v1/paths/{name}/run", post(run_path))
+        .route("/v1/trending", get(trending))
         .fallback(|| async {
             ApiError(HubError::NotFound(
                 "no such admin API route; see the sonde_admin::api docs".into(),
@@ -516,5 +521,57 @@ async fn rotate_integration_key(
 ) -> ApiResult<KeyRotated> {
     Ok(Json(
         crate::integrations::admin::rotate_key(&hub, &op.0).await?,
+    ))
+}
+
+async fn paths(State(hub): State<SharedHub>) -> ApiResult<Vec<PathInfo>> {
+    Ok(Json(crate::critical_path::infos(&hub).await?))
+}
+
+async fn path(State(hub): State<SharedHub>, Path(name): Path<String>) -> ApiResult<PathInfo> {
+    Ok(Json(crate::critical_path::get(&hub, &name).await?))
+}
+
+async fn define_path(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Json(def): Json<PathDefinition>,
+) -> ApiResult<PathDefined> {
+    Ok(Json(crate::critical_path::define(&hub, &def, &op.0).await?))
+}
+
+async fn remove_path(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+) -> ApiResult<PathInfo> {
+    Ok(Json(
+        crate::critical_path::remove(&hub, &name, &op.0).await?,
+    ))
+}
+
+async fn run_path(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    let caller = crate::critical_path::Caller::Operator(op.0);
+    Ok(Json(crate::critical_path::run(&hub, &caller, &name).await?))
+}
+
+async fn trending(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Query(q): Query<TrendingQuery>,
+) -> ApiResult<serde_json::Value> {
+    let params = crate::trending::TrendParams::parse(
+        q.window.as_deref(),
+        q.target,
+        q.probe,
+        q.limit.map(u64::from),
+    )?;
+    let caller = crate::critical_path::Caller::Operator(op.0);
+    Ok(Json(
+        crate::trending::summarise(&hub, &caller, &params).await?,
     ))
 }

@@ -76,6 +76,45 @@ pub enum Command {
     Integrations(crate::integrations::commands::IntegrationCommand),
     /// Try Sonde on this machine: a hub with a local agent, ready for an MCP client.
     Demo(DemoArgs),
+    /// Critical paths: named, ordered steps of checks (MCP tool `check_critical_path`).
+    #[command(subcommand)]
+    Paths(PathCommand),
+    /// Probe calls, failures and latency by target and probe over a window,
+    /// biggest changes versus the window before first (MCP tool `trending`).
+    Trending {
+        /// Window length, e.g. 24h, 7d (at most 90d).
+        #[arg(long, default_value = "24h")]
+        window: String,
+        /// Only this target (agent name).
+        #[arg(long)]
+        target: Option<String>,
+        /// Only probes matching this pattern (`zfs.*`).
+        #[arg(long)]
+        probe: Option<String>,
+        /// At most this many groups per list.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PathCommand {
+    /// Define or replace a path from a TOML file (`.json`: JSON; `-`: TOML
+    /// on stdin). See docs/critical-paths.md for the format.
+    Add {
+        file: PathBuf,
+    },
+    List,
+    Show {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
+    /// Run a path now (as the operator); exit status 1 when it breaks.
+    Run {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

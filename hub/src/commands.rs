@@ -29,7 +29,7 @@ pub struct Out {
 }
 
 impl Out {
-    fn print<T: Serialize>(
+    pub(crate) fn print<T: Serialize>(
         &self,
         value: &T,
         human: impl FnOnce(&T) -> String,
@@ -45,13 +45,13 @@ impl Out {
     }
 }
 
-fn client(data: &DataDir) -> AdminClient {
+pub(crate) fn client(data: &DataDir) -> AdminClient {
     AdminClient::for_data_dir(data.root())
 }
 
 /// Runs a mutation through the admin socket, explaining what to do if the
 /// hub is down.
-async fn require_hub<T>(
+pub(crate) async fn require_hub<T>(
     data: &DataDir,
     f: impl AsyncFnOnce(AdminClient) -> Result<T, sonde_admin::AdminError>,
 ) -> anyhow::Result<T> {
@@ -70,7 +70,7 @@ fn offline_store(data: &DataDir) -> anyhow::Result<HubStore> {
         .context("the hub is not running and its database cannot be opened")
 }
 
-fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     let rows: Vec<Vec<String>> = rows
         .into_iter()
@@ -100,7 +100,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-fn ago(ms: Option<i64>) -> String {
+pub(crate) fn ago(ms: Option<i64>) -> String {
     ms.map(|t| format!("{} ago", human_duration_ms(now_ms() - t)))
         .unwrap_or_else(|| "never".into())
 }

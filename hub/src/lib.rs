@@ -15,6 +15,7 @@ pub mod ca;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod critical_path;
 pub mod datadir;
 pub mod demo;
 pub mod durations;
@@ -31,6 +32,7 @@ pub mod probe;
 pub mod rate_limit;
 pub mod serve;
 pub mod store;
+pub mod trending;
 pub mod users;
 
 /// Logs to stderr (journald picks it up under systemd). `RUST_LOG` filters.

@@ -89,6 +89,23 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             sonde_hub::integrations::commands::run(&data, out.json, c).await?
         }
         Command::Demo(args) => sonde_hub::demo::run(args).await?,
+        Command::Paths(c) => {
+            return sonde_hub::critical_path::command::paths(&data, out, c).await;
+        }
+        Command::Trending {
+            window,
+            target,
+            probe,
+            limit,
+        } => {
+            let q = sonde_admin::api::TrendingQuery {
+                window: Some(window),
+                target,
+                probe,
+                limit: Some(limit),
+            };
+            sonde_hub::critical_path::command::trending(&data, out, q).await?
+        }
     }
     Ok(0)
 }

@@ -286,7 +286,10 @@ async fn run_to_end(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubErr
                 _ => "error",
             }
             .into();
+            // The agent's own measure, as for answered calls: trending
+            // reads latency from this detail (crate::trending).
             entry = entry
+                .detail("duration_ms", f.duration_ms)
                 .detail("error_code", f.code.as_str())
                 .detail("error", f.message)
                 .detail(
@@ -324,7 +327,9 @@ async fn run_to_end(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubErr
                 after.as_secs()
             ));
             entry.outcome = "timeout".into();
-            entry = entry.detail("error_code", "timeout");
+            entry = entry
+                .detail("duration_ms", elapsed)
+                .detail("error_code", "timeout");
         }
         Err(e) => {
             result.error_code = Some("unavailable".into());

@@ -41,7 +41,9 @@ async fn every_tool_answers_valid_and_invalid_arguments() {
             "probe",
             "diagnose",
             "health_check",
-            "query_logs"
+            "query_logs",
+            "check_critical_path",
+            "trending"
         ]
     );
 

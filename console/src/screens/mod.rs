@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod integrations;
 pub mod keys;
 pub mod oauth;
+pub mod paths;
 pub mod permissions;
 pub mod tryit;
 
@@ -40,10 +41,11 @@ pub enum View {
     TryIt,
     OAuth,
     Integrations,
+    Paths,
 }
 
 impl View {
-    pub const ALL: [View; 9] = [
+    pub const ALL: [View; 10] = [
         View::Fleet,
         View::Enrollments,
         View::Permissions,
@@ -53,6 +55,7 @@ impl View {
         View::TryIt,
         View::OAuth,
         View::Integrations,
+        View::Paths,
     ];
 
     pub const fn title(self) -> &'static str {
@@ -66,6 +69,7 @@ impl View {
             View::TryIt => "Try it",
             View::OAuth => "OAuth",
             View::Integrations => "Integrations",
+            View::Paths => "Paths",
         }
     }
 
@@ -81,6 +85,7 @@ impl View {
             View::TryIt => "Try",
             View::OAuth => "OAuth",
             View::Integrations => "Integr",
+            View::Paths => "Paths",
         }
     }
 
@@ -96,6 +101,7 @@ impl View {
             View::TryIt => "try",
             View::OAuth => "oauth",
             View::Integrations => "integrations",
+            View::Paths => "paths",
         }
     }
 

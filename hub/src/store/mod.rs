@@ -33,8 +33,10 @@ pub mod keys;
 mod meta;
 pub mod model;
 pub mod oauth;
+pub mod paths;
 mod pool;
 pub mod tokens;
+pub mod trending;
 
 pub use model::*;
 pub use sonde_auditlog::PageQuery;
@@ -70,6 +72,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_integrations",
         include_str!("../../migrations/0006_integrations.sql"),
+    ),
+    (
+        "0007_critical_paths",
+        include_str!("../../migrations/0007_critical_paths.sql"),
     ),
 ];
 

@@ -4,7 +4,8 @@
 //! argument the input schema (and the parser), its `Json<Answer<T>>` return
 //! type the output schema (and the structured content). Families:
 //! [`agents`] (list_agents, agent_overview, list_capabilities), [`probes`]
-//! (probe, diagnose, health_check), [`logs`] (query_logs).
+//! (probe, diagnose, health_check), [`logs`] (query_logs), [`paths`]
+//! (check_critical_path, trending).
 //!
 //! **Adding a tool**: write an `async fn` with `#[tool(description = …,
 //! annotations(…))]` in a family's `#[tool_router]` impl block (or a new
@@ -24,6 +25,7 @@
 
 pub mod agents;
 pub mod logs;
+pub mod paths;
 pub mod probes;
 pub mod reply;
 
@@ -55,6 +57,8 @@ pub const TOOL_ORDER: &[&str] = &[
     "diagnose",
     "health_check",
     "query_logs",
+    "check_critical_path",
+    "trending",
 ];
 
 /// The MCP server for one session.
@@ -72,7 +76,7 @@ impl SondeMcp {
 
     /// Every tool family's routes.
     fn router() -> ToolRouter<SondeMcp> {
-        Self::agent_tools() + Self::probe_tools() + Self::log_tools()
+        Self::agent_tools() + Self::probe_tools() + Self::log_tools() + Self::path_tools()
     }
 }
 
