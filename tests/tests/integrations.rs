@@ -299,13 +299,24 @@ async fn prometheus_and_alertmanager_through_mcp_against_real_servers() {
     let (_, one) = call_tool(&client, "list_capabilities", json!({"agent": "am"})).await;
     assert_eq!(one["agents"].as_array().unwrap().len(), 1);
 
-    // Probes.
-    let (err, r) = call_tool(
-        &client,
-        "probe",
-        json!({"agent": "prom", "probe": "prometheus.query", "params": {"query": "up"}}),
-    )
-    .await;
+    // Probes. Prometheus scrapes every second: the first scrape of the
+    // node exporter may still be on its way (bounded wait).
+    let start = std::time::Instant::now();
+    let (err, r) = loop {
+        let (err, r) = call_tool(
+            &client,
+            "probe",
+            json!({"agent": "prom", "probe": "prometheus.query", "params": {"query": "up"}}),
+        )
+        .await;
+        let scraped = r["data"]["series"]
+            .as_array()
+            .is_some_and(|series| series.iter().any(|s| s["metric"]["job"] == "node"));
+        if err || scraped || start.elapsed() > T {
+            break (err, r);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     assert!(!err, "{r}");
     assert!(
         r["data"]["series"]

@@ -152,7 +152,7 @@ async fn the_mcp_inspector_cli_lists_tools_and_calls_a_probe() {
     assert!(ok, "inspector tools/list failed:\n{stderr}\n{stdout}");
     let listed: Value = serde_json::from_str(&stdout).unwrap();
     let tools = listed["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 7, "{listed}");
+    assert_eq!(tools.len(), 9, "{listed}");
     assert!(tools.iter().all(|t| t["outputSchema"]["type"] == "object"));
     let (ok, stdout, stderr) = node(
         &dir,
@@ -490,7 +490,7 @@ async fn the_stdio_bridge_relays_tools_progress_and_a_probe_with_the_hub_ca_pinn
         "sonde-hub"
     );
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 7);
+    assert_eq!(tools.len(), 9);
     assert!(tools.iter().all(|t| t.output_schema.is_some()));
     let (err, v) = call_tool(
         &client,
@@ -653,7 +653,7 @@ async fn the_mcp_inspector_cli_drives_the_stdio_bridge() {
     let (ok, stdout, stderr) = run(vec!["--method", "tools/list"]).await;
     assert!(ok, "inspector over the bridge failed:\n{stderr}\n{stdout}");
     let listed: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(listed["tools"].as_array().unwrap().len(), 7, "{listed}");
+    assert_eq!(listed["tools"].as_array().unwrap().len(), 9, "{listed}");
     let (ok, stdout, stderr) = run(vec![
         "--method",
         "tools/call",

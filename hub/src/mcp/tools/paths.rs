@@ -44,9 +44,16 @@ pub struct TrendArgs {
     pub limit: Option<u64>,
 }
 
-/// A hub error as a tool failure.
+/// A hub error as a tool failure, with the codes the other tools use.
 fn failure(e: HubError) -> rmcp::model::CallToolResult {
-    tool_error(e.code(), e.to_string())
+    let code = match &e {
+        HubError::Forbidden(_) => "refused",
+        HubError::NotFound(_) => "not_found",
+        HubError::BadRequest(_) => "invalid_params",
+        HubError::Unavailable(_) => "unavailable",
+        _ => "internal",
+    };
+    tool_error(code, e.to_string())
 }
 
 /// The report as a JSON object (both modules answer objects).
