@@ -21,10 +21,8 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Request;
 use hyper::header::{ACCEPT, HOST, HeaderName, HeaderValue, USER_AGENT};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::net::IpAddr;
@@ -134,84 +132,31 @@ static SYSTEM_ROOTS: LazyLock<Arc<RootCertStore>> = LazyLock::new(|| {
     Arc::new(roots)
 });
 
-/// Accepts exactly the pinned certificate; signatures still verified.
-#[derive(Debug)]
-struct PinnedLeaf {
-    sha256: [u8; 32],
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for PinnedLeaf {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let got = Sha256::digest(end_entity.as_ref());
-        if got.as_slice() == self.sha256 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "the server's certificate has SHA-256 {}, not the pinned fingerprint",
-                hex::encode(got)
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
 fn tls_config(trust: &Trust) -> Result<ClientConfig, HttpError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| HttpError::Setup(format!("TLS setup: {e}")))?;
-    let config = match trust {
-        Trust::System => builder
-            .with_root_certificates(SYSTEM_ROOTS.clone())
-            .with_no_client_auth(),
-        Trust::Ca { pem } => {
-            let mut roots = RootCertStore::empty();
-            roots.add_parsable_certificates(parse_pem(pem).map_err(HttpError::Setup)?);
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
+    let setup = |e: rustls::Error| HttpError::Setup(format!("TLS setup: {e}"));
+    let roots = match trust {
+        // The same pinned-certificate check as the proxmox pack's.
         Trust::Fingerprint { sha256 } => {
             let sha256 = parse_fingerprint(sha256).ok_or_else(|| {
                 HttpError::Setup("the pinned fingerprint is not a SHA-256".into())
             })?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedLeaf {
-                    sha256,
-                    algorithms: provider.signature_verification_algorithms,
-                }))
-                .with_no_client_auth()
+            return sonde_packs::http_client::pinned_leaf_config(sha256, "fingerprint")
+                .map_err(setup);
+        }
+        Trust::System => SYSTEM_ROOTS.clone(),
+        Trust::Ca { pem } => {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(parse_pem(pem).map_err(HttpError::Setup)?);
+            Arc::new(roots)
         }
     };
-    Ok(config)
+    Ok(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(setup)?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 fn is_loopback(url: &Url) -> bool {

@@ -16,12 +16,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::Settings;
 use super::pvesh::Answer;
@@ -64,58 +60,6 @@ pub fn is_token_id(id: &str) -> bool {
         && word(realm, b"_-")
         && word(name, b"_-")
         && name.as_bytes()[0].is_ascii_alphabetic()
-}
-
-/// Accepts exactly the server certificate with the pinned fingerprint;
-/// handshake signatures are still verified.
-#[derive(Debug)]
-struct Pinned {
-    sha256: [u8; 32],
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let got = Sha256::digest(end_entity.as_ref());
-        if got.as_slice() == self.sha256 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            let shown: Vec<String> = got.iter().map(|b| format!("{b:02X}")).collect();
-            Err(rustls::Error::General(format!(
-                "the API's certificate has fingerprint {}, not the pinned api_fingerprint",
-                shown.join(":")
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 /// The token secret from its file (the file is refused if it is one of
@@ -170,17 +114,8 @@ fn endpoint(settings: &Settings) -> Result<Endpoint<'static>, ProbeError> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| ProbeError::Failed(format!("cannot resolve {where_}")))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Pinned {
-        sha256: fingerprint,
-        algorithms: provider.signature_verification_algorithms,
-    };
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ProbeError::Failed(format!("TLS setup: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+    let config = http_client::pinned_leaf_config(fingerprint, "api_fingerprint")
+        .map_err(|e| ProbeError::Failed(format!("TLS setup: {e}")))?;
     let server_name = ServerName::try_from(settings.api_host.trim_matches(['[', ']']).to_owned())
         .map_err(|e| ProbeError::Failed(format!("{}: {e}", settings.api_host)))?;
     Ok(Endpoint::Tls {
