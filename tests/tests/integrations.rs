@@ -345,7 +345,16 @@ async fn prometheus_and_alertmanager_through_mcp_against_real_servers() {
         err && r["error"]["code"] == "invalid_params",
         "PromQL is never taken from the caller: {r}"
     );
-    let (err, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.query_range", "params": {"query": "up", "minutes": 5, "step_seconds": 15}})).await;
+    // The range ends at the current whole second: right after the first
+    // scrape it may hold no sample yet (bounded wait).
+    let start = std::time::Instant::now();
+    let (err, r) = loop {
+        let (err, r) = call_tool(&client, "probe", json!({"agent": "prom", "probe": "prometheus.query_range", "params": {"query": "up", "minutes": 5, "step_seconds": 15}})).await;
+        if err || r["data"]["series"][0]["values"].is_array() || start.elapsed() > T {
+            break (err, r);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     assert!(!err, "{r}");
     assert!(r["data"]["series"][0]["values"].is_array(), "{r}");
     // Targets: the dead one is down, a finding.
