@@ -15,6 +15,7 @@ use super::runner::{self, IntegrationCall};
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::mcp::policy::KeyPolicy;
+use crate::mcp::tools::agents::{AgentCapabilities, CategoryInfo, IntegrationBrief, ProbeInfo};
 
 /// The approved integration `name` if the key may see it and no agent has
 /// that name (agents win: the namespace is shared).
@@ -32,66 +33,71 @@ pub fn target(hub: &Hub, policy: &KeyPolicy, name: &str) -> Option<Arc<Instance>
 }
 
 /// Entries for `list_agents`.
-pub fn list_agents(hub: &Hub, policy: &KeyPolicy) -> Vec<Value> {
+pub fn list_agents(hub: &Hub, policy: &KeyPolicy) -> Vec<IntegrationBrief> {
     hub.integrations
         .approved()
         .iter()
         .filter(|i| policy.allows_agent(i.name()))
-        .map(|i| {
-            json!({
-                "name": i.name(),
-                "kind": "integration",
-                "integration": i.kind(),
-                "status": "approved",
-                "description": i.manifest.header.description,
-                "base_url": i.base.origin().ascii_serialization(),
-                "probes": i.manifest.probes.len(),
-            })
+        .map(|i| IntegrationBrief {
+            name: i.name().to_owned(),
+            kind: "integration".into(),
+            integration: i.kind().to_owned(),
+            status: "approved".into(),
+            description: i.manifest.header.description.clone(),
+            base_url: i.base.origin().ascii_serialization(),
+            probes: i.manifest.probes.len(),
         })
         .collect()
 }
 
 /// Entries for `list_capabilities` (all in scope, or `only`).
-pub fn capabilities(hub: &Hub, policy: &KeyPolicy, only: Option<&str>) -> Vec<Value> {
+pub fn capabilities(hub: &Hub, policy: &KeyPolicy, only: Option<&str>) -> Vec<AgentCapabilities> {
     hub.integrations
         .approved()
         .iter()
         .filter(|i| policy.allows_agent(i.name()))
         .filter(|i| only.is_none_or(|n| n == i.name()))
-        .map(|i| {
-            let probes: Vec<Value> = i
+        .map(|i| AgentCapabilities {
+            agent: i.name().to_owned(),
+            kind: Some("integration".into()),
+            integration: Some(i.kind().to_owned()),
+            status: "approved".into(),
+            probes: i
                 .manifest
                 .probes
                 .iter()
                 .filter(|p| policy.allows_probe(&p.name) && policy.allows_capability(CAPABILITY))
-                .map(|p| {
-                    json!({
-                        "name": p.name,
-                        "description": p.description,
-                        "capability": CAPABILITY,
-                        "params": sonde_protocol::schema::object_schema(&p.params),
-                        "output": p.output,
-                        "examples": p.examples,
-                        "timeout_ms": p.timeout_ms,
-                    })
+                .map(|p| ProbeInfo {
+                    name: p.name.clone(),
+                    description: p.description.clone(),
+                    capability: CAPABILITY,
+                    params: sonde_protocol::schema::object_schema(&p.params),
+                    output: p.output.clone(),
+                    examples: p.examples.clone(),
+                    timeout_ms: p.timeout_ms,
                 })
-                .collect();
-            let categories: Vec<Value> = i
+                .collect(),
+            diagnose_categories: i
                 .manifest
                 .runbooks
                 .iter()
-                .filter(|r| r.steps.iter().any(|s| policy.allows_probe(s.probe.as_str())))
-                .map(|r| json!({"category": r.category, "description": r.description, "probes": r.steps.iter().map(|s| s.probe.as_str()).collect::<Vec<_>>()}))
-                .collect();
-            json!({
-                "agent": i.name(),
-                "kind": "integration",
-                "integration": i.kind(),
-                "status": "approved",
-                "probes": probes,
-                "diagnose_categories": categories,
-                "inactive_packs": [],
-            })
+                .filter(|r| {
+                    r.steps
+                        .iter()
+                        .any(|s| policy.allows_probe(s.probe.as_str()))
+                })
+                .map(|r| CategoryInfo {
+                    category: r.category.clone(),
+                    description: r.description.clone(),
+                    probes: r
+                        .steps
+                        .iter()
+                        .map(|s| s.probe.as_str().to_owned())
+                        .collect(),
+                })
+                .collect(),
+            inactive_packs: Vec::new(),
+            sample_data: Map::new(),
         })
         .collect()
 }

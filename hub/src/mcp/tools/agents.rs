@@ -97,34 +97,6 @@ pub struct IntegrationBrief {
     pub probes: usize,
 }
 
-/// What [`crate::integrations::mcp::list_agents`] gives for one integration.
-#[derive(Debug, Deserialize)]
-struct IntegrationEntry {
-    name: String,
-    integration: String,
-    status: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    base_url: String,
-    #[serde(default)]
-    probes: usize,
-}
-
-impl IntegrationEntry {
-    fn brief(self) -> IntegrationBrief {
-        IntegrationBrief {
-            name: self.name,
-            kind: "integration".into(),
-            integration: self.integration,
-            status: self.status,
-            description: self.description,
-            base_url: self.base_url,
-            probes: self.probes,
-        }
-    }
-}
-
 /// `list_agents`'s answer.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AgentList {
@@ -176,7 +148,7 @@ pub struct AgentOverview {
 }
 
 /// A probe as `list_capabilities` shows it.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ProbeInfo {
     /// pack.probe
     pub name: String,
@@ -192,7 +164,7 @@ pub struct ProbeInfo {
 }
 
 /// A diagnose category as `list_capabilities` shows it.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct CategoryInfo {
     pub category: String,
     pub description: String,
@@ -200,7 +172,7 @@ pub struct CategoryInfo {
 }
 
 /// A pack that is not active, and why.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct InactivePack {
     pub pack: String,
     #[schemars(with = "String")]
@@ -209,22 +181,22 @@ pub struct InactivePack {
 }
 
 /// One agent's (or integration's) capabilities for this key.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AgentCapabilities {
     /// The agent, or the integration (see `kind`).
     pub agent: String,
     /// `integration` for a hub-side integration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Which integration (prometheus, proxmox, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub integration: Option<String>,
     pub status: String,
     pub probes: Vec<ProbeInfo>,
     pub diagnose_categories: Vec<CategoryInfo>,
     pub inactive_packs: Vec<InactivePack>,
     /// Pack → what its sample data is, for packs that serve sample data.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[serde(skip_serializing_if = "Map::is_empty")]
     pub sample_data: Map<String, Value>,
 }
 
@@ -274,11 +246,7 @@ impl SondeMcp {
                         packs: a.packs().iter().map(PackBrief::of).collect(),
                     })
                     .collect(),
-                integrations: crate::integrations::mcp::list_agents(&self.hub, &policy)
-                    .into_iter()
-                    .filter_map(|v| serde_json::from_value::<IntegrationEntry>(v).ok())
-                    .map(IntegrationEntry::brief)
-                    .collect(),
+                integrations: crate::integrations::mcp::list_agents(&self.hub, &policy),
             })
             .into(),
         )
@@ -363,11 +331,8 @@ impl SondeMcp {
     ) -> Json<Answer<Capabilities>> {
         Json(
             args.and_then(|args| {
-                let integrations = |only: Option<&str>| -> Vec<AgentCapabilities> {
+                let integrations = |only: Option<&str>| {
                     crate::integrations::mcp::capabilities(&self.hub, &policy, only)
-                        .into_iter()
-                        .filter_map(|v| serde_json::from_value(v).ok())
-                        .collect()
                 };
                 // A hub-side integration under that name (agents win it).
                 if let Some(name) = args.agent.as_deref()

@@ -358,6 +358,57 @@ impl SondeMcp {
     }
 }
 
+impl SondeMcp {
+    /// `probe` on a hub-side integration ([`crate::integrations::mcp`]).
+    async fn integration_probe(
+        &self,
+        scope: &CallScope<'_>,
+        args: ProbeArgs,
+    ) -> Result<ProbeResult, rmcp::model::CallToolResult> {
+        let mut as_map = Map::new();
+        as_map.insert("agent".into(), json!(args.agent));
+        as_map.insert("probe".into(), json!(args.probe));
+        as_map.insert("params".into(), Value::Object(args.params));
+        if let Some(t) = args.timeout_s {
+            as_map.insert("timeout_s".into(), json!(t));
+        }
+        match crate::integrations::mcp::probe(&self.hub, scope.policy, &as_map).await {
+            Some(Ok(v)) => Ok(integration_result(v)),
+            Some(Err(v)) => Err(failed_probe(integration_result(v))),
+            None => Err(tool_error(
+                "not_found",
+                format!("no agent or integration named {:?}", args.agent),
+            )),
+        }
+    }
+
+    /// `diagnose` on a hub-side integration.
+    async fn integration_diagnose(
+        &self,
+        scope: &CallScope<'_>,
+        args: DiagnoseArgs,
+    ) -> Result<DiagnoseReport, rmcp::model::CallToolResult> {
+        let mut as_map = Map::new();
+        as_map.insert("agent".into(), json!(args.agent));
+        as_map.insert("category".into(), json!(args.category));
+        match crate::integrations::mcp::diagnose(&self.hub, scope.policy, &as_map).await {
+            Some(Ok(v)) => serde_json::from_value(v)
+                .map_err(|e| tool_error("internal", format!("integration report: {e}"))),
+            Some(Err(v)) => {
+                let error = integration_result(v).error.unwrap_or_default();
+                Err(tool_error(
+                    error.code.as_deref().unwrap_or("failed"),
+                    error.message.unwrap_or_else(|| "the runbook failed".into()),
+                ))
+            }
+            None => Err(tool_error(
+                "not_found",
+                format!("no agent or integration named {:?}", args.agent),
+            )),
+        }
+    }
+}
+
 /// An integration's probe answer (the same fields as an agent's).
 fn integration_result(v: Value) -> ProbeResult {
     serde_json::from_value(v).unwrap_or_else(|e| ProbeResult {
@@ -396,19 +447,10 @@ impl SondeMcp {
         scope: &CallScope<'_>,
         args: ProbeArgs,
     ) -> Result<ProbeResult, rmcp::model::CallToolResult> {
-        // A hub-side integration under that name (agents win the name).
-        let mut as_map = Map::new();
-        as_map.insert("agent".into(), json!(args.agent));
-        as_map.insert("probe".into(), json!(args.probe));
-        as_map.insert("params".into(), Value::Object(args.params.clone()));
-        if let Some(t) = args.timeout_s {
-            as_map.insert("timeout_s".into(), json!(t));
-        }
-        if let Some(r) = crate::integrations::mcp::probe(&self.hub, scope.policy, &as_map).await {
-            return match r {
-                Ok(v) => Ok(integration_result(v)),
-                Err(v) => Err(failed_probe(integration_result(v))),
-            };
+        // A hub-side integration under that name (agents win the name);
+        // a hash lookup, so agent calls build nothing here.
+        if crate::integrations::mcp::target(&self.hub, scope.policy, &args.agent).is_some() {
+            return self.integration_probe(scope, args).await;
         }
         let agent = self.scoped_agent(scope.policy, &args.agent)?;
         let name = ProbeName::parse(&args.probe)
@@ -629,23 +671,8 @@ impl SondeMcp {
         args: DiagnoseArgs,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<DiagnoseReport, rmcp::model::CallToolResult> {
-        let mut as_map = Map::new();
-        as_map.insert("agent".into(), json!(args.agent));
-        as_map.insert("category".into(), json!(args.category));
-        if let Some(r) = crate::integrations::mcp::diagnose(&self.hub, scope.policy, &as_map).await
-        {
-            return match r {
-                Ok(v) => serde_json::from_value(v)
-                    .map_err(|e| tool_error("internal", format!("integration report: {e}"))),
-                Err(v) => {
-                    let failure = integration_result(v);
-                    let error = failure.error.unwrap_or_default();
-                    Err(tool_error(
-                        error.code.as_deref().unwrap_or("failed"),
-                        error.message.unwrap_or_else(|| "the runbook failed".into()),
-                    ))
-                }
-            };
+        if crate::integrations::mcp::target(&self.hub, scope.policy, &args.agent).is_some() {
+            return self.integration_diagnose(scope, args).await;
         }
         let agent = self.scoped_agent(scope.policy, &args.agent)?;
         let category = args.category;
