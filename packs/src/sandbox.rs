@@ -207,12 +207,66 @@ fn anchor(path: &Path) -> Option<Anchor> {
     })
 }
 
+/// How long opening a mount point may take before the walk goes on
+/// without it. A network or FUSE file system whose server is gone (a dead
+/// NFS share, a wedged FUSE daemon) can block any `stat` beneath it for
+/// ever; the agent must still start.
+const MOUNT_ANSWER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The mount points this thread sees (its own mount namespace), from
+/// `/proc/thread-self/mountinfo`; empty if that cannot be read.
+fn mount_points() -> std::collections::HashSet<PathBuf> {
+    let Ok(text) =
+        crate::bounded::read_file_bounded(Path::new("/proc/thread-self/mountinfo"), 8 << 20)
+    else {
+        return Default::default();
+    };
+    crate::system::disk::parse_mountinfo(&text.bytes)
+        .into_iter()
+        .map(|m| PathBuf::from(OsStr::from_bytes(&m.mount_point)))
+        .collect()
+}
+
+/// [`anchor`] for a mount point, on a helper thread, given up after
+/// [`MOUNT_ANSWER_TIME`]: a mount that does not answer gets no rule (its
+/// contents stay unreadable to probes) and a warning, instead of hanging
+/// the agent. The helper stays blocked in the kernel until the file system
+/// answers or goes away.
+fn anchor_bounded(path: &Path) -> Option<Anchor> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let owned = path.to_owned();
+    std::thread::Builder::new()
+        .name("sandbox-mount".into())
+        .spawn(move || {
+            let _ = tx.send(anchor(&owned));
+        })
+        .ok()?;
+    match rx.recv_timeout(MOUNT_ANSWER_TIME) {
+        Ok(found) => found,
+        Err(_) => {
+            tracing::warn!(
+                mount = %path.display(),
+                "a mounted file system does not answer (a dead network share or FUSE daemon?); \
+                 probes cannot read beneath it until the agent restarts"
+            );
+            None
+        }
+    }
+}
+
 /// Everything readable: the whole tree from `/` except `excluded` (and
 /// except symbolic links, which need no rule: what they point to has its
 /// own). Each entry on the way down to an excluded path is granted, the
-/// excluded path itself is not.
+/// excluded path itself is not. Mount points are opened with a time limit
+/// ([`anchor_bounded`]).
 fn readable_roots(excluded: &[PathBuf]) -> Vec<Anchor> {
-    fn walk(dir: &Path, excluded: &[PathBuf], out: &mut Vec<Anchor>, depth: usize) {
+    fn walk(
+        dir: &Path,
+        excluded: &[PathBuf],
+        mounts: &std::collections::HashSet<PathBuf>,
+        out: &mut Vec<Anchor>,
+        depth: usize,
+    ) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -221,21 +275,27 @@ fn readable_roots(excluded: &[PathBuf]) -> Vec<Anchor> {
             if excluded.contains(&path) {
                 continue;
             }
-            let Ok(kind) = entry.file_type() else {
+            // No `entry.file_type()`: where the directory gives no type
+            // it would `stat` the entry, and a mount point's `stat` is
+            // answered by the mounted file system.
+            let found = if mounts.contains(&path) {
+                anchor_bounded(&path)
+            } else {
+                anchor(&path)
+            };
+            let Some(a) = found else {
                 continue;
             };
-            if kind.is_symlink() {
-                continue;
-            }
-            if kind.is_dir() && depth < 32 && excluded.iter().any(|e| e.starts_with(&path)) {
-                walk(&path, excluded, out, depth + 1);
-            } else if let Some(a) = anchor(&path) {
+            if a.dir && depth < 32 && excluded.iter().any(|e| e.starts_with(&path)) {
+                walk(&path, excluded, mounts, out, depth + 1);
+            } else {
                 out.push(a);
             }
         }
     }
+    let mounts = mount_points();
     let mut out = Vec::new();
-    walk(Path::new("/"), excluded, &mut out, 0);
+    walk(Path::new("/"), excluded, &mounts, &mut out, 0);
     out
 }
 

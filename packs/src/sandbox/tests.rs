@@ -355,3 +355,89 @@ fn read_devices_allow_ioctls_but_never_a_writable_open() {
     assert_eq!(ioctl, Ok(()));
     assert_eq!(write, Err(ErrorKind::PermissionDenied));
 }
+
+/// A mounted file system that never answers (here a FUSE mount whose
+/// daemon never reads its requests; in life a dead NFS share or a wedged
+/// zfs-fuse, which is how this was found) must not hang the walk that
+/// builds the rules: the sandbox is built, the mount gets no rule, and a
+/// path beside it stays hidden. The mount lives in a mount namespace of
+/// the test thread's own, so no other test sees it.
+#[test]
+fn a_mount_that_never_answers_does_not_hang_the_sandbox() {
+    use rustix::mount::{MountFlags, MountPropagationFlags};
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    if !rustix::process::geteuid().is_root() || !Path::new("/dev/fuse").exists() {
+        assert!(
+            std::env::var_os("SONDE_REQUIRE_SANDBOX").is_none(),
+            "SONDE_REQUIRE_SANDBOX is set but this test needs root and /dev/fuse"
+        );
+        eprintln!("skipped: needs root and /dev/fuse");
+        return;
+    }
+    let Some(_) = sandbox_or_skip(Vec::new()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stuck = dir.path().join("stuck");
+    let secret = dir.path().join("secret");
+    std::fs::create_dir(&stuck).unwrap();
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::write(secret.join("key"), "hidden").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let (stuck_t, secret_t) = (stuck.clone(), secret.clone());
+    std::thread::spawn(move || {
+        // SAFETY: unsharing the mount namespace changes only this thread's
+        // view of mounts (and its own fs context, which nothing else in
+        // the thread relies on); threads it starts inherit that view.
+        #[allow(unsafe_code)]
+        unsafe {
+            rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS).unwrap();
+        }
+        rustix::mount::mount_change(
+            "/",
+            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        )
+        .unwrap();
+        let fuse =
+            rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let options = std::ffi::CString::new(format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0",
+            fuse.as_raw_fd()
+        ))
+        .unwrap();
+        rustix::mount::mount(
+            "sonde-test",
+            &stuck_t,
+            "fuse",
+            MountFlags::empty(),
+            options.as_c_str(),
+        )
+        .unwrap();
+        // The mount really does not answer: a stat beneath it blocks.
+        let (stat_tx, stat_rx) = mpsc::channel();
+        let probe = stuck_t.clone();
+        std::thread::spawn(move || {
+            let _ = stat_tx.send(std::fs::metadata(&probe).is_ok());
+        });
+        let answered = stat_rx.recv_timeout(Duration::from_secs(1)).is_ok();
+        let sb = Sandbox::new(vec![secret_t.clone()]);
+        let hidden_read = on_thread(|| {
+            sb.confine_handler(&PackSandbox::default()).unwrap();
+            std::fs::read(secret_t.join("key")).map_err(|e| e.kind())
+        });
+        let _ = tx.send((answered, sb.level(), hidden_read));
+        // Closing the device aborts the connection: blocked threads return.
+        drop(fuse);
+    });
+    let (answered, level, hidden_read) = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("building the sandbox hung on a mount that never answers");
+    assert!(
+        !answered,
+        "the test's FUSE mount answered a stat; the test proves nothing"
+    );
+    assert!(level.is_full(), "{level}");
+    assert_eq!(hidden_read, Err(ErrorKind::PermissionDenied));
+}
