@@ -580,6 +580,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_add_form_files_are_read_into_the_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        std::fs::create_dir(&m).unwrap();
+        std::fs::write(m.join("integration.toml"), "[integration]\n").unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let form = IntegrationAddForm {
+            add: IntegrationAdd {
+                name: "x".into(),
+                base_url: "https://x.lan".into(),
+                ..Default::default()
+            },
+            ca_file: Some(ca.display().to_string()),
+            manifest_dir: Some(m.display().to_string()),
+        };
+        // No signature: refused before the hub is asked, saying how to sign.
+        let e = read_files(&form).await.unwrap_err();
+        assert!(
+            e.contains("integration.sig") && e.contains("sonde-hub integrations sign"),
+            "{e}"
+        );
+        std::fs::write(m.join("integration.sig"), "key = \"k\"\n").unwrap();
+        let add = read_files(&form).await.unwrap();
+        assert_eq!(add.manifest.as_deref(), Some("[integration]\n"));
+        assert_eq!(add.signature.as_deref(), Some("key = \"k\"\n"));
+        assert_eq!(add.ca_pem.as_deref(), Some("-----BEGIN CERTIFICATE-----\n"));
+        assert_eq!(add.name, "x");
+        // Through `execute`: a missing file is a local failure, not "unreachable".
+        let client = AdminClient::for_data_dir(dir.path());
+        let mut bad = form.clone();
+        bad.ca_file = Some(dir.path().join("nope.pem").display().to_string());
+        let r = execute(&client, Request::AddIntegration(Box::new(bad))).await;
+        let f = r.result.unwrap_err();
+        assert!(!f.unreachable && f.message.contains("nope.pem"), "{f:?}");
+    }
+
+    #[tokio::test]
+    async fn a_credential_is_wiped_from_the_request_once_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = AdminClient::for_data_dir(dir.path());
+        let secret = SecretText::new(zeroize::Zeroizing::new("tok-secret".to_owned()));
+        let r = execute(&client, Request::SetCredential("prom".into(), secret)).await;
+        let Request::SetCredential(name, s) = &r.request else {
+            panic!("{r:?}");
+        };
+        assert_eq!(name, "prom");
+        assert!(s.is_empty(), "the answer carries no credential");
+        assert!(r.result.unwrap_err().unreachable);
+    }
+
+    #[tokio::test]
     async fn saving_writes_a_new_file_and_never_replaces_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("result.json").display().to_string();
