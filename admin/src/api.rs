@@ -31,6 +31,7 @@
 //! | GET/POST | `/integrations` | [`IntegrationAdd`] → [`IntegrationInfo`] (pending); GET → `Vec<`[`IntegrationInfo`]`>` |
 //! | POST | `/integrations/{name}/{approve,remove}` | → [`IntegrationInfo`] |
 //! | POST | `/integrations/{name}/credential` | [`CredentialSet`] → [`IntegrationInfo`] (the secret is never returned) |
+//! | POST | `/integrations/{name}/clear-credential` | → [`IntegrationInfo`] (the credential is deleted; refused when none is set) |
 //! | POST | `/integrations/{name}/test` | → [`ProbeRunResult`] (its `test_probe`, audited) |
 //! | POST | `/integrations/rotate-key` | → [`KeyRotated`] (every credential re-sealed under a new key) |
 //! | GET/POST | `/paths` | [`PathDefinition`] → [`PathDefined`] (create or replace); GET → `Vec<`[`PathInfo`]`>` |

@@ -361,7 +361,7 @@ impl AdminClient {
         self.post("/v1/integrations", req).await
     }
 
-    /// `action`: `approve` or `remove`.
+    /// `action`: `approve`, `remove` or `clear-credential`.
     pub async fn integration_action(
         &self,
         name: &str,

@@ -76,4 +76,8 @@ pub enum Action {
     Test,
     /// Re-encrypt the integrations' credentials under a new key.
     RotateKey,
+    /// Set or replace the selected integration's credential (masked input).
+    SetCredential,
+    /// Clear the selected integration's credential.
+    ClearCredential,
 }

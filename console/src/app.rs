@@ -495,6 +495,23 @@ impl App {
                 if f.unreachable {
                     self.data.hub_error = Some(f.message.clone());
                 }
+                // The integration form and the credential input wait for
+                // their answer: a refusal is shown in them, word for word.
+                match (&response.request, &mut self.modal) {
+                    (Request::AddIntegration(_), Some(Modal::IntegrationForm(a))) => {
+                        a.sending = false;
+                        a.error = Some(f.message);
+                        return Vec::new();
+                    }
+                    (Request::SetCredential(name, _), Some(Modal::Credential(c)))
+                        if *name == c.integration =>
+                    {
+                        c.sending = false;
+                        c.error = Some(format!("the hub refused it: {}", f.message));
+                        return Vec::new();
+                    }
+                    _ => {}
+                }
                 self.audit
                     .on_failure(&response.request, &f.message, f.unreachable);
                 self.tryit
@@ -571,6 +588,14 @@ impl App {
             }
             Reply::Probe(_) => effects.extend(self.tryit.on_reply(&response.request, &reply, &ctx)),
             Reply::Done(text) => {
+                match (&response.request, &self.modal) {
+                    (Request::AddIntegration(req), Some(Modal::IntegrationForm(_))) => {
+                        self.modal = None;
+                        self.integrations.selection.select_id(req.add.name.clone());
+                    }
+                    (Request::SetCredential(..), Some(Modal::Credential(_))) => self.modal = None,
+                    _ => {}
+                }
                 effects.push(Effect::Say(text.clone()));
                 let mut out = self.apply(effects);
                 if !matches!(response.request, Request::SaveFile { .. }) {

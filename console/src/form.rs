@@ -295,6 +295,83 @@ pub fn token_form() -> Form {
     ])
 }
 
+/// The built-in integration kinds (`sonde-hub integrations add --kind`).
+pub const INTEGRATION_KINDS: [&str; 4] = ["prometheus", "alertmanager", "proxmox", "unifi"];
+
+/// The "add integration" form: what `sonde-hub integrations add` takes.
+/// The hub checks everything again and its refusal is shown in the form;
+/// these rules only catch typing mistakes early.
+pub fn integration_form() -> Form {
+    build(vec![
+        RawParamSpec {
+            required: true,
+            max_len: Some(64),
+            pattern: Some("[a-z0-9][a-z0-9_-]*".into()),
+            ..field(
+                "name",
+                "string",
+                "What MCP clients pass as the target, e.g. prom or pve1",
+            )
+        },
+        RawParamSpec {
+            values: Some(INTEGRATION_KINDS.iter().map(|k| (*k).into()).collect()),
+            ..field(
+                "kind",
+                "string",
+                "Built-in kind; leave empty for a third-party manifest_dir",
+            )
+        },
+        RawParamSpec {
+            required: true,
+            max_len: Some(2048),
+            pattern: Some("https?://.+".into()),
+            ..field(
+                "base_url",
+                "string",
+                "e.g. http://127.0.0.1:9090 or https://pve1.lan:8006",
+            )
+        },
+        RawParamSpec {
+            max_len: Some(95),
+            pattern: Some("[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31}".into()),
+            ..field(
+                "fingerprint",
+                "string",
+                "TLS pin: the server certificate's SHA-256 (hex, ':' allowed); empty = system roots",
+            )
+        },
+        RawParamSpec {
+            max_len: Some(4096),
+            ..field(
+                "ca_file",
+                "string",
+                "TLS pin: a CA certificate (PEM file on this machine) instead of a fingerprint",
+            )
+        },
+        RawParamSpec {
+            max_len: Some(MAX_INPUT),
+            ..field(
+                "queries",
+                "string",
+                "Prometheus: approved queries, NAME=PROMQL separated by ';'",
+            )
+        },
+        RawParamSpec {
+            max_len: Some(64),
+            pattern: Some("[A-Za-z0-9_-]+".into()),
+            ..field("site", "string", "UniFi: the site id (default `default`)")
+        },
+        RawParamSpec {
+            max_len: Some(4096),
+            ..field(
+                "manifest_dir",
+                "string",
+                "Third-party: directory with integration.toml and integration.sig (signed by a publisher key the hub trusts)",
+            )
+        },
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

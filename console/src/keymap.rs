@@ -30,8 +30,10 @@ pub enum Scope {
     /// A one-line prompt: a filter, tags, a file name, a search.
     Prompt,
     Palette,
-    /// The create-key and create-token forms.
+    /// The create-key and create-token forms, adding an integration.
     Editor,
+    /// Typing a credential: masked, nothing of it is drawn.
+    SecretInput,
 }
 
 impl Scope {
@@ -47,7 +49,8 @@ impl Scope {
             Scope::Reader => "Help, audit entry, verification",
             Scope::Prompt => "A prompt (filter, tags, file name, search)",
             Scope::Palette => "The command palette (:)",
-            Scope::Editor => "Forms (create key / token)",
+            Scope::Editor => "Forms (create key / token, add integration)",
+            Scope::SecretInput => "Typing a credential (masked)",
         }
     }
 
@@ -55,7 +58,7 @@ impl Scope {
     pub fn types_text(self) -> bool {
         matches!(
             self,
-            Scope::Form | Scope::Prompt | Scope::Palette | Scope::Editor
+            Scope::Form | Scope::Prompt | Scope::Palette | Scope::Editor | Scope::SecretInput
         )
     }
 }
@@ -387,6 +390,27 @@ pub const KEYMAP: &[Binding] = &[
         Action::Revoke,
         "remove the integration and its credential (asks y)",
         Some("remove"),
+    ),
+    b(
+        INTEG,
+        &[C('c')],
+        Action::Create,
+        "add an integration (form; a third-party one from its signed manifest directory); it stays pending until approved",
+        Some("add"),
+    ),
+    b(
+        INTEG,
+        &[C('e')],
+        Action::SetCredential,
+        "set or replace the credential (masked: never drawn, copied or kept after sending)",
+        Some("credential"),
+    ),
+    b(
+        INTEG,
+        &[C('E')],
+        Action::ClearCredential,
+        "clear the credential (asks y)",
+        None,
     ),
     b(
         INTEG,
@@ -860,6 +884,26 @@ pub const KEYMAP: &[Binding] = &[
         &[Ctrl('u'), K(Backspace)],
         "clear the field, delete a character",
     ),
+    b(
+        Scope::SecretInput,
+        &[K(Enter)],
+        Action::Enter,
+        "send it to the hub (sealed there; the console keeps nothing of it)",
+        Some("set"),
+    ),
+    b(
+        Scope::SecretInput,
+        &[K(Esc)],
+        Action::Back,
+        "cancel (what was typed is wiped)",
+        Some("cancel"),
+    ),
+    b(Scope::SecretInput, &[Ctrl('c')], Action::Quit, "quit", None),
+    doc(
+        Scope::SecretInput,
+        &[Ctrl('u'), K(Backspace)],
+        "clear, delete a character",
+    ),
 ];
 
 /// The action for `key` in the first scope of `chain` that binds it.
@@ -886,6 +930,7 @@ pub fn help_scopes() -> Vec<Scope> {
         Scope::Prompt,
         Scope::Palette,
         Scope::Editor,
+        Scope::SecretInput,
     ]);
     out
 }

@@ -1,6 +1,8 @@
 //! Overlays drawn over a screen that take the keys while open: help, a
 //! confirmation, a prompt, the command palette, the create forms, a secret
-//! shown once, an audit entry and a chain verification.
+//! shown once, an audit entry and a chain verification; and the
+//! integration form and masked credential input (their state and drawing
+//! live with the Integrations screen).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -139,6 +141,10 @@ pub enum Modal {
         form: Form,
     },
     Secret(Secret),
+    /// Adding an integration (stays open until the hub answers).
+    IntegrationForm(crate::screens::integrations::AddForm),
+    /// Typing an integration's credential (masked).
+    Credential(crate::screens::integrations::CredentialInput),
     AuditEntry {
         seq: u64,
         detail: Option<Box<AuditEntryDetail>>,
@@ -158,7 +164,11 @@ impl Modal {
             Modal::Confirm(_) => Scope::Confirm,
             Modal::Prompt(_) => Scope::Prompt,
             Modal::Palette(_) => Scope::Palette,
-            Modal::KeyForm(_) | Modal::TokenForm(_) | Modal::OAuthForm { .. } => Scope::Editor,
+            Modal::KeyForm(_)
+            | Modal::TokenForm(_)
+            | Modal::OAuthForm { .. }
+            | Modal::IntegrationForm(_) => Scope::Editor,
+            Modal::Credential(_) => Scope::SecretInput,
             Modal::Secret(_) => Scope::Secret,
         }
     }

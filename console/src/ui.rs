@@ -286,6 +286,8 @@ fn draw_modal(f: &mut Frame, area: Rect, app: &App, m: &Modal) {
         Modal::TokenForm(form) => modal::render_form(f, area, form, false, t),
         Modal::OAuthForm { request, form } => modal::render_oauth_form(f, area, request, form, t),
         Modal::Secret(s) => modal::render_secret(f, area, s, t),
+        Modal::IntegrationForm(a) => screens::integrations::render_add_form(f, area, a, t),
+        Modal::Credential(c) => screens::integrations::render_credential(f, area, c, t),
         Modal::AuditEntry {
             seq,
             detail,

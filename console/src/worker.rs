@@ -6,6 +6,49 @@ use sonde_admin::AdminClient;
 use sonde_admin::api::*;
 use std::sync::mpsc;
 
+/// A credential on its way to the hub: wiped from memory when dropped
+/// (and by [`execute`] as soon as it is sent), never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretText(zeroize::Zeroizing<String>);
+
+impl SecretText {
+    /// Takes the typed text as it is (its buffer moves, nothing is copied).
+    pub fn new(text: zeroize::Zeroizing<String>) -> SecretText {
+        SecretText(text)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Zeroes the text now.
+    pub fn wipe(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(<redacted>)")
+    }
+}
+
+/// Adding an integration as the console's form gives it: the request, and
+/// the local files (a CA to pin, a third-party manifest directory) the
+/// worker reads into it — reading files is I/O, kept off the app state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IntegrationAddForm {
+    pub add: IntegrationAdd,
+    /// A PEM file whose CA the integration pins.
+    pub ca_file: Option<String>,
+    /// A directory holding `integration.toml` and `integration.sig`.
+    pub manifest_dir: Option<String>,
+}
+
 /// One thing to ask the hub.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -31,8 +74,11 @@ pub enum Request {
     OAuthRequests,
     OAuthClients,
     Integrations,
-    /// integration, `approve` | `remove` | `test`
+    /// integration, `approve` | `remove` | `test` | `clear-credential`
     IntegrationAction(String, String),
+    AddIntegration(Box<IntegrationAddForm>),
+    /// Set or replace an integration's credential.
+    SetCredential(String, SecretText),
     RotateIntegrationKey,
     RevokeAgent(String),
     AcceptBaseline(String),
@@ -88,6 +134,8 @@ impl Request {
             Request::RevokeOAuthClient(_) => "revoke oauth client",
             Request::Integrations => "integrations",
             Request::IntegrationAction(..) => "integration",
+            Request::AddIntegration(_) => "add integration",
+            Request::SetCredential(..) => "set credential",
             Request::RotateIntegrationKey => "rotate integration key",
             Request::RevokeAgent(_) => "revoke agent",
             Request::AcceptBaseline(_) => "accept baseline",
@@ -176,7 +224,7 @@ pub struct Response {
 
 /// Runs one request against the hub (or, for [`Request::SaveFile`], the
 /// local file system).
-pub async fn execute(client: &AdminClient, request: Request) -> Response {
+pub async fn execute(client: &AdminClient, mut request: Request) -> Response {
     if let Request::SaveFile { path, contents } = &request {
         let result = save(path, contents).await.map_err(|message| Failure {
             message,
@@ -184,11 +232,85 @@ pub async fn execute(client: &AdminClient, request: Request) -> Response {
         });
         return Response { request, result };
     }
-    let result = run(client, &request).await.map_err(|e| Failure {
-        unreachable: e.is_unreachable(),
-        message: e.to_string(),
-    });
+    let result = match &request {
+        Request::AddIntegration(form) => match read_files(form).await {
+            Ok(add) => run_add(client, &add).await,
+            Err(message) => Err(Failure {
+                message,
+                unreachable: false,
+            }),
+        },
+        _ => run(client, &request).await.map_err(|e| Failure {
+            unreachable: e.is_unreachable(),
+            message: e.to_string(),
+        }),
+    };
+    // The credential went to the hub: nothing of it comes back with the
+    // answer.
+    if let Request::SetCredential(_, secret) = &mut request {
+        secret.wipe();
+    }
     Response { request, result }
+}
+
+/// The form's request with the files it names read in.
+async fn read_files(form: &IntegrationAddForm) -> Result<IntegrationAdd, String> {
+    async fn read(path: &std::path::Path, what: &str) -> Result<String, String> {
+        // Bounded: a manifest, a signature and a CA are small text files.
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+        if meta.len() > 1 << 20 {
+            return Err(format!(
+                "{what} {} is {} bytes; at most 1 MiB is read",
+                path.display(),
+                meta.len()
+            ));
+        }
+        tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+    }
+    let mut add = form.add.clone();
+    if let Some(ca) = &form.ca_file {
+        add.ca_pem = Some(read(std::path::Path::new(ca), "the CA file").await?);
+    }
+    if let Some(dir) = &form.manifest_dir {
+        let dir = std::path::Path::new(dir);
+        add.manifest = Some(read(&dir.join("integration.toml"), "the manifest").await?);
+        add.signature = Some(
+            read(&dir.join("integration.sig"), "the publisher signature")
+                .await
+                .map_err(|e| {
+                    format!(
+                        "{e} (sign the manifest with `sonde-hub integrations sign DIR --key KEY`)"
+                    )
+                })?,
+        );
+    }
+    Ok(add)
+}
+
+async fn run_add(client: &AdminClient, add: &IntegrationAdd) -> Result<Reply, Failure> {
+    client
+        .add_integration(add)
+        .await
+        .map(|i| {
+            Reply::Done(format!(
+                "added integration {} ({}): pending — a approves it{}",
+                i.name,
+                i.kind,
+                if i.kind == "prometheus" || i.kind == "alertmanager" {
+                    ""
+                } else {
+                    ", e sets its credential"
+                }
+            ))
+        })
+        .map_err(|e| Failure {
+            unreachable: e.is_unreachable(),
+            message: e.to_string(),
+        })
 }
 
 /// Writes `contents` to a new file at `path` (an existing file is never
@@ -272,9 +394,35 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
         Request::IntegrationAction(name, action) if action == "test" => {
             Reply::Probe(Box::new(client.test_integration(name).await?))
         }
+        Request::IntegrationAction(name, action) if action == "clear-credential" => {
+            let i = client.integration_action(name, action).await?;
+            Reply::Done(format!("cleared the credential of integration {}", i.name))
+        }
         Request::IntegrationAction(name, action) => {
             let i = client.integration_action(name, action).await?;
             Reply::Done(format!("{action}: integration {} ({})", i.name, i.state))
+        }
+        Request::AddIntegration(form) => {
+            // Files are read by `execute`; here only a form without them.
+            return client
+                .add_integration(&form.add)
+                .await
+                .map(|i| Reply::Done(format!("added integration {} (pending)", i.name)));
+        }
+        Request::SetCredential(name, secret) => {
+            let mut body = CredentialSet {
+                secret: secret.expose().to_owned(),
+            };
+            let result = client.set_integration_credential(name, &body).await;
+            zeroize::Zeroize::zeroize(&mut body.secret);
+            let i = result?;
+            Reply::Done(format!(
+                "credential of {} set ({}); it is never shown again",
+                i.name,
+                i.credential
+                    .map(|c| c.fingerprint)
+                    .unwrap_or_else(|| "?".into())
+            ))
         }
         Request::RotateIntegrationKey => {
             let r = client.rotate_integration_key().await?;
@@ -429,6 +577,58 @@ mod tests {
             "{}",
             failure.message
         );
+    }
+
+    #[tokio::test]
+    async fn the_add_form_files_are_read_into_the_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        std::fs::create_dir(&m).unwrap();
+        std::fs::write(m.join("integration.toml"), "[integration]\n").unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let form = IntegrationAddForm {
+            add: IntegrationAdd {
+                name: "x".into(),
+                base_url: "https://x.lan".into(),
+                ..Default::default()
+            },
+            ca_file: Some(ca.display().to_string()),
+            manifest_dir: Some(m.display().to_string()),
+        };
+        // No signature: refused before the hub is asked, saying how to sign.
+        let e = read_files(&form).await.unwrap_err();
+        assert!(
+            e.contains("integration.sig") && e.contains("sonde-hub integrations sign"),
+            "{e}"
+        );
+        std::fs::write(m.join("integration.sig"), "key = \"k\"\n").unwrap();
+        let add = read_files(&form).await.unwrap();
+        assert_eq!(add.manifest.as_deref(), Some("[integration]\n"));
+        assert_eq!(add.signature.as_deref(), Some("key = \"k\"\n"));
+        assert_eq!(add.ca_pem.as_deref(), Some("-----BEGIN CERTIFICATE-----\n"));
+        assert_eq!(add.name, "x");
+        // Through `execute`: a missing file is a local failure, not "unreachable".
+        let client = AdminClient::for_data_dir(dir.path());
+        let mut bad = form.clone();
+        bad.ca_file = Some(dir.path().join("nope.pem").display().to_string());
+        let r = execute(&client, Request::AddIntegration(Box::new(bad))).await;
+        let f = r.result.unwrap_err();
+        assert!(!f.unreachable && f.message.contains("nope.pem"), "{f:?}");
+    }
+
+    #[tokio::test]
+    async fn a_credential_is_wiped_from_the_request_once_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = AdminClient::for_data_dir(dir.path());
+        let secret = SecretText::new(zeroize::Zeroizing::new("tok-secret".to_owned()));
+        let r = execute(&client, Request::SetCredential("prom".into(), secret)).await;
+        let Request::SetCredential(name, s) = &r.request else {
+            panic!("{r:?}");
+        };
+        assert_eq!(name, "prom");
+        assert!(s.is_empty(), "the answer carries no credential");
+        assert!(r.result.unwrap_err().unreachable);
     }
 
     #[tokio::test]

@@ -506,9 +506,10 @@ async fn integration_action(
         "approve" => Json(ia::approve(&hub, &name, &op.0).await?).into_response(),
         "remove" => Json(ia::remove(&hub, &name, &op.0).await?).into_response(),
         "test" => Json(ia::test(&hub, &name, &op.0).await?).into_response(),
+        "clear-credential" => Json(ia::clear_credential(&hub, &name, &op.0).await?).into_response(),
         other => {
             return Err(HubError::NotFound(format!(
-                "no integration action {other:?} (approve, remove, test, credential)"
+                "no integration action {other:?} (approve, remove, test, credential, clear-credential)"
             ))
             .into());
         }

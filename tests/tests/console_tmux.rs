@@ -10,6 +10,11 @@
 //!   and shown plainly for the mouse (one logical line), the audit
 //!   filtered by agent *name*, and the command palette.
 //!
+//! - an integration added from the console's form (a refusal shown in
+//!   it), its credential set through the masked input, approved with its
+//!   confirmation; the hub's list agrees and the secret is nowhere on
+//!   screen, in the audit chain or the logs.
+//!
 //! Skipped (with a message) only when tmux is not installed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -462,6 +467,142 @@ async fn console_approves_a_pack_releases_a_kept_quarantine_copies_a_key_filters
     tmux.keys(&["Enter"]);
     tmux.wait_text("Pack permissions");
 
+    tmux.quit(&err_log);
+    hub.assert_audit_ok();
+}
+
+/// The whole pane history (not only what is on screen now).
+fn history(tmux: &Tmux) -> String {
+    let out = tmux.cmd(&["capture-pane", "-p", "-J", "-S", "-", "-t", "console"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_adds_an_integration_sets_its_credential_masked_and_approves_it() {
+    if !tmux_installed() {
+        skip_unless_ci("tmux is not installed (the console end-to-end test needs it)");
+        return;
+    }
+    let scratch = Scratch::new();
+    let hub = Hub::start(&scratch);
+    let err_log = scratch.path().join("console.err");
+    let tmux = Tmux::start(&hub.data, &err_log);
+    tmux.wait_text("1 Fleet");
+    tmux.keys(&["9"]);
+    tmux.wait_text("c adds one");
+
+    // The add form: exactly what `integrations add` takes.
+    let fill = |name: &str| {
+        tmux.keys(&["c"]);
+        tmux.wait_text("Add an integration");
+        tmux.type_text(name);
+        tmux.keys(&["Tab"]);
+        tmux.type_text("prometheus");
+        tmux.keys(&["Tab"]);
+        tmux.type_text("http://127.0.0.1:9");
+        // fingerprint, ca_file, then queries.
+        tmux.keys(&["Tab", "Tab", "Tab"]);
+        tmux.type_text("node_count=count(up{job=\"node\"})");
+        tmux.wait_text("ready: Enter adds it");
+        tmux.keys(&["Enter"]);
+    };
+    fill("prom-e2e");
+    tmux.wait_text("added integration prom-e2e");
+    tmux.wait_screen("prom-e2e pending", |s| {
+        s.lines()
+            .any(|l| l.contains("prom-e2e") && l.contains("pending"))
+    });
+    // The same name again: the hub's refusal, word for word, in the form.
+    fill("prom-e2e");
+    tmux.wait_text("the hub refused it: integration \"prom-e2e\" exists");
+    tmux.keys(&["Escape"]);
+    tmux.wait_text("cancelled: nothing was added");
+
+    // The credential: typed into a masked input, never drawn.
+    let secret = "Zq9-e2e-bearer-Xv7Lw3Kp";
+    tmux.keys(&["e"]);
+    tmux.wait_text("Credential of prom-e2e");
+    tmux.type_text(secret);
+    tmux.wait_text(&format!("{} character(s) typed, not shown", secret.len()));
+    let screen = tmux.capture();
+    assert!(
+        !screen.contains(secret) && !screen.contains("Xv7Lw3Kp"),
+        "{screen}"
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("credential of prom-e2e set");
+    tmux.wait_screen("the credential's fingerprint", |s| {
+        s.lines()
+            .any(|l| l.contains("prom-e2e") && l.contains("fp:"))
+    });
+
+    // Approve: shows what it reaches, asks y.
+    tmux.keys(&["a"]);
+    tmux.wait_text("Approve integration prom-e2e (prometheus)?");
+    tmux.keys(&["y"]);
+    tmux.wait_screen("prom-e2e approved", |s| {
+        s.lines()
+            .any(|l| l.contains("prom-e2e") && l.contains("approved"))
+    });
+
+    // The hub agrees.
+    let listed = hub.cli_json(&["integrations", "list"]);
+    let list = listed.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{listed}");
+    let i = &list[0];
+    assert_eq!(i["name"], "prom-e2e", "{i}");
+    assert_eq!(i["kind"], "prometheus", "{i}");
+    assert_eq!(i["state"], "approved", "{i}");
+    assert_eq!(i["base_url"], "http://127.0.0.1:9/", "{i}");
+    assert_eq!(
+        i["settings"]["queries"]["node_count"], "count(up{job=\"node\"})",
+        "{i}"
+    );
+    assert!(
+        i["credential"]["fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("fp:")),
+        "{i}"
+    );
+    assert_eq!(i["credential"]["set_by"], i["created_by"], "{i}");
+    for action in [
+        "integration.added",
+        "integration.credential_set",
+        "integration.approved",
+    ] {
+        assert_eq!(hub.audit_actions(action).len(), 1, "{action}");
+    }
+
+    // Nowhere: the whole pane history, the audit chain, the hub's log,
+    // the console's stderr, the database.
+    assert!(!history(&tmux).contains(secret));
+    assert!(
+        !serde_json::to_string(&hub.audit_entries())
+            .unwrap()
+            .contains(secret)
+    );
+    assert!(!hub.log_text().contains(secret));
+    assert!(
+        !std::fs::read_to_string(&err_log)
+            .unwrap_or_default()
+            .contains(secret)
+    );
+    for f in ["hub.db", "hub.db-wal"] {
+        let bytes = std::fs::read(hub.data.join(f)).unwrap_or_default();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{f} holds the credential"
+        );
+    }
+
+    // Clearing asks first.
+    tmux.keys(&["E"]);
+    tmux.wait_text("Clear the credential of prom-e2e?");
+    tmux.keys(&["y"]);
+    tmux.wait_text("cleared the credential of integration prom-e2e");
+    let listed = hub.cli_json(&["integrations", "list"]);
+    assert!(listed[0]["credential"].is_null(), "{listed}");
+    assert_eq!(hub.audit_actions("integration.credential_cleared").len(), 1);
     tmux.quit(&err_log);
     hub.assert_audit_ok();
 }

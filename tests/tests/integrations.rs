@@ -895,3 +895,302 @@ impl OutputWithStdin for Command {
         c.wait_with_output().unwrap()
     }
 }
+
+/// A third-party integration as a publisher would write it: Prometheus'
+/// build information and one label's values (a parameter filling one
+/// path segment), with a runbook.
+const THIRD_PARTY: &str = r#"# A publisher's read-only view of a Prometheus server.
+[integration]
+name = "promstatus"
+version = "0.1.0"
+description = "Prometheus server status (third-party, signed): build information and label values."
+auth = "none"
+test_probe = "buildinfo"
+
+[[probes]]
+name = "buildinfo"
+description = "The server's version and build."
+output = "version, revision, goVersion"
+path = "/api/v1/status/buildinfo"
+select = "/data"
+fields = ["version", "revision", "goVersion"]
+timeout_ms = 10000
+
+[[probes]]
+name = "label_values"
+description = "Every value one label takes across the stored series."
+output = "items: the values"
+path = "/api/v1/label/{label}/values"
+select = "/data"
+max_items = 200
+[[probes.params]]
+name = "label"
+type = "string"
+required = true
+pattern = "[a-zA-Z_][a-zA-Z0-9_]{0,63}"
+description = "Label name, e.g. job"
+
+[[runbooks]]
+category = "promstatus"
+description = "Which Prometheus is this, and which jobs does it scrape."
+steps = [
+    { probe = "promstatus.buildinfo" },
+    { probe = "promstatus.label_values", params = { label = "job" } },
+]
+"#;
+
+/// A publisher key made with `sonde-agent packs keygen` (run as the
+/// agent's user, as a publisher would): (secret key file, public key).
+fn publisher_key(scratch: &Scratch, name: &str) -> (std::path::PathBuf, String) {
+    let agent = Agent::new(scratch, name, "");
+    let key = agent.dir.join("publisher.key");
+    let out = agent.output(&["packs", "keygen", key.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (key, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Writes `DIR/integration.toml` and signs it with `sonde-hub integrations sign`.
+fn signed_manifest(hub: &Hub, dir: &Path, text: &str, key: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("integration.toml"), text).unwrap();
+    let signed = hub.cli_json(&[
+        "integrations",
+        "sign",
+        dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(signed["integration"], "promstatus", "{signed}");
+}
+
+/// `integrations add NAME --url URL --manifest DIR/… --signature DIR/…`.
+fn add_third_party(hub: &Hub, name: &str, url: &str, dir: &Path) -> std::process::Output {
+    hub.cli(&[
+        "--json",
+        "integrations",
+        "add",
+        name,
+        "--url",
+        url,
+        "--manifest",
+        dir.join("integration.toml").to_str().unwrap(),
+        "--signature",
+        dir.join("integration.sig").to_str().unwrap(),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_third_party_integration_through_mcp_and_bad_signatures_refused() {
+    let scratch = Scratch::new();
+    let Some(stack) = start_stack(scratch.path()).await else {
+        return;
+    };
+    let (key, public) = publisher_key(&scratch, "publisher");
+    let (stranger_key, _) = publisher_key(&scratch, "stranger");
+    let hub = Hub::start_with(
+        &scratch,
+        &format!("[integrations]\npublisher_keys = [\"{public}\"]\n"),
+    );
+    let dir = scratch.path().join("promstatus");
+    signed_manifest(&hub, &dir, THIRD_PARTY, &key);
+
+    // Refused, each with its reason, and nothing stored.
+    let refused = |out: std::process::Output, why: &str| {
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "accepted: {why}");
+        assert!(text.contains(why), "{why:?} not in: {text}");
+    };
+    // Unsigned (the admin API; the CLI demands --signature with --manifest).
+    let unsigned = hub
+        .admin()
+        .add_integration(&sonde_admin::api::IntegrationAdd {
+            name: "unsigned".into(),
+            base_url: stack.prometheus.clone(),
+            manifest: Some(THIRD_PARTY.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        unsigned
+            .to_string()
+            .contains("must be signed by a publisher key in [integrations] publisher_keys"),
+        "{unsigned}"
+    );
+    // Signed by a key the hub does not trust.
+    let stranger = scratch.path().join("stranger-signed");
+    signed_manifest(&hub, &stranger, THIRD_PARTY, &stranger_key);
+    refused(
+        add_third_party(&hub, "stranger", &stack.prometheus, &stranger),
+        "which is not a trusted publisher key (add it to [integrations] publisher_keys",
+    );
+    // Modified after signing: a probe pointed elsewhere, the old signature kept.
+    let tampered = scratch.path().join("tampered");
+    std::fs::create_dir_all(&tampered).unwrap();
+    std::fs::write(
+        tampered.join("integration.toml"),
+        THIRD_PARTY.replace("/api/v1/status/buildinfo", "/api/v1/status/config"),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.join("integration.sig"),
+        tampered.join("integration.sig"),
+    )
+    .unwrap();
+    refused(
+        add_third_party(&hub, "tampered", &stack.prometheus, &tampered),
+        "integration.toml was modified after it was signed",
+    );
+    // Even a comment changes what was signed.
+    std::fs::write(
+        tampered.join("integration.toml"),
+        format!("{THIRD_PARTY}# one more line\n"),
+    )
+    .unwrap();
+    refused(
+        add_third_party(&hub, "tampered", &stack.prometheus, &tampered),
+        "modified after it was signed",
+    );
+    // Not a signature at all.
+    std::fs::write(tampered.join("integration.sig"), "not a signature").unwrap();
+    refused(
+        add_third_party(&hub, "tampered", &stack.prometheus, &tampered),
+        "integration.sig is not valid",
+    );
+    // A third-party manifest cannot take a built-in kind's name.
+    let builtin_name = scratch.path().join("builtin-name");
+    std::fs::create_dir_all(&builtin_name).unwrap();
+    std::fs::write(
+        builtin_name.join("integration.toml"),
+        THIRD_PARTY.replace("\"promstatus", "\"prometheus"),
+    )
+    .unwrap();
+    let out = hub.cli(&[
+        "integrations",
+        "sign",
+        builtin_name.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    refused(
+        add_third_party(&hub, "fake-prom", &stack.prometheus, &builtin_name),
+        "cannot take the built-in name \"prometheus\"",
+    );
+    let listed = hub.cli_json(&["integrations", "list"]);
+    assert_eq!(listed, json!([]), "nothing refused is stored");
+    assert!(hub.audit_actions("integration.added").is_empty());
+
+    // The signed one: added pending, invisible to MCP clients until approved.
+    let out = add_third_party(&hub, "prom-status", &stack.prometheus, &dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(added["state"], "pending", "{added}");
+    assert_eq!(added["signed"], true, "{added}");
+    assert_eq!(added["builtin"], false, "{added}");
+    assert_eq!(added["kind"], "promstatus", "{added}");
+    let key = hub.api_key(&["--name", "claude"]);
+    let client = mcp_client(&hub, &key).await.unwrap();
+    let (err, r) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "prom-status", "probe": "promstatus.buildinfo"}),
+    )
+    .await;
+    assert!(err, "pending: not a target yet: {r}");
+    let tested = hub.cli_json(&["integrations", "test", "prom-status"]);
+    assert_eq!(tested["ok"], true, "{tested}");
+    hub.cli_ok(&["integrations", "approve", "prom-status"]);
+
+    // Through MCP with rmcp's client.
+    let (_, caps) = call_tool(
+        &client,
+        "list_capabilities",
+        json!({"agent": "prom-status"}),
+    )
+    .await;
+    let probes: Vec<&str> = caps["agents"][0]["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        probes,
+        ["promstatus.buildinfo", "promstatus.label_values"],
+        "{caps}"
+    );
+    let (err, r) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "prom-status", "probe": "promstatus.buildinfo"}),
+    )
+    .await;
+    assert!(!err, "{r}");
+    let version = r["data"]["version"].as_str().unwrap_or_default();
+    assert!(
+        version.split('.').count() >= 2,
+        "Prometheus' own version, projected: {r}"
+    );
+    assert!(
+        r["data"].get("branch").is_none(),
+        "only the listed fields: {r}"
+    );
+    let seq = r["audit_seq"].as_u64().unwrap();
+    // Prometheus scrapes every second: `job` holds `node` once it has.
+    let ok = wait_for(T, || async {
+        let (err, r) = call_tool(
+            &client,
+            "probe",
+            json!({"agent": "prom-status", "probe": "promstatus.label_values", "params": {"label": "job"}}),
+        )
+        .await;
+        !err && r["data"].to_string().contains("\"node\"")
+    })
+    .await;
+    assert!(ok, "label values through the third-party probe");
+    // A parameter fills one path segment and nothing else.
+    let (err, r) = call_tool(
+        &client,
+        "probe",
+        json!({"agent": "prom-status", "probe": "promstatus.label_values", "params": {"label": "../../status/config"}}),
+    )
+    .await;
+    assert!(err && r["error"]["code"] == "invalid_params", "{r}");
+    let (err, d) = call_tool(
+        &client,
+        "diagnose",
+        json!({"agent": "prom-status", "category": "promstatus"}),
+    )
+    .await;
+    assert!(!err && d["summary"]["failed"] == 0, "{d}");
+
+    // Audited like any probe: target the integration, the caller's key.
+    let entries: Vec<Value> = hub
+        .audit_actions("probe")
+        .into_iter()
+        .filter(|e| e["agent"] == "prom-status")
+        .collect();
+    let call = entries
+        .iter()
+        .find(|e| e["seq"].as_u64() == Some(seq))
+        .unwrap_or_else(|| panic!("no audit entry #{seq}: {entries:?}"));
+    assert_eq!(call["probe"], "promstatus.buildinfo", "{call}");
+    assert_eq!(call["outcome"], "ok", "{call}");
+    let added = hub.audit_actions("integration.added");
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(added[0]["detail"]["signed"], true, "{added:?}");
+    hub.assert_audit_ok();
+}

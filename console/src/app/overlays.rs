@@ -123,6 +123,86 @@ impl App {
                     Vec::new()
                 }
             },
+            Modal::IntegrationForm(mut a) => {
+                let effects = match action {
+                    Some(Action::Back) => {
+                        return vec![Effect::Say("cancelled: nothing was added".into())];
+                    }
+                    Some(Action::Quit) => {
+                        self.quit = true;
+                        return Vec::new();
+                    }
+                    Some(Action::Down) => {
+                        a.form.next();
+                        Vec::new()
+                    }
+                    Some(Action::Up) => {
+                        a.form.prev();
+                        Vec::new()
+                    }
+                    // One attempt at a time: the answer comes to this form.
+                    Some(Action::Enter) if a.sending => Vec::new(),
+                    Some(Action::Enter) => match crate::screens::integrations::add_request(&a.form)
+                    {
+                        Ok(request) => {
+                            a.sending = true;
+                            a.error = None;
+                            vec![Effect::Send(Request::AddIntegration(Box::new(request)))]
+                        }
+                        Err(e) => vec![Effect::Complain(e)],
+                    },
+                    _ => {
+                        if !a.sending && type_in_form(&mut a.form, &key) {
+                            a.error = None;
+                        }
+                        Vec::new()
+                    }
+                };
+                self.modal = Some(Modal::IntegrationForm(a));
+                effects
+            }
+            Modal::Credential(mut c) => {
+                let effects = match action {
+                    Some(Action::Back) => {
+                        // Dropping the input zeroes it.
+                        return vec![Effect::Say(
+                            "cancelled: the credential was not changed".into(),
+                        )];
+                    }
+                    Some(Action::Quit) => {
+                        self.quit = true;
+                        return Vec::new();
+                    }
+                    Some(Action::Enter) if c.sending => Vec::new(),
+                    Some(Action::Enter) => match c.take_request() {
+                        Ok(request) => {
+                            c.sending = true;
+                            c.error = None;
+                            vec![Effect::Send(request)]
+                        }
+                        Err(e) => {
+                            c.error = Some(e);
+                            Vec::new()
+                        }
+                    },
+                    _ if c.sending => Vec::new(),
+                    _ => {
+                        match key.code {
+                            KeyCode::Backspace => c.backspace(),
+                            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                                c.clear()
+                            }
+                            KeyCode::Char(ch) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                                c.push(ch);
+                            }
+                            _ => {}
+                        }
+                        Vec::new()
+                    }
+                };
+                self.modal = Some(Modal::Credential(c));
+                effects
+            }
             Modal::Secret(mut s) => {
                 let mut effects = Vec::new();
                 match action {
@@ -231,16 +311,7 @@ impl App {
                 }
             },
             _ => {
-                match key.code {
-                    KeyCode::Backspace => f.backspace(),
-                    KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        f.clear_field()
-                    }
-                    KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        f.type_char(c)
-                    }
-                    _ => {}
-                }
+                type_in_form(f, key);
                 None
             }
         }
@@ -435,6 +506,18 @@ impl App {
             notes,
         }
     }
+}
+
+/// Backspace, Ctrl-U and printable characters in a form's focused field;
+/// `true` when the key edited it.
+fn type_in_form(f: &mut Form, key: &KeyEvent) -> bool {
+    match key.code {
+        KeyCode::Backspace => f.backspace(),
+        KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => f.clear_field(),
+        KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => f.type_char(c),
+        _ => return false,
+    }
+    true
 }
 
 fn or_all(v: &[String]) -> String {

@@ -83,15 +83,37 @@ pub fn list(hub: &Hub) -> Vec<IntegrationInfo> {
 /// Checks a third-party manifest's signature against the configured
 /// publisher keys (the same signature format and check as packs).
 fn verify_signature(hub: &Hub, manifest: &Manifest, signature: &str) -> Result<(), HubError> {
-    let sig = PackSignature::parse(signature).map_err(|e| HubError::BadRequest(e.to_string()))?;
+    let sig = PackSignature::parse(signature).map_err(|e| {
+        let why = match e {
+            sonde_packs::signing::SignatureError::Format(why) => why,
+            other => other.to_string(),
+        };
+        HubError::BadRequest(format!(
+            "integration.sig is not valid (expected `key = \"ed25519:…\"` and `signature = \"…hex…\"`, as `sonde-hub integrations sign` writes it): {why}"
+        ))
+    })?;
     let mut trusted = Vec::new();
     for k in &hub.config.integrations.publisher_keys {
         trusted.push(sonde_protocol::keys::decode_public_key(k).map_err(|e| {
             HubError::BadRequest(format!("[integrations] publisher_keys: {k:?}: {e}"))
         })?);
     }
-    sig.verify(&manifest.sha256, &trusted)
-        .map_err(|e| HubError::Forbidden(format!("third-party integration manifest refused: {e}")))
+    sig.verify(&manifest.sha256, &trusted).map_err(|e| {
+        use sonde_packs::signing::SignatureError as S;
+        // The pack wording names pack.sig and the agent's config; say what
+        // an operator adding an integration must look at instead.
+        let why = match e {
+            S::Format(why) => format!("integration.sig is not valid: {why}"),
+            S::UntrustedKey { key } if trusted.is_empty() => format!(
+                "signed by {key}, but the hub trusts no publisher key ([integrations] publisher_keys in hub.toml is empty; add this key there and restart the hub if you trust its publisher)"
+            ),
+            S::UntrustedKey { key } => format!(
+                "signed by {key}, which is not a trusted publisher key (add it to [integrations] publisher_keys in hub.toml and restart the hub if you trust its publisher)"
+            ),
+            S::BadSignature => "the signature does not match the manifest: integration.toml was modified after it was signed (sha256 of what was given: {sha})".replace("{sha}", &manifest.sha256.to_hex()),
+        };
+        HubError::Forbidden(format!("third-party integration {:?} refused: {why}", manifest.kind()))
+    })
 }
 
 pub async fn add(hub: &Hub, req: IntegrationAdd, by: &str) -> Result<IntegrationInfo, HubError> {
@@ -259,6 +281,19 @@ pub async fn set_credential(
             set_by: by.to_owned(),
         })
         .await?;
+    hub.integrations.reload(&hub.store).await?;
+    Ok(info(by_name(hub, name)?.as_ref()))
+}
+
+/// Clears an integration's credential (it then calls its API without one).
+pub async fn clear_credential(
+    hub: &Hub,
+    name: &str,
+    by: &str,
+) -> Result<IntegrationInfo, HubError> {
+    by_name(hub, name)?;
+    let _guard = hub.integrations.ops.lock().await;
+    hub.store.clear_integration_credential(name, by).await?;
     hub.integrations.reload(&hub.store).await?;
     Ok(info(by_name(hub, name)?.as_ref()))
 }

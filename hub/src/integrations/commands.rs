@@ -58,6 +58,8 @@ pub enum IntegrationCommand {
         #[arg(long)]
         from_file: Option<PathBuf>,
     },
+    /// Delete the credential (the integration stays, calling without one).
+    ClearCredential { name: String },
     /// Remove an integration and its credential.
     Remove { name: String },
     /// Re-encrypt every credential under a new vault key.
@@ -216,6 +218,13 @@ pub async fn run(data: &DataDir, json_out: bool, cmd: IntegrationCommand) -> any
         IntegrationCommand::Remove { name } => {
             let i = hub(data, async |c| c.integration_action(&name, "remove").await).await?;
             print(json_out, &i, |i| format!("Removed: {}", line(i)))
+        }
+        IntegrationCommand::ClearCredential { name } => {
+            let i = hub(data, async |c| {
+                c.integration_action(&name, "clear-credential").await
+            })
+            .await?;
+            print(json_out, &i, |i| format!("Credential cleared: {}", line(i)))
         }
         IntegrationCommand::Test { name } => {
             let r = hub(data, async |c| c.test_integration(&name).await).await?;

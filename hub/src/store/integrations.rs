@@ -209,6 +209,36 @@ impl HubStore {
         Ok(())
     }
 
+    /// Clears an integration's credential (`integration.credential_cleared`,
+    /// with the fingerprint of what was removed). Refused when none is set,
+    /// so the audit never records a clear that removed nothing.
+    pub async fn clear_integration_credential(&self, name: &str, by: &str) -> Result<String> {
+        let (name, by) = (name.to_owned(), by.to_owned());
+        let (fingerprint, _) = self
+            .commit(move |c| {
+                find(c, &name)?;
+                let fingerprint: Option<String> = c
+                    .prepare_cached(
+                        "SELECT fingerprint FROM integration_credentials WHERE integration = ?1",
+                    )?
+                    .query_row([&name], |r| r.get(0))
+                    .optional()?;
+                let Some(fingerprint) = fingerprint else {
+                    return Err(StoreError::NotFound(format!(
+                        "integration {name:?} has no credential to clear"
+                    )));
+                };
+                c.prepare_cached("DELETE FROM integration_credentials WHERE integration = ?1")?
+                    .execute([&name])?;
+                let entry = NewEntry::new(by, "integration.credential_cleared", "ok")
+                    .detail("integration", name.clone())
+                    .detail("fingerprint", fingerprint.clone());
+                Ok(Audited::new(fingerprint, entry))
+            })
+            .await?;
+        Ok(fingerprint)
+    }
+
     pub async fn integration_credentials(&self) -> Result<Vec<CredentialRecord>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -297,6 +327,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.integration_credentials().await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .clear_integration_credential("prom", "operator:a")
+                .await
+                .unwrap(),
+            "fp:1"
+        );
+        assert!(store.integration_credentials().await.unwrap().is_empty());
+        let again = store
+            .clear_integration_credential("prom", "operator:a")
+            .await
+            .unwrap_err();
+        assert!(again.to_string().contains("no credential"), "{again}");
         store
             .remove_integration("prom", "operator:a")
             .await
