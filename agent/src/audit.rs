@@ -138,7 +138,7 @@ mod tests {
         let audit = LocalAudit::open(&dir.path().join("audit.db"), key.clone()).unwrap();
         for i in 0..(CHECKPOINT_EVERY + 5) {
             audit
-                .append(NewEntry::new("local:test", "probe.ran", "ok").detail("i", i))
+                .append(NewEntry::new("local:test", AuditAction::ProbeRan, "ok").detail("i", i))
                 .unwrap();
         }
         let report = audit.verify().unwrap().unwrap();
@@ -153,7 +153,7 @@ mod tests {
         drop(audit);
         let ro = LocalAudit::open_read_only(&dir.path().join("audit.db"), key).unwrap();
         assert_eq!(ro.verify().unwrap().unwrap().checkpoints_verified, 2);
-        assert!(ro.append(NewEntry::new("x", "y", "ok")).is_err());
+        assert!(ro.append(NewEntry::new("x", AuditAction::ProbeRan, "ok")).is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +171,7 @@ mod tests {
                     for i in 0..25 {
                         let e = audit
                             .append_async(
-                                NewEntry::new("hub", "probe.ran", "ok").detail("i", t * 100 + i),
+                                NewEntry::new("hub", AuditAction::ProbeRan, "ok").detail("i", t * 100 + i),
                             )
                             .await
                             .unwrap();

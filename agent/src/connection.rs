@@ -14,7 +14,7 @@
 //! rejected frame is recorded in the local audit chain and reported back.
 
 use futures_util::{SinkExt, StreamExt};
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::envelope::{
     self, EnvelopeSigner, Kind, Nonce, PeerVerifier, SessionBinding, VerifyPolicy,
 };
@@ -416,7 +416,7 @@ fn store_renewed(runtime: &Runtime, issued: &CertIssued, key: &rcgen::KeyPair) {
             let _ = std::fs::remove_file(runtime.data.cert());
             let _ = std::fs::remove_file(runtime.data.tls_key());
             runtime.record_event(
-                NewEntry::new("hub", "certificate.renewed", "ok")
+                NewEntry::new("hub", AuditAction::CertificateRenewed, "ok")
                     .agent(runtime.agent_id())
                     .detail("expires_at_ms", issued.expires_at_ms),
             );
@@ -433,7 +433,7 @@ fn apply_grants(runtime: &Runtime, grants: Vec<PackGrant>) {
     if let Err(e) = runtime.apply_grants(grants) {
         tracing::error!(error = %e, "refused a grants update from the hub");
         runtime.record_event(
-            NewEntry::new("hub", "grants.rejected", "refused")
+            NewEntry::new("hub", AuditAction::GrantsRejected, "refused")
                 .agent(runtime.agent_id())
                 .detail("reason", e),
         );
@@ -447,7 +447,7 @@ fn audit_rejection(runtime: &Runtime, frame: &[u8], e: &sonde_protocol::VerifyEr
         .map(|d| d.envelope.kind.to_string())
         .unwrap_or_default();
     runtime.record_event(
-        NewEntry::new("hub", "envelope.rejected", "refused")
+        NewEntry::new("hub", AuditAction::EnvelopeRejected, "refused")
             .agent(runtime.agent_id())
             .detail("code", e.code())
             .detail("reason", e.to_string())

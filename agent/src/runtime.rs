@@ -21,7 +21,7 @@ use sonde_packs::requirements::Identity;
 use sonde_packs::sandbox::{PackSandbox, Sandbox, SandboxLevel};
 use sonde_packs::scrub::Scrubber;
 use sonde_packs::secrets::{ProtectedFiles, SecretGuard};
-use sonde_protocol::audit::{ChainHead, NewEntry};
+use sonde_protocol::audit::{AuditAction, ChainHead, NewEntry};
 use sonde_protocol::messages::{
     AgentHello, PackGrant, PackReport, PackState, ProbeErrorCode, ProbeSummary,
 };
@@ -304,7 +304,7 @@ impl Runtime {
                 .unwrap_or(false);
             if new {
                 tracing::warn!(pack = %p.name, reason = %p.missing.join("; "), "refused a pack");
-                let entry = NewEntry::new("agent", "pack.refused", "refused")
+                let entry = NewEntry::new("agent", AuditAction::PackRefused, "refused")
                     .agent(self.agent_id())
                     .detail("pack", p.name.clone())
                     .detail("manifest_sha256", p.manifest_sha256.to_hex())
@@ -471,7 +471,7 @@ impl Runtime {
         let Some(trouble) = trouble else {
             return Ok(());
         };
-        let entry = NewEntry::new("agent", "audit.recovered", "ok")
+        let entry = NewEntry::new("agent", AuditAction::AuditRecovered, "ok")
             .agent(self.agent_id())
             .detail("error", trouble.error.clone())
             .detail("since_ms", trouble.since_ms)
@@ -524,7 +524,7 @@ impl Runtime {
             .record(
                 NewEntry::new(
                     actor,
-                    "probe.cancel",
+                    AuditAction::ProbeCancel,
                     if running.is_some() {
                         "ok"
                     } else {
@@ -553,7 +553,7 @@ impl Runtime {
         let params_digest = Digest::of_json(&Value::Object(descriptor.params.clone()));
         let received_at_ms = sonde_protocol::time::now_ms();
         let base = || {
-            NewEntry::new(actor, "probe.done", "ok")
+            NewEntry::new(actor, AuditAction::ProbeDone, "ok")
                 .agent(self.agent_id())
                 .probe(probe.clone())
                 .params_digest(params_digest)
@@ -561,7 +561,7 @@ impl Runtime {
                 .detail("received_at_ms", received_at_ms)
         };
         let refused = |outcome: &str| NewEntry {
-            action: "probe.refused".into(),
+            action: AuditAction::ProbeRefused,
             outcome: outcome.into(),
             ..base()
         };
@@ -680,7 +680,7 @@ impl Runtime {
             .unwrap_or_else(|p| p.into_inner())
             .remove(request_id);
         let failed_entry = |outcome: &str| NewEntry {
-            action: "probe.failed".into(),
+            action: AuditAction::ProbeFailed,
             outcome: outcome.into(),
             ..base()
         };
@@ -738,7 +738,7 @@ impl Runtime {
         let recorded = self
             .record(
                 NewEntry {
-                    action: "probe.ran".into(),
+                    action: AuditAction::ProbeRan,
                     ..base()
                 }
                 .result_digest(digest)

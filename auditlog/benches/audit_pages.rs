@@ -13,7 +13,7 @@ use ed25519_dalek::SigningKey;
 use rusqlite::Connection;
 use sonde_auditlog::{PageQuery, SCHEMA, append, head, insert_checkpoint, page, verify};
 use sonde_protocol::Digest;
-use sonde_protocol::audit::{Checkpoint, NewEntry};
+use sonde_protocol::audit::{AuditAction, Checkpoint, NewEntry};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -35,11 +35,11 @@ fn key() -> SigningKey {
 fn entry(i: u64) -> NewEntry {
     let agent = format!("agent-{:02}", i % 50);
     let (action, outcome) = if i.is_multiple_of(10_000) {
-        ("enrollment.approved", "ok")
+        (AuditAction::EnrollmentApproved, "ok")
     } else if i % 1000 == 7 {
-        ("probe.call", "denied")
+        (AuditAction::Probe, "denied")
     } else {
-        ("probe.call", "ok")
+        (AuditAction::Probe, "ok")
     };
     let probe = [
         "zfs.file_history",

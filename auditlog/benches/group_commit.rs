@@ -10,7 +10,7 @@ use ed25519_dalek::SigningKey;
 use rusqlite::{Connection, TransactionBehavior};
 use sonde_auditlog::{GroupCommit, SCHEMA, append};
 use sonde_protocol::Digest;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ fn open(name: &str) -> Connection {
 }
 
 fn entry(i: u64) -> NewEntry {
-    NewEntry::new("api-key:sk_12345678", "probe", "ok")
+    NewEntry::new("api-key:sk_12345678", AuditAction::Probe, "ok")
         .agent("agt-0123456789ab")
         .probe("system.disk.usage")
         .params_digest(Digest::of(&i.to_le_bytes()))

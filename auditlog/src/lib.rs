@@ -349,7 +349,7 @@ mod tests {
         for i in 0..n {
             append(
                 &tx,
-                NewEntry::new("hub", "test", "ok")
+                NewEntry::new("hub", sonde_protocol::audit::AuditAction::HubStarted, "ok")
                     .agent(format!("a{}", i % 3))
                     .detail("i", i),
                 i as i64,

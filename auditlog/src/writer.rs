@@ -418,6 +418,7 @@ fn fail_all(batch: Vec<Job>, why: &str, stats: &WriterStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sonde_protocol::audit::AuditAction;
     use std::sync::Barrier;
 
     fn open(dir: &tempfile::TempDir) -> Connection {
@@ -433,7 +434,7 @@ mod tests {
     }
 
     fn append(w: &GroupCommit, i: u64) -> Result<AuditEntry> {
-        w.run_blocking(move |tx| tx.append(NewEntry::new("t", "test", "ok").detail("i", i)))
+        w.run_blocking(move |tx| tx.append(NewEntry::new("t", AuditAction::HubStarted, "ok").detail("i", i)))
     }
 
     #[test]
@@ -479,7 +480,7 @@ mod tests {
             move |tx: &mut Tx<'_>| {
                 s.wait();
                 r.wait();
-                tx.append(NewEntry::new("t", "first", "ok"))
+                tx.append(NewEntry::new("t", AuditAction::HubStarted, "ok"))
             },
             move |res: Result<AuditEntry>| first_tx.send(res.map(|e| e.seq)).unwrap(),
         );
@@ -488,7 +489,7 @@ mod tests {
         for i in 0..50 {
             let tx = tx.clone();
             w.submit(
-                move |t: &mut Tx<'_>| t.append(NewEntry::new("t", "queued", "ok").detail("i", i)),
+                move |t: &mut Tx<'_>| t.append(NewEntry::new("t", AuditAction::ProbeRan, "ok").detail("i", i)),
                 move |res: Result<AuditEntry>| tx.send(res.map(|e| e.seq)).unwrap(),
             );
         }
@@ -536,7 +537,7 @@ mod tests {
                                 "INSERT INTO things (id) VALUES (?1)",
                                 [(t * 100 + i) as i64],
                             )?;
-                            tx.append(NewEntry::new("t", "thing", "ok"))?;
+                            tx.append(NewEntry::new("t", AuditAction::ProbeRan, "ok"))?;
                             if fail {
                                 return Err(StoreError::Corrupt("refused".into()));
                             }
@@ -572,7 +573,7 @@ mod tests {
         let mut other_chain = ChainWriter::load(&other, key(), 0).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         other_chain
-            .append(&other, NewEntry::new("other", "test", "ok"), 5)
+            .append(&other, NewEntry::new("other", AuditAction::HubStarted, "ok"), 5)
             .unwrap();
         other.execute_batch("COMMIT").unwrap();
         assert_eq!(append(&w, 3).unwrap().seq, 3);

@@ -13,7 +13,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use sonde_hub::fleet::Fleet;
 use sonde_hub::store::{self, ApiKey, EnrollOutcome, EnrollmentToken, HubStore, IssuedCert};
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::{EnrollmentStatus, PackReport};
 use std::time::{Duration, Instant};
 
@@ -169,7 +169,7 @@ fn per_call(c: &mut Criterion) {
                                 for i in 0..per {
                                     store
                                         .record(
-                                            NewEntry::new("api-key:sk_1", "probe", "ok")
+                                            NewEntry::new("api-key:sk_1", AuditAction::Probe, "ok")
                                                 .agent("agt-1")
                                                 .probe(PROBE)
                                                 .detail("i", t * 1_000_000 + i),

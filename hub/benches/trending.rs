@@ -16,7 +16,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use sonde_hub::store::HubStore;
 use sonde_hub::trending::{TrendParams, summarise_with};
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -81,7 +81,7 @@ fn build() -> (PathBuf, i64) {
         for _ in 0..BATCH {
             let t = start + n as i64 * step;
             let entry = if rng.below(100) < 5 {
-                NewEntry::new("operator:bench", "key.created", "ok").detail("i", n)
+                NewEntry::new("operator:bench", AuditAction::KeyCreated, "ok").detail("i", n)
             } else {
                 let agent = format!("agt-{:02}", rng.below(20));
                 let probe = &probes[rng.below(25) as usize];
@@ -93,7 +93,7 @@ fn build() -> (PathBuf, i64) {
                     98 => "refused",
                     _ => "denied",
                 };
-                let mut e = NewEntry::new("api-key:sk_bench000", "probe", outcome)
+                let mut e = NewEntry::new("api-key:sk_bench000", AuditAction::Probe, outcome)
                     .agent(agent)
                     .probe(probe.clone())
                     .detail("via", "mcp.probe");

@@ -445,6 +445,10 @@ pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Resul
                 .map(|s| parse_duration(s).map(|d| now_ms() - d.as_millis() as i64))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            if let Some(action) = &f.action {
+                sonde_protocol::audit_action::check_filter(action)
+                    .map_err(|e| anyhow::anyhow!("--action: {e}"))?;
+            }
             let q = AuditQuery {
                 limit: Some(f.limit.clamp(1, 1000)),
                 agent: f.agent,

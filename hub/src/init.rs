@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::ca::{CertificateAuthority, create_ca};
 use crate::datadir::{DataDir, create_private_dir, write_private, write_public};
 use crate::store::{self, HubStore};
+use sonde_protocol::audit::AuditAction;
 
 /// What `init` made.
 #[derive(Debug)]
@@ -129,7 +130,7 @@ pub fn reissue_server_cert(
     let db = HubStore::open(&dir.db(), key, crate::audit::CHECKPOINT_EVERY)?;
     let detail = serde_json::json!({"hostnames": hostnames, "ips": ips.iter().map(|i| i.to_string()).collect::<Vec<_>>()});
     db.record_blocking(
-        sonde_protocol::audit::NewEntry::new("cli", "hub.server_cert_reissued", "ok")
+        sonde_protocol::audit::NewEntry::new("cli", AuditAction::HubServerCertReissued, "ok")
             .detail("names", detail),
     )?;
     Ok(Reissued { hostnames, ips })

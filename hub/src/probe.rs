@@ -8,7 +8,7 @@
 //! result digests and the agent's own audit head for cross-checking.
 
 use sonde_admin::api::ProbeRunResult;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::{ProbeErrorCode, ProbeRequest};
 use sonde_protocol::schema::validate;
 use sonde_protocol::time::now_ms;
@@ -50,7 +50,7 @@ pub async fn refuse(
     outcome: &str,
     err: HubError,
 ) -> HubError {
-    let mut entry = NewEntry::new(call.actor.clone(), "probe", outcome)
+    let mut entry = NewEntry::new(call.actor.clone(), AuditAction::Probe, outcome)
         .probe(call.descriptor.probe.as_str())
         .params_digest(Digest::of_json(&serde_json::Value::Object(
             call.descriptor.params.clone(),
@@ -217,7 +217,7 @@ async fn run_to_end(hub: &Hub, call: ProbeCall) -> Result<ProbeRunResult, HubErr
         audit_seq: 0,
         agent_audit_head: None,
     };
-    let mut entry = NewEntry::new(call.actor.clone(), "probe", "ok")
+    let mut entry = NewEntry::new(call.actor.clone(), AuditAction::Probe, "ok")
         .agent(agent.id.clone())
         .probe(probe_name.clone())
         .params_digest(Digest::of_json(&serde_json::Value::Object(

@@ -10,7 +10,7 @@
 //! thing in the chain — then stop the writer and truncate the SQLite WAL.
 
 use serde::Serialize;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,7 +127,7 @@ pub async fn serve(data: DataDir, overrides: Overrides) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&info)?.as_bytes(),
     )?;
     hub.audit(
-        NewEntry::new("hub", "hub.started", "ok")
+        NewEntry::new("hub", AuditAction::HubStarted, "ok")
             .detail("agent_listen", agent_addr.to_string())
             .detail("mcp_url", info.mcp_url.clone().unwrap_or_default())
             .detail("version", env!("CARGO_PKG_VERSION")),
@@ -173,7 +173,7 @@ pub async fn serve(data: DataDir, overrides: Overrides) -> anyhow::Result<()> {
         );
     }
     hub.fleet.flush_liveness().await;
-    hub.audit(NewEntry::new("hub", "hub.stopped", "ok").detail("reason", stop_reason))
+    hub.audit(NewEntry::new("hub", AuditAction::HubStopped, "ok").detail("reason", stop_reason))
         .await;
     match hub.audit.checkpoint().await {
         Ok(cp) => tracing::info!(seq = cp.map(|c| c.seq), "final audit checkpoint written"),

@@ -6,7 +6,7 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
 use serde_json::json;
-use sonde_protocol::audit::{ChainHead, Checkpoint, NewEntry, verify_chain};
+use sonde_protocol::audit::{AuditAction, ChainHead, Checkpoint, NewEntry, verify_chain};
 use sonde_protocol::envelope::{Envelope, Kind, MessageId, PeerVerifier, VerifyPolicy};
 use sonde_protocol::{Digest, time::now_ms};
 
@@ -52,7 +52,7 @@ fn chain(c: &mut Criterion) {
     const N: u64 = 1_000_000;
     let key = SigningKey::from_bytes(&[8; 32]);
     let entry = |i: u64| {
-        NewEntry::new("api-key:sk_ab12", "probe", "ok")
+        NewEntry::new("api-key:sk_ab12", AuditAction::Probe, "ok")
             .agent("agent-1")
             .probe("zfs.file_history")
             .params_digest(Digest::of(&i.to_be_bytes()))

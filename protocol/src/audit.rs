@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::Digest;
+pub use crate::audit_action::AuditAction;
 use crate::canonical;
 
 const ENTRY_CONTEXT: &[u8] = b"sonde/audit/v1\0";
@@ -56,11 +57,12 @@ pub struct AuditEntry {
 }
 
 /// The fields of an entry chosen by the writer; the chain adds the rest.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewEntry {
     pub actor: String,
     pub agent: Option<String>,
-    pub action: String,
+    /// Typed: no entry is written under a name that is not in the list.
+    pub action: AuditAction,
     pub probe: Option<String>,
     pub params_digest: Option<Digest>,
     pub outcome: String,
@@ -69,16 +71,16 @@ pub struct NewEntry {
 }
 
 impl NewEntry {
-    pub fn new(
-        actor: impl Into<String>,
-        action: impl Into<String>,
-        outcome: impl Into<String>,
-    ) -> Self {
+    pub fn new(actor: impl Into<String>, action: AuditAction, outcome: impl Into<String>) -> Self {
         NewEntry {
             actor: actor.into(),
-            action: action.into(),
+            agent: None,
+            action,
+            probe: None,
+            params_digest: None,
             outcome: outcome.into(),
-            ..NewEntry::default()
+            result_digest: None,
+            detail: Map::new(),
         }
     }
 
@@ -158,7 +160,7 @@ impl ChainHead {
             timestamp_ms,
             actor: entry.actor,
             agent: entry.agent,
-            action: entry.action,
+            action: entry.action.as_str().to_owned(),
             probe: entry.probe,
             params_digest: entry.params_digest,
             outcome: entry.outcome,
@@ -395,7 +397,7 @@ mod tests {
                 head.append(
                     NewEntry::new(
                         format!("api-key:k{}", i % 3),
-                        "probe",
+                        AuditAction::Probe,
                         if i % 4 == 0 { "denied" } else { "ok" },
                     )
                     .agent(format!("agent-{}", i % 2))
@@ -554,7 +556,7 @@ mod tests {
                     // The strongest forger: a well-formed entry that links
                     // correctly to its predecessor and takes the next seq.
                     let mut head = if at == 0 { ChainHead::genesis() } else { entries[at - 1].head() };
-                    let forged = head.append(NewEntry::new("forger", "probe", "ok"), 5);
+                    let forged = head.append(NewEntry::new("forger", AuditAction::Probe, "ok"), 5);
                     entries.insert(at, forged);
                     if at == n - 1 {
                         // The forged entry takes the seq the head checkpoint vouches for.

@@ -13,6 +13,7 @@
 
 pub mod attestation;
 pub mod audit;
+pub mod audit_action;
 pub mod canonical;
 pub mod capability;
 pub mod digest;

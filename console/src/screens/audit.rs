@@ -11,7 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use serde_json::Value;
 use sonde_admin::api::{AuditEntryDetail, AuditPage, AuditQuery, AuditVerifyReport};
-use sonde_protocol::audit::{AuditEntry, ChainHead};
+use sonde_protocol::audit::{AuditAction, AuditEntry, ChainHead};
 use std::collections::BTreeMap;
 
 use super::{Ctx, Effect, Screen, View, kv, kv_styled};
@@ -59,7 +59,13 @@ pub fn parse_audit_filter(text: &str, now_ms: i64) -> Result<AuditQuery, String>
             "actor" => q.actor = Some(value.into()),
             "probe" => q.probe = Some(value.into()),
             "outcome" => q.outcome = Some(value.into()),
-            "action" => q.action = Some(value.into()),
+            // A name that no entry can carry is a typo: refused, with the
+            // names of its family, instead of a filter that shows nothing.
+            "action" => {
+                sonde_protocol::audit_action::check_filter(value)
+                    .map_err(|e| format!("action: {e}"))?;
+                q.action = Some(value.into());
+            }
             "since" => q.since_ms = Some(when(value)?),
             "until" => q.until_ms = Some(when(value)?),
             other => {
@@ -80,15 +86,18 @@ fn detail_str<'a>(e: &'a AuditEntry, key: &str) -> Option<&'a str> {
 /// which key or token, which probe.
 pub fn subject(e: &AuditEntry) -> String {
     let d = |k: &str| detail_str(e, k).unwrap_or("").to_owned();
-    let action = e.action.as_str();
+    // Entries of other versions may carry names this one does not know:
+    // they fall through to the generic summary.
+    let action = AuditAction::from_name(&e.action);
+    let family = action.map(AuditAction::family);
     if let Some(p) = &e.probe {
         match detail_str(e, "reason").or(detail_str(e, "error")) {
             Some(why) if e.outcome != "ok" => format!("{p}: {why}"),
             _ => p.clone(),
         }
-    } else if action.starts_with("pack.") {
+    } else if family == Some("pack") {
         format!("pack {}", d("pack"))
-    } else if action.starts_with("enrollment.") {
+    } else if family == Some("enrollment") {
         let mut s = format!("machine {}", d("name"));
         if let Some(a) = detail_str(e, "remote_addr") {
             s.push_str(&format!(" from {a}"));
@@ -97,15 +106,15 @@ pub fn subject(e: &AuditEntry) -> String {
             s.push_str(&format!(": {r}"));
         }
         s
-    } else if action.starts_with("token.") {
+    } else if family == Some("token") {
         format!("token {} {}", d("token_id"), d("label"))
             .trim_end()
             .to_owned()
-    } else if action.starts_with("key.") {
+    } else if family == Some("key") {
         format!("key {} {}", d("name"), d("prefix"))
             .trim()
             .to_owned()
-    } else if action == "agent.tags" {
+    } else if action == Some(AuditAction::AgentTags) {
         let tags = e
             .detail
             .get("tags")
@@ -118,7 +127,7 @@ pub fn subject(e: &AuditEntry) -> String {
             })
             .unwrap_or_default();
         format!("tags {tags}")
-    } else if action == "attestation.drift" {
+    } else if action == Some(AuditAction::AttestationDrift) {
         let fields = e
             .detail
             .get("changes")
@@ -131,7 +140,7 @@ pub fn subject(e: &AuditEntry) -> String {
             })
             .unwrap_or_default();
         format!("changed: {fields}")
-    } else if action == "tool.denied" {
+    } else if action == Some(AuditAction::ToolDenied) {
         format!("tool {}", d("tool"))
     } else if let Some(a) = detail_str(e, "remote_addr") {
         a.to_owned()

@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use sonde_admin::api::{OnFailure, PathRunSummary};
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::time::now_ms;
 use sonde_protocol::{Capability, ProbeDescriptor};
 use std::time::{Duration, Instant};
@@ -365,7 +365,7 @@ pub async fn run(hub: &SharedHub, caller: &Caller, name: &str) -> Result<Value, 
         .flat_map(|s| s["checks"].as_array().cloned().unwrap_or_default())
         .filter_map(|c| c["audit_seq"].as_u64())
         .collect();
-    let mut entry = NewEntry::new(caller.actor(), "path.ran", if ok { "ok" } else { "failed" })
+    let mut entry = NewEntry::new(caller.actor(), AuditAction::PathRan, if ok { "ok" } else { "failed" })
         .detail("path", path.name.clone())
         .detail("via", caller.via())
         .detail("probe_audit_seqs", json!(seqs))

@@ -3,7 +3,7 @@
 //! its audit entry, then applied in memory.
 
 use sonde_protocol::attestation::Attestation;
-use sonde_protocol::audit::{ChainHead, NewEntry};
+use sonde_protocol::audit::{AuditAction, ChainHead, NewEntry};
 use sonde_protocol::messages::{AgentHello, PackGrant, PackReport};
 use sonde_protocol::time::now_ms;
 use std::net::SocketAddr;
@@ -42,7 +42,7 @@ impl Fleet {
                 audit_head: Some(hello.audit_head),
             },
         };
-        let entry = NewEntry::new(actor(agent_id), "connection.accepted", "ok")
+        let entry = NewEntry::new(actor(agent_id), AuditAction::ConnectionAccepted, "ok")
             .agent(agent_id)
             .detail("remote_addr", remote.to_string())
             .detail("session", session)

@@ -10,7 +10,7 @@ use hyper::header::{AUTHORIZATION, HeaderName};
 use serde_json::{Value, json};
 use sonde_admin::api::ProbeRunResult;
 use sonde_packs::scrub::Scrubber;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::schema::validate;
 use sonde_protocol::{Digest, ProbeDescriptor};
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ pub struct IntegrationCall {
 }
 
 fn entry(call: &IntegrationCall, outcome: &str) -> NewEntry {
-    NewEntry::new(call.actor.clone(), "probe", outcome)
+    NewEntry::new(call.actor.clone(), AuditAction::Probe, outcome)
         .agent(call.integration.clone())
         .probe(call.descriptor.probe.as_str())
         .params_digest(Digest::of_json(&Value::Object(

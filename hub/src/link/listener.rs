@@ -22,7 +22,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sonde_protocol::Digest;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::ErrorBody;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -229,7 +229,7 @@ async fn refused(hub: &SharedHub, budget: &AuditBudget, remote: SocketAddr, reas
     let Some(suppressed) = budget.take() else {
         return;
     };
-    let mut entry = NewEntry::new("hub", "connection.refused", "refused")
+    let mut entry = NewEntry::new("hub", AuditAction::ConnectionRefused, "refused")
         .detail("remote_addr", remote.to_string())
         .detail("reason", reason);
     if suppressed > 0 {
@@ -263,7 +263,7 @@ async fn agent_link(
     };
     let refuse = |hub: SharedHub, agent: Option<String>, reason: String| async move {
         tracing::warn!(remote = %info.remote, %reason, "refused an agent connection");
-        let mut entry = NewEntry::new("hub", "connection.refused", "refused")
+        let mut entry = NewEntry::new("hub", AuditAction::ConnectionRefused, "refused")
             .detail("remote_addr", info.remote.to_string())
             .detail("reason", reason.clone());
         if let Some(a) = agent {

@@ -17,7 +17,7 @@
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::envelope::{
     self, EnvelopeSigner, Kind, MessageId, Nonce, PeerVerifier, SessionBinding, VerifyPolicy,
 };
@@ -52,7 +52,7 @@ pub async fn run(hub: SharedHub, socket: WebSocket, agent: Arc<Agent>, remote: S
     hub.registry.remove(&agent.id, conn_id);
     tracing::info!(agent = %agent.name, %remote, %reason, "agent disconnected");
     hub.audit(
-        NewEntry::new(actor(&agent.id), "connection.closed", "ok")
+        NewEntry::new(actor(&agent.id), AuditAction::ConnectionClosed, "ok")
             .agent(agent.id.clone())
             .detail("remote_addr", remote.to_string())
             .detail("reason", reason),
@@ -216,7 +216,7 @@ async fn serve(
         ) {
             old.cancel.cancel();
             hub.audit(
-                NewEntry::new(actor(&agent.id), "connection.replaced", "ok")
+                NewEntry::new(actor(&agent.id), AuditAction::ConnectionReplaced, "ok")
                     .agent(agent.id.clone())
                     .detail("old_remote_addr", old.remote_addr.to_string())
                     .detail("new_remote_addr", remote.to_string()),
@@ -332,7 +332,7 @@ async fn serve(
     }
     if rejections > MAX_AUDITED_REJECTIONS {
         hub.audit(
-            NewEntry::new(actor(&agent.id), "envelope.rejected", "refused")
+            NewEntry::new(actor(&agent.id), AuditAction::EnvelopeRejected, "refused")
                 .agent(agent.id.clone())
                 .detail("count_not_audited", rejections - MAX_AUDITED_REJECTIONS),
         )
@@ -413,7 +413,7 @@ async fn handle_inbound(
                         // The caller's call is already audited (`cancelled`);
                         // this records that the agent did stop it.
                         hub.audit(
-                            NewEntry::new(format!("agent:{}", agent.name), "probe.stopped", "ok")
+                            NewEntry::new(format!("agent:{}", agent.name), AuditAction::ProbeStopped, "ok")
                                 .agent(agent_id.clone())
                                 .probe(f.probe.clone())
                                 .detail("request_id", f.request_id.clone())
@@ -451,7 +451,7 @@ async fn handle_inbound(
                 return None;
             };
             hub.audit(
-                NewEntry::new(actor(&agent.id), "envelope.rejected_by_agent", "refused")
+                NewEntry::new(actor(&agent.id), AuditAction::EnvelopeRejectedByAgent, "refused")
                     .agent(agent.id.clone())
                     .detail("code", report.code.clone())
                     .detail("message", report.message.clone())
@@ -491,7 +491,7 @@ async fn renew_certificate(
         * 1000;
     if now_ms() - issued_at < min_interval_ms {
         hub.audit(
-            NewEntry::new(actor(&agent.id), "certificate.renewal_refused", "refused")
+            NewEntry::new(actor(&agent.id), AuditAction::CertificateRenewalRefused, "refused")
                 .agent(agent.id.clone())
                 .detail("reason", "renewed less than an hour ago"),
         )
@@ -502,7 +502,7 @@ async fn renew_certificate(
         Ok(c) => c,
         Err(e) => {
             hub.audit(
-                NewEntry::new(actor(&agent.id), "certificate.renewal_refused", "refused")
+                NewEntry::new(actor(&agent.id), AuditAction::CertificateRenewalRefused, "refused")
                     .agent(agent.id.clone())
                     .detail("reason", e.to_string()),
             )
@@ -541,7 +541,7 @@ async fn audit_rejection(
         .map(|d| d.envelope.kind.to_string())
         .unwrap_or_default();
     hub.audit(
-        NewEntry::new(actor(&agent.id), "envelope.rejected", "refused")
+        NewEntry::new(actor(&agent.id), AuditAction::EnvelopeRejected, "refused")
             .agent(agent.id.clone())
             .detail("code", e.code())
             .detail("reason", e.to_string())

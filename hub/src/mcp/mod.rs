@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::ErrorBody;
 use sonde_protocol::time::now_ms;
 use std::collections::HashMap;
@@ -172,7 +172,7 @@ impl Gate {
         }
     }
 
-    async fn audit_denial(&self, action: &str, reason: &str, detail: &[(&str, String)]) {
+    async fn audit_denial(&self, action: AuditAction, reason: &str, detail: &[(&str, String)]) {
         let Some(suppressed) = self.budget.take() else {
             return;
         };
@@ -215,7 +215,7 @@ impl Gate {
             return self.authenticate_oauth(&presented).await;
         }
         let Some(prefix) = store::keys::prefix_of(&presented).map(str::to_owned) else {
-            self.audit_denial("mcp.auth_failed", "malformed key", &[])
+            self.audit_denial(AuditAction::McpAuthFailed, "malformed key", &[])
                 .await;
             return Err(invalid());
         };
@@ -233,12 +233,12 @@ impl Gate {
                 store::keys::hash(&presented).as_bytes(),
             )
         }) else {
-            self.audit_denial("mcp.auth_failed", "unknown key", &[("prefix", prefix)])
+            self.audit_denial(AuditAction::McpAuthFailed, "unknown key", &[("prefix", prefix)])
                 .await;
             return Err(invalid());
         };
         if key.revoked_at_ms.is_some() {
-            self.audit_denial("mcp.auth_failed", "revoked key", &[("prefix", prefix)])
+            self.audit_denial(AuditAction::McpAuthFailed, "revoked key", &[("prefix", prefix)])
                 .await;
             return Err(deny(
                 StatusCode::UNAUTHORIZED,
@@ -247,7 +247,7 @@ impl Gate {
             ));
         }
         if key.expires_at_ms.is_some_and(|e| e <= now_ms()) {
-            self.audit_denial("mcp.auth_failed", "expired key", &[("prefix", prefix)])
+            self.audit_denial(AuditAction::McpAuthFailed, "expired key", &[("prefix", prefix)])
                 .await;
             return Err(deny(
                 StatusCode::UNAUTHORIZED,
@@ -287,7 +287,7 @@ impl Gate {
                         "the access token was issued for another resource than this hub's MCP endpoint",
                     ),
                 };
-                self.audit_denial("mcp.auth_failed", reason, &[]).await;
+                self.audit_denial(AuditAction::McpAuthFailed, reason, &[]).await;
                 Err(deny(StatusCode::UNAUTHORIZED, "invalid_token", message))
             }
         }
@@ -327,7 +327,7 @@ pub async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Ne
         .unwrap_or_default();
     if !gate.hosts.contains(&host) {
         gate.audit_denial(
-            "mcp.request_refused",
+            AuditAction::McpRequestRefused,
             "host not allowed",
             &[("host", host.clone())],
         )
@@ -355,7 +355,7 @@ pub async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Ne
             .any(|o| o.trim_end_matches('/') == origin)
         {
             gate.audit_denial(
-                "mcp.request_refused",
+                AuditAction::McpRequestRefused,
                 "origin not allowed",
                 &[("origin", origin.clone())],
             )

@@ -9,6 +9,7 @@
 //! `/mcp` accepts only tokens whose grant names this hub's resource URL.
 
 use axum::body::Bytes;
+use sonde_protocol::audit::AuditAction;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -215,7 +216,7 @@ pub async fn token(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
                 if let Some(suppressed) = o.guesses.take() {
                     let mut e = sonde_protocol::audit::NewEntry::new(
                         format!("oauth:{client_id}"),
-                        "oauth.token_refused",
+                        AuditAction::OauthTokenRefused,
                         "denied",
                     )
                     .detail("error", r.error)

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sonde_protocol::attestation::Attestation;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::{PackGrant, PackReport};
 use sonde_protocol::time::now_ms;
 use std::collections::HashMap;
@@ -299,7 +299,7 @@ impl HubStore {
             .iter()
             .map(|p| (p.name.clone(), p.state.as_str().into()))
             .collect();
-        let entry = NewEntry::new(format!("agent:{id}"), "agent.packs", "ok")
+        let entry = NewEntry::new(format!("agent:{id}"), AuditAction::AgentPacks, "ok")
             .agent(id.clone())
             .detail("packs", states)
             .detail("catalog_sha256", catalog.digest().to_hex());
@@ -342,7 +342,7 @@ impl HubStore {
                 }
                 let entry = NewEntry::new(
                     format!("agent:{id}"),
-                    "attestation.drift",
+                    AuditAction::AttestationDrift,
                     if quarantine_reason.is_some() {
                         "quarantined"
                     } else {
@@ -387,7 +387,7 @@ impl HubStore {
                     c,
                     &cache,
                     &id,
-                    NewEntry::new(by.clone(), "agent.revoked", "ok").agent(id.clone()),
+                    NewEntry::new(by.clone(), AuditAction::AgentRevoked, "ok").agent(id.clone()),
                 )
             })
             .await?;
@@ -423,7 +423,7 @@ impl HubStore {
                     c,
                     &cache,
                     &id,
-                    NewEntry::new(by.clone(), "attestation.accepted", "ok")
+                    NewEntry::new(by.clone(), AuditAction::AttestationAccepted, "ok")
                         .agent(id.clone())
                         .detail("old_baseline", a.baseline.fingerprint().to_hex())
                         .detail("new_baseline", current.fingerprint().to_hex())
@@ -459,7 +459,7 @@ impl HubStore {
                     c,
                     &cache,
                     &id,
-                    NewEntry::new(by.clone(), "attestation.kept_quarantined", "ok")
+                    NewEntry::new(by.clone(), AuditAction::AttestationKeptQuarantined, "ok")
                         .agent(id.clone())
                         .detail("drift_events_closed", closed as u64),
                 )
@@ -482,7 +482,7 @@ impl HubStore {
                     c,
                     &cache,
                     &id,
-                    NewEntry::new(by.clone(), "agent.tags", "ok")
+                    NewEntry::new(by.clone(), AuditAction::AgentTags, "ok")
                         .agent(id.clone())
                         .detail("tags", tags.clone()),
                 )
@@ -504,7 +504,7 @@ impl HubStore {
                     c,
                     &cache,
                     &id,
-                    NewEntry::new(format!("agent:{id}"), "certificate.renewed", "ok")
+                    NewEntry::new(format!("agent:{id}"), AuditAction::CertificateRenewed, "ok")
                         .agent(id.clone())
                         .detail("cert_sha256", cert.sha256.to_hex())
                         .detail("expires_at_ms", cert.expires_ms),

@@ -272,6 +272,7 @@ impl super::HubStore {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use sonde_protocol::audit::AuditAction;
     use crate::store::test_support;
     use sonde_protocol::audit::NewEntry;
 
@@ -327,7 +328,7 @@ mod tests {
             agent(c, "agt-web", "web", 3);
             for i in 0..30 {
                 let id = ["agt-old", "agt-new", "agt-web"][i % 3];
-                append(c, NewEntry::new("x", "probe", "ok").agent(id), i as i64);
+                append(c, NewEntry::new("x", AuditAction::Probe, "ok").agent(id), i as i64);
             }
             let q = |agent: &str, before: Option<u64>| AuditQuery {
                 agent: Some(agent.into()),
@@ -372,7 +373,7 @@ mod tests {
         let (_dir, _store) = test_support::store();
         run_raw(&_dir, |c| {
             let connect = |version: &str, at: i64| {
-                NewEntry::new("agent:a1", "connection.accepted", "ok")
+                NewEntry::new("agent:a1", AuditAction::ConnectionAccepted, "ok")
                     .agent("a1")
                     .detail("agent_version", version.to_owned())
                     .detail("at", at)
@@ -381,14 +382,14 @@ mod tests {
             // Another agent's connection in between is not taken.
             append(
                 c,
-                NewEntry::new("agent:a2", "connection.accepted", "ok")
+                NewEntry::new("agent:a2", AuditAction::ConnectionAccepted, "ok")
                     .agent("a2")
                     .detail("agent_version", "9.9.9"),
                 2,
             );
             append(
                 c,
-                NewEntry::new("agent:a1", "attestation.drift", "quarantined")
+                NewEntry::new("agent:a1", AuditAction::AttestationDrift, "quarantined")
                     .agent("a1")
                     .detail("drift_id", 7),
                 3,
@@ -398,7 +399,7 @@ mod tests {
             // first record counts.
             append(
                 c,
-                NewEntry::new("agent:a1", "attestation.drift", "quarantined")
+                NewEntry::new("agent:a1", AuditAction::AttestationDrift, "quarantined")
                     .agent("a1")
                     .detail("drift_id", 7),
                 5,
@@ -420,7 +421,7 @@ mod tests {
         let start = 1_714_566_840_000; // a whole minute
         run_raw(&_dir, |c| {
             let probe = |agent: &str, outcome: &str, duration: Option<u64>| {
-                let mut e = NewEntry::new("key:k", "probe", outcome)
+                let mut e = NewEntry::new("key:k", AuditAction::Probe, outcome)
                     .agent(agent.to_owned())
                     .probe("system.uptime");
                 if let Some(d) = duration {
@@ -436,13 +437,13 @@ mod tests {
             append(c, probe("a2", "ok", Some(5)), start + 120_000);
             append(
                 c,
-                NewEntry::new("key:k", "tool.denied", "denied").detail("tool", "probe"),
+                NewEntry::new("key:k", AuditAction::ToolDenied, "denied").detail("tool", "probe"),
                 start + 120_001,
             );
             // Not traffic.
             append(
                 c,
-                NewEntry::new("operator:x", "pack.approved", "ok"),
+                NewEntry::new("operator:x", AuditAction::PackApproved, "ok"),
                 start + 1,
             );
             // After the window: not counted.
@@ -469,7 +470,7 @@ mod measure {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::store::test_support;
-    use sonde_protocol::audit::NewEntry;
+    use sonde_protocol::audit::{AuditAction, NewEntry};
 
     /// Runs `f` on a connection of its own to the store's file.
     fn run_raw<T>(dir: &tempfile::TempDir, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -489,7 +490,7 @@ mod measure {
                 for i in have as usize..n {
                     let at = start + (i as i64 * 3_600_000 / n as i64);
                     let e =
-                        NewEntry::new("key:k", "probe", if i % 100 == 0 { "denied" } else { "ok" })
+                        NewEntry::new("key:k", AuditAction::Probe, if i % 100 == 0 { "denied" } else { "ok" })
                             .agent(format!("agt-{}", i % 20))
                             .probe("system.uptime")
                             .detail("duration_ms", (i % 50) as u64)

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sonde_protocol::attestation::Attestation;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::EnrollmentStatus;
 use std::sync::Arc;
 
@@ -223,12 +223,12 @@ fn approve_in(
         by.to_owned()
     };
     let entries = [
-        NewEntry::new(actor.clone(), "enrollment.approved", "ok")
+        NewEntry::new(actor.clone(), AuditAction::EnrollmentApproved, "ok")
             .agent(agent_id)
             .detail("enrollment_id", row.id.clone())
             .detail("name", row.name.clone())
             .detail("auto", by == "auto-approve"),
-        NewEntry::new(actor, "certificate.issued", "ok")
+        NewEntry::new(actor, AuditAction::CertificateIssued, "ok")
             .agent(agent_id)
             .detail("cert_sha256", agent.cert_sha256.clone())
             .detail("expires_at_ms", agent.cert_expires_ms),
@@ -267,7 +267,7 @@ impl HubStore {
                 let token = match tokens::consume(c, &secret, now)? {
                     Ok(t) => t,
                     Err(refusal) => {
-                        let mut entry = NewEntry::new("hub", "enrollment.refused", "refused")
+                        let mut entry = NewEntry::new("hub", AuditAction::EnrollmentRefused, "refused")
                             .detail("reason", refusal.code())
                             .detail("name", row.name.clone())
                             .detail("remote_addr", row.remote_addr.clone());
@@ -289,10 +289,10 @@ impl HubStore {
                 row.token_label = token.label.clone();
                 row.auto_approved = token.auto_approve;
                 insert(c, &row)?;
-                let used = NewEntry::new(format!("token:{}", token.id), "token.used", "ok")
+                let used = NewEntry::new(format!("token:{}", token.id), AuditAction::TokenUsed, "ok")
                     .detail("enrollment_id", row.id.clone());
                 let requested =
-                    NewEntry::new(format!("token:{}", token.id), "enrollment.requested", "pending")
+                    NewEntry::new(format!("token:{}", token.id), AuditAction::EnrollmentRequested, "pending")
                         .detail("enrollment_id", row.id.clone())
                         .detail("name", row.name.clone())
                         .detail("remote_addr", row.remote_addr.clone())
@@ -361,7 +361,7 @@ impl HubStore {
             .commit(move |c| {
                 let row = find_pending(c, &key)?;
                 decide(c, &row.id, EnrollmentStatus::Denied, &by, now, None)?;
-                let entry = NewEntry::new(by.clone(), "enrollment.denied", "ok")
+                let entry = NewEntry::new(by.clone(), AuditAction::EnrollmentDenied, "ok")
                     .detail("enrollment_id", row.id.clone())
                     .detail("name", row.name.clone());
                 let row = get(c, &row.id)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;

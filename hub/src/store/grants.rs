@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row, params};
 use sonde_protocol::Digest;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::{GrantDecision, PackGrant};
 
 use super::{Audited, Grant, HubStore, Result, StoreError};
@@ -84,9 +84,9 @@ impl HubStore {
             .commit(move |c| {
                 upsert(c, &grant)?;
                 let verb = match grant.action.as_str() {
-                    "approve" => "pack.approved",
-                    "deny" => "pack.denied",
-                    _ => "pack.revoked",
+                    "approve" => AuditAction::PackApproved,
+                    "deny" => AuditAction::PackDenied,
+                    _ => AuditAction::PackRevoked,
                 };
                 let entry = NewEntry::new(grant.decided_by.clone(), verb, "ok")
                     .agent(grant.grant.agent_id.clone())

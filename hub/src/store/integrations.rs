@@ -3,7 +3,7 @@
 //! (`integrations::vault`) seals before and opens after.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::time::now_ms;
 
 use super::{Audited, HubStore, Result, StoreError};
@@ -120,7 +120,7 @@ impl HubStore {
                     by
                 ])?;
                 let rec = find(c, &rec.name)?;
-                let entry = NewEntry::new(by, "integration.added", "ok")
+                let entry = NewEntry::new(by, AuditAction::IntegrationAdded, "ok")
                     .detail("integration", rec.name.clone())
                     .detail("kind", rec.kind.clone())
                     .detail("base_url", rec.base_url.clone())
@@ -143,7 +143,7 @@ impl HubStore {
                     "UPDATE integrations SET state = 'approved', approved_at_ms = ?2, approved_by = ?3 WHERE name = ?1",
                 )?
                 .execute(params![name, now_ms(), by])?;
-                let entry = NewEntry::new(by, "integration.approved", "ok")
+                let entry = NewEntry::new(by, AuditAction::IntegrationApproved, "ok")
                     .detail("integration", rec.name.clone())
                     .detail("kind", rec.kind.clone())
                     .detail("base_url", rec.base_url.clone())
@@ -162,7 +162,7 @@ impl HubStore {
                 let rec = find(c, &name)?;
                 c.prepare_cached("DELETE FROM integrations WHERE name = ?1")?
                     .execute([&name])?;
-                let entry = NewEntry::new(by, "integration.removed", "ok")
+                let entry = NewEntry::new(by, AuditAction::IntegrationRemoved, "ok")
                     .detail("integration", rec.name.clone())
                     .detail("kind", rec.kind.clone());
                 Ok(Audited::new(rec, entry))
@@ -200,7 +200,7 @@ impl HubStore {
                 cred.set_at_ms,
                 cred.set_by
             ])?;
-            let entry = NewEntry::new(cred.set_by.clone(), "integration.credential_set", "ok")
+            let entry = NewEntry::new(cred.set_by.clone(), AuditAction::IntegrationCredentialSet, "ok")
                 .detail("integration", cred.integration.clone())
                 .detail("fingerprint", cred.fingerprint.clone());
             Ok(Audited::new((), entry))
@@ -230,7 +230,7 @@ impl HubStore {
                 };
                 c.prepare_cached("DELETE FROM integration_credentials WHERE integration = ?1")?
                     .execute([&name])?;
-                let entry = NewEntry::new(by, "integration.credential_cleared", "ok")
+                let entry = NewEntry::new(by, AuditAction::IntegrationCredentialCleared, "ok")
                     .detail("integration", name.clone())
                     .detail("fingerprint", fingerprint.clone());
                 Ok(Audited::new(fingerprint, entry))
@@ -269,7 +269,7 @@ impl HubStore {
                 )?
                 .execute(params![name, key_id, nonce, ciphertext])?;
             }
-            let entry = NewEntry::new(by, "integration.key_rotated", "ok")
+            let entry = NewEntry::new(by, AuditAction::IntegrationKeyRotated, "ok")
                 .detail("credentials", n as u64)
                 .detail("key_id", new_key_id);
             Ok(Audited::new((), entry))

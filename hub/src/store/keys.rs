@@ -1,7 +1,7 @@
 //! MCP API keys: stored as a public prefix and a SHA-256 of the whole key.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::time::now_ms;
 use sonde_protocol::{Capability, Digest};
 
@@ -104,7 +104,7 @@ impl HubStore {
                     key.last_used_at_ms,
                     key.revoked_at_ms
                 ])?;
-                let entry = NewEntry::new(by, "key.created", "ok")
+                let entry = NewEntry::new(by, AuditAction::KeyCreated, "ok")
                     .detail("key_id", key.id.clone())
                     .detail("name", key.name.clone())
                     .detail("prefix", key.prefix.clone())
@@ -158,7 +158,7 @@ impl HubStore {
                 )?
                 .execute(params![key.id, now_ms()])?;
                 let key = find(c, &key.id)?;
-                let entry = NewEntry::new(by, "key.revoked", "ok")
+                let entry = NewEntry::new(by, AuditAction::KeyRevoked, "ok")
                     .detail("key_id", key.id.clone())
                     .detail("prefix", key.prefix.clone());
                 Ok(Audited::new(key, entry))

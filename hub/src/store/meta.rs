@@ -1,7 +1,7 @@
 //! Hub-wide settings (`meta` table) and the counts of the status line.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 
 use super::{Audited, Counts, HubStore, Result};
 
@@ -32,7 +32,7 @@ impl HubStore {
             set(c, "created_at_ms", &now_ms.to_string())?;
             Ok(Audited::new(
                 (),
-                NewEntry::new("hub", "hub.initialised", "ok").detail("hub_id", id.clone()),
+                NewEntry::new("hub", AuditAction::HubInitialised, "ok").detail("hub_id", id.clone()),
             ))
         })?;
         Ok(())

@@ -420,7 +420,7 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sonde_protocol::audit::NewEntry;
+    use sonde_protocol::audit::{AuditAction, NewEntry};
 
     #[test]
     fn migrations_apply_once_and_newer_databases_are_refused() {
@@ -514,7 +514,7 @@ mod tests {
                 tokio::spawn(async move {
                     for i in 0..400 {
                         store
-                            .record(NewEntry::new("test", "probe", "ok").detail("i", t * 1000 + i))
+                            .record(NewEntry::new("test", AuditAction::Probe, "ok").detail("i", t * 1000 + i))
                             .await
                             .unwrap();
                     }

@@ -10,7 +10,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sonde_protocol::Capability;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 
 use super::{Audited, HubStore, Result, StoreError, from_json, to_json};
 
@@ -273,7 +273,7 @@ fn expire_stale(c: &Connection, now: i64, ttl_ms: i64) -> Result<Vec<NewEntry>> 
         )?
         .execute(params![id, now])?;
         entries.push(
-            NewEntry::new("hub", "oauth.expired", "ok")
+            NewEntry::new("hub", AuditAction::OauthExpired, "ok")
                 .detail("request_id", id)
                 .detail("reason", "the operator did not decide in time"),
         );
@@ -329,13 +329,13 @@ fn grant_unusable(g: &OAuthGrant, now: i64) -> Option<&'static str> {
 }
 
 fn token_entry(g: &OAuthGrant, grant_type: &str) -> NewEntry {
-    NewEntry::new(format!("oauth:{}", g.client_id), "oauth.token_issued", "ok")
+    NewEntry::new(format!("oauth:{}", g.client_id), AuditAction::OauthTokenIssued, "ok")
         .detail("grant_id", g.id.clone())
         .detail("client_id", g.client_id.clone())
         .detail("grant_type", grant_type)
 }
 
-fn refused_entry(client_id: &str, action: &str, r: &Refusal) -> NewEntry {
+fn refused_entry(client_id: &str, action: AuditAction, r: &Refusal) -> NewEntry {
     NewEntry::new(format!("oauth:{client_id}"), action, "denied")
         .detail("error", r.error)
         .detail("reason", r.description.clone())
@@ -359,7 +359,7 @@ impl HubStore {
                 ])?;
                 let entry = NewEntry::new(
                     format!("oauth:{}", client.client_id),
-                    "oauth.client_registered",
+                    AuditAction::OauthClientRegistered,
                     "ok",
                 )
                 .detail("client_id", client.client_id.clone())
@@ -419,7 +419,7 @@ impl HubStore {
                     revoke_grant_rows(c, g, now)?;
                 }
                 let client = client_by_id(c, &id)?.unwrap_or(client);
-                let entry = NewEntry::new(by, "oauth.client_revoked", "ok")
+                let entry = NewEntry::new(by, AuditAction::OauthClientRevoked, "ok")
                     .detail("client_id", client.client_id.clone())
                     .detail("name", client.name.clone())
                     .detail("grants_revoked", grants.len());
@@ -469,7 +469,7 @@ impl HubStore {
                 let grant = grant_by_id(c, &req.id)?;
                 let entry = NewEntry::new(
                     format!("oauth:{}", grant.client_id),
-                    "oauth.requested",
+                    AuditAction::OauthRequested,
                     "ok",
                 )
                 .detail("request_id", grant.id.clone())
@@ -537,7 +537,7 @@ impl HubStore {
                             "OAuth request {id} is {}, not pending",
                             before.status.as_str()
                         )),
-                        NewEntry::new(by.clone(), "oauth.decision_refused", "denied")
+                        NewEntry::new(by.clone(), AuditAction::OauthDecisionRefused, "denied")
                             .detail("request_id", id.clone())
                             .detail("status", before.status.as_str()),
                     );
@@ -562,7 +562,7 @@ impl HubStore {
                             p.max_capability.as_str(),
                             p.expires_at_ms
                         ])?;
-                        NewEntry::new(by.clone(), "oauth.approved", "ok").detail(
+                        NewEntry::new(by.clone(), AuditAction::OauthApproved, "ok").detail(
                             "policy",
                             serde_json::json!({"agents": p.agents, "probes": p.probes, "tools": p.tools, "max_capability": p.max_capability, "expires_at_ms": p.expires_at_ms}),
                         )
@@ -572,7 +572,7 @@ impl HubStore {
                             "UPDATE oauth_grants SET status = 'denied', decided_at_ms = ?2, decided_by = ?3, deny_reason = 'the operator denied it' WHERE id = ?1",
                         )?
                         .execute(params![id, now, by])?;
-                        NewEntry::new(by.clone(), "oauth.denied", "ok")
+                        NewEntry::new(by.clone(), AuditAction::OauthDenied, "ok")
                     }
                 };
                 let grant = grant_by_id(c, &id)?;
@@ -603,7 +603,7 @@ impl HubStore {
                     )?
                     .execute(params![id, now])?;
                 let grant = grant_by_id(c, &id)?;
-                let entry = NewEntry::new("hub", "oauth.expired", if changed > 0 { "ok" } else { "unchanged" })
+                let entry = NewEntry::new("hub", AuditAction::OauthExpired, if changed > 0 { "ok" } else { "unchanged" })
                     .detail("request_id", grant.id.clone())
                     .detail("client_id", grant.client_id.clone())
                     .detail("status", grant.status.as_str());
@@ -639,7 +639,7 @@ impl HubStore {
                 let grant = grant_by_id(c, &grant.id)?;
                 let entry = NewEntry::new(
                     format!("oauth:{}", grant.client_id),
-                    "oauth.code_issued",
+                    AuditAction::OauthCodeIssued,
                     "ok",
                 )
                 .detail("request_id", grant.id.clone())
@@ -676,14 +676,14 @@ impl HubStore {
         let (code, client_id) = (code_sha256.to_owned(), client_id.to_owned());
         let (outcome, _) = self
             .commit(move |c| {
-                let refuse = |r: Refusal, action: &str| {
+                let refuse = |r: Refusal, action: AuditAction| {
                     let entry = refused_entry(&client_id, action, &r);
                     Ok(Audited::new(Err(r), entry))
                 };
                 let Some(grant) = grant_where(c, "g.code_sha256 = ?1", &code)? else {
                     return refuse(
                         Refusal::new("invalid_grant", "unknown authorization code"),
-                        "oauth.token_refused",
+                        AuditAction::OauthTokenRefused,
                     );
                 };
                 if grant.code_used_at_ms.is_some() {
@@ -692,7 +692,7 @@ impl HubStore {
                         "invalid_grant",
                         "this authorization code was already used; the grant it made is revoked",
                     );
-                    let entry = refused_entry(&client_id, "oauth.code_reused", &r)
+                    let entry = refused_entry(&client_id, AuditAction::OauthCodeReused, &r)
                         .detail("grant_id", grant.id.clone());
                     return Ok(Audited::new(Err(r), entry));
                 }
@@ -711,7 +711,7 @@ impl HubStore {
                 };
                 if let Some(r) = refusal {
                     revoke_grant_rows(c, &grant.id, now)?;
-                    return refuse(r, "oauth.token_refused");
+                    return refuse(r, AuditAction::OauthTokenRefused);
                 }
                 insert_tokens(c, &grant.id, &tokens, now)?;
                 let entry = token_entry(&grant, "authorization_code");
@@ -742,7 +742,7 @@ impl HubStore {
         let (outcome, _) = self
             .commit(move |c| {
                 let refuse = |r: Refusal| {
-                    let entry = refused_entry(&client_id, "oauth.token_refused", &r);
+                    let entry = refused_entry(&client_id, AuditAction::OauthTokenRefused, &r);
                     Ok(Audited::new(Err(r), entry))
                 };
                 let row: Option<(String, Option<i64>, Option<i64>, i64)> = c
@@ -767,7 +767,7 @@ impl HubStore {
                         "invalid_grant",
                         "this refresh token was already used; the grant is revoked (replay detected)",
                     );
-                    let entry = refused_entry(&client_id, "oauth.refresh_reused", &r)
+                    let entry = refused_entry(&client_id, AuditAction::OauthRefreshReused, &r)
                         .detail("grant_id", grant.id.clone());
                     return Ok(Audited::new(Err(r), entry));
                 }
@@ -835,7 +835,7 @@ impl HubStore {
                 let grant = grant_by_id(c, &grant_id)?;
                 revoke_grant_rows(c, &grant.id, now)?;
                 let entry =
-                    NewEntry::new(format!("oauth:{}", grant.client_id), "oauth.revoked", "ok")
+                    NewEntry::new(format!("oauth:{}", grant.client_id), AuditAction::OauthRevoked, "ok")
                         .detail("grant_id", grant.id.clone())
                         .detail("client_id", grant.client_id.clone())
                         .detail("by", "client");

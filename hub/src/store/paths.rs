@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 use sonde_protocol::Digest;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::time::now_ms;
 
 use super::{Audited, HubStore, Result, StoreError, from_json, to_json};
@@ -103,7 +103,7 @@ impl HubStore {
                             .sum()
                     })
                     .unwrap_or(0);
-                let entry = NewEntry::new(by, "path.defined", "ok")
+                let entry = NewEntry::new(by, AuditAction::PathDefined, "ok")
                     .detail("path", name)
                     .detail("replaced", old.is_some())
                     .detail("steps", steps)
@@ -127,7 +127,7 @@ impl HubStore {
                 })?;
                 c.prepare_cached("DELETE FROM critical_paths WHERE name = ?1")?
                     .execute([&name])?;
-                let entry = NewEntry::new(by, "path.removed", "ok")
+                let entry = NewEntry::new(by, AuditAction::PathRemoved, "ok")
                     .detail("path", name)
                     .detail(
                         "definition_sha256",
@@ -199,7 +199,7 @@ mod tests {
             .record_path_run(
                 "web",
                 json!({"ok": true}),
-                sonde_protocol::audit::NewEntry::new("operator:bob", "path.ran", "ok"),
+                sonde_protocol::audit::NewEntry::new("operator:bob", sonde_protocol::audit::AuditAction::PathRan, "ok"),
             )
             .await
             .unwrap();

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sonde_protocol::Digest;
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::time::now_ms;
 
 use super::{Audited, EnrollmentToken, HubStore, Result, StoreError, TokenRefusal, TokenState};
@@ -107,7 +107,7 @@ impl HubStore {
                     token.created_at_ms,
                     token.expires_at_ms
                 ])?;
-                let entry = NewEntry::new(by, "token.created", "ok")
+                let entry = NewEntry::new(by, AuditAction::TokenCreated, "ok")
                     .detail("token_id", token.id.clone())
                     .detail("label", token.label.clone())
                     .detail("auto_approve", token.auto_approve)
@@ -145,7 +145,7 @@ impl HubStore {
                 }
                 let token = get(c, &id)?
                     .ok_or_else(|| StoreError::NotFound(format!("no enrollment token {id:?}")))?;
-                let entry = NewEntry::new(by, "token.revoked", "ok").detail("token_id", id.clone());
+                let entry = NewEntry::new(by, AuditAction::TokenRevoked, "ok").detail("token_id", id.clone());
                 Ok(Audited::new(token, entry))
             })
             .await?;

@@ -38,7 +38,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use sonde_protocol::audit::NewEntry;
+use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::{PackState, ProbeSummary, RunbookSummary};
 use std::sync::LazyLock;
 
@@ -255,7 +255,7 @@ impl ServerHandler for SondeMcp {
         if !policy.allows_tool(&name) {
             self.hub
                 .audit(
-                    NewEntry::new(policy.actor(), "tool.denied", "denied")
+                    NewEntry::new(policy.actor(), AuditAction::ToolDenied, "denied")
                         .detail("tool", name.clone())
                         .detail("reason", policy.summary()),
                 )
