@@ -22,9 +22,16 @@
 //!   then by the change of their p95 latency (log ratio), then by the
 //!   change in calls. A group without calls before has a rate of 0 before.
 //! - **Scope.** A key sees only agents and probes its policy allows (and
-//!   only agents that are not revoked); the aggregation runs in SQLite over
-//!   one time range of `probe_calls` (see `crate::store::trending`), the
-//!   policy filter on the grouped rows.
+//!   only agents that are not revoked); the policy filter runs on the
+//!   grouped rows.
+//! - **Where the numbers come from** (`crate::store::trending`): the whole
+//!   hours of both windows from the hourly roll-up `probe_calls_hourly`
+//!   (calls, timed calls, total and largest duration and the same latency
+//!   histogram per hour, agent, probe and outcome), the part-hours at the
+//!   windows' edges from `probe_calls` (one row per call); both kept by
+//!   triggers in the transaction that appends the entry, both derived from
+//!   the chain. The answer is exactly the one the raw rows give (a property
+//!   test compares them), and a long window costs its hours, not its calls.
 
 use serde_json::{Value, json};
 use sonde_protocol::time::{format_utc_ms, now_ms};
@@ -33,7 +40,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::critical_path::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::store::trending::{BUCKETS_MS, CallBucket, CallStatsQuery};
+use crate::store::trending::{BUCKETS_MS, CallGroup, CallStatsQuery};
 use crate::store::{HubStore, StoreError};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -123,21 +130,22 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn add(&mut self, b: &CallBucket) {
-        self.calls += b.calls;
-        if b.outcome != "ok" {
-            self.failures += b.calls;
+    fn add(&mut self, g: &CallGroup) {
+        self.calls += g.calls;
+        if g.outcome != "ok" {
+            self.failures += g.calls;
         }
-        *self.by_outcome.entry(b.outcome.clone()).or_default() += b.calls;
-        if b.bucket >= 0 {
+        *self.by_outcome.entry(g.outcome.clone()).or_default() += g.calls;
+        if g.timed > 0 {
             if self.hist.is_empty() {
                 self.hist = vec![0; BUCKETS_MS.len() + 1];
             }
-            let i = (b.bucket as usize).min(BUCKETS_MS.len());
-            self.hist[i] += b.calls;
-            self.timed += b.calls;
-            self.sum_ms += b.sum_ms;
-            self.max_ms = match (self.max_ms, b.max_ms) {
+            for (a, b) in self.hist.iter_mut().zip(&g.hist) {
+                *a += b;
+            }
+            self.timed += g.timed;
+            self.sum_ms += g.sum_ms;
+            self.max_ms = match (self.max_ms, g.max_ms) {
                 (Some(a), Some(m)) => Some(a.max(m)),
                 (a, m) => a.or(m),
             };
@@ -339,17 +347,15 @@ pub async fn summarise_with(
     };
     let stats = store.call_stats(q.clone()).await?;
     let mut names: HashMap<String, Option<String>> = HashMap::new();
-    let mut visible =
-        |agent: &Option<String>, probe: &Option<String>| -> Option<(String, String)> {
-            let (agent, probe) = (agent.as_ref()?, probe.as_ref()?);
-            let name = names
-                .entry(agent.clone())
-                .or_insert_with(|| name_of(agent))
-                .clone()?;
-            allow_probe(probe).then(|| (name, probe.clone()))
-        };
+    let mut visible = |agent: &str, probe: &str| -> Option<(String, String)> {
+        let name = names
+            .entry(agent.to_owned())
+            .or_insert_with(|| name_of(agent))
+            .clone()?;
+        allow_probe(probe).then(|| (name, probe.to_owned()))
+    };
     let mut groups: BTreeMap<(String, String), (Stats, Stats)> = BTreeMap::new();
-    for b in &stats.buckets {
+    for b in &stats.groups {
         let Some(key) = visible(&b.agent, &b.probe) else {
             continue;
         };
@@ -720,21 +726,25 @@ mod tests {
     #[test]
     fn percentiles_come_from_the_histogram_and_never_exceed_the_max() {
         let mut s = Stats::default();
-        for (bucket, calls, max) in [(0i64, 90u64, 1.0), (17, 10, 800.0)] {
-            s.add(&CallBucket {
-                agent: None,
-                probe: None,
+        for (bucket, calls, max) in [(0usize, 90u64, 1.0), (17, 10, 800.0)] {
+            let mut hist = vec![0; BUCKETS_MS.len() + 1];
+            hist[bucket] = calls;
+            s.add(&CallGroup {
+                agent: "a".into(),
+                probe: "p".into(),
                 current: true,
                 outcome: "ok".into(),
-                bucket,
-                calls,
+                calls: calls + 5,
+                timed: calls,
                 max_ms: Some(max),
                 sum_ms: max * calls as f64,
+                hist,
             });
         }
         assert_eq!(s.percentile(0.5), Some(1.0));
         assert_eq!(s.percentile(0.95), Some(800.0));
         assert_eq!(s.percentile(0.9), Some(1.0));
+        assert_eq!((s.calls, s.timed), (110, 100));
         assert_eq!(Stats::default().percentile(0.5), None);
     }
 }

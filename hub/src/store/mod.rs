@@ -77,6 +77,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_critical_paths",
         include_str!("../../migrations/0007_critical_paths.sql"),
     ),
+    (
+        "0008_trending_hourly",
+        include_str!("../../migrations/0008_trending_hourly.sql"),
+    ),
 ];
 
 /// Read connections in the pool.
