@@ -130,6 +130,7 @@ impl LocalAudit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sonde_protocol::audit::AuditAction;
 
     #[test]
     fn chain_appends_checkpoints_and_verifies() {
@@ -153,7 +154,10 @@ mod tests {
         drop(audit);
         let ro = LocalAudit::open_read_only(&dir.path().join("audit.db"), key).unwrap();
         assert_eq!(ro.verify().unwrap().unwrap().checkpoints_verified, 2);
-        assert!(ro.append(NewEntry::new("x", AuditAction::ProbeRan, "ok")).is_err());
+        assert!(
+            ro.append(NewEntry::new("x", AuditAction::ProbeRan, "ok"))
+                .is_err()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +175,8 @@ mod tests {
                     for i in 0..25 {
                         let e = audit
                             .append_async(
-                                NewEntry::new("hub", AuditAction::ProbeRan, "ok").detail("i", t * 100 + i),
+                                NewEntry::new("hub", AuditAction::ProbeRan, "ok")
+                                    .detail("i", t * 100 + i),
                             )
                             .await
                             .unwrap();

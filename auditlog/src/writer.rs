@@ -434,7 +434,9 @@ mod tests {
     }
 
     fn append(w: &GroupCommit, i: u64) -> Result<AuditEntry> {
-        w.run_blocking(move |tx| tx.append(NewEntry::new("t", AuditAction::HubStarted, "ok").detail("i", i)))
+        w.run_blocking(move |tx| {
+            tx.append(NewEntry::new("t", AuditAction::HubStarted, "ok").detail("i", i))
+        })
     }
 
     #[test]
@@ -489,7 +491,9 @@ mod tests {
         for i in 0..50 {
             let tx = tx.clone();
             w.submit(
-                move |t: &mut Tx<'_>| t.append(NewEntry::new("t", AuditAction::ProbeRan, "ok").detail("i", i)),
+                move |t: &mut Tx<'_>| {
+                    t.append(NewEntry::new("t", AuditAction::ProbeRan, "ok").detail("i", i))
+                },
                 move |res: Result<AuditEntry>| tx.send(res.map(|e| e.seq)).unwrap(),
             );
         }
@@ -573,7 +577,11 @@ mod tests {
         let mut other_chain = ChainWriter::load(&other, key(), 0).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         other_chain
-            .append(&other, NewEntry::new("other", AuditAction::HubStarted, "ok"), 5)
+            .append(
+                &other,
+                NewEntry::new("other", AuditAction::HubStarted, "ok"),
+                5,
+            )
             .unwrap();
         other.execute_batch("COMMIT").unwrap();
         assert_eq!(append(&w, 3).unwrap().seq, 3);

@@ -503,9 +503,13 @@ mod tests {
         let conn = test_support::raw(&dir);
         conn.execute_batch("BEGIN").unwrap();
         for (ago, agent, probe, outcome, dur) in entries {
-            let mut e = NewEntry::new("api-key:sk_1", "probe", *outcome)
-                .agent(*agent)
-                .probe(*probe);
+            let mut e = NewEntry::new(
+                "api-key:sk_1",
+                sonde_protocol::audit::AuditAction::Probe,
+                *outcome,
+            )
+            .agent(*agent)
+            .probe(*probe);
             if let Some(d) = dur {
                 e = e.detail("duration_ms", *d);
             }
@@ -514,7 +518,11 @@ mod tests {
         // Not probe calls: never counted.
         sonde_auditlog::append(
             &conn,
-            NewEntry::new("operator:a", "key.created", "ok"),
+            NewEntry::new(
+                "operator:a",
+                sonde_protocol::audit::AuditAction::KeyCreated,
+                "ok",
+            ),
             NOW - 1,
         )
         .unwrap();

@@ -124,7 +124,10 @@ audit_actions! {
 impl AuditAction {
     /// The action with this name, if there is one.
     pub fn from_name(name: &str) -> Option<AuditAction> {
-        AuditAction::ALL.iter().copied().find(|a| a.as_str() == name)
+        AuditAction::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == name)
     }
 
     /// The part before the dot (`key` for `key.created`; `probe` for `probe`).
@@ -139,7 +142,9 @@ impl AuditAction {
 /// a typo, and refused with the names it was probably meant to be.
 pub fn check_filter(filter: &str) -> Result<(), UnknownAction> {
     let known = match filter.strip_suffix('*') {
-        Some(prefix) => AuditAction::ALL.iter().any(|a| a.as_str().starts_with(prefix)),
+        Some(prefix) => AuditAction::ALL
+            .iter()
+            .any(|a| a.as_str().starts_with(prefix)),
         None => AuditAction::from_name(filter).is_some(),
     };
     if known {
@@ -202,8 +207,7 @@ mod tests {
             assert!(seen.insert(name), "{name} twice");
             let ok = name.split('.').count() <= 2
                 && name.split('.').all(|part| {
-                    !part.is_empty()
-                        && part.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
                 });
             assert!(ok, "{name:?} is not family.event");
             assert_eq!(name.parse::<AuditAction>(), Ok(*a));
@@ -225,7 +229,10 @@ mod tests {
     fn a_misspelt_name_is_refused_with_the_names_of_its_family() {
         let e = "key.create".parse::<AuditAction>().unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("key.created") && text.contains("key.revoked"), "{text}");
+        assert!(
+            text.contains("key.created") && text.contains("key.revoked"),
+            "{text}"
+        );
         let e = "kee.created".parse::<AuditAction>().unwrap_err();
         assert!(e.to_string().contains("families: agent"), "{e}");
     }

@@ -731,3 +731,47 @@ pub fn render_verify(
     };
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A typo in an action filter used to show an empty audit list; now it
+    /// is refused with the names of the family it was probably meant for.
+    #[test]
+    fn an_action_filter_that_no_entry_can_match_is_refused_with_its_family() {
+        let now = 1_700_000_000_000;
+        let q = parse_audit_filter("action:key.created agent:nas", now).unwrap();
+        assert_eq!(q.action.as_deref(), Some("key.created"));
+        let q = parse_audit_filter("action:oauth.*", now).unwrap();
+        assert_eq!(q.action.as_deref(), Some("oauth.*"));
+        let e = parse_audit_filter("action:key.create", now).unwrap_err();
+        assert!(
+            e.contains("key.created") && e.contains("key.revoked"),
+            "{e}"
+        );
+        assert!(parse_audit_filter("action:oath.*", now).is_err());
+    }
+
+    /// Every family the summary column knows by name is a real family.
+    #[test]
+    fn the_summary_column_knows_entries_by_their_typed_action() {
+        let mut e: AuditEntry = serde_json::from_value(serde_json::json!({
+            "seq": 1, "timestamp_ms": 0, "actor": "operator:a", "agent": null,
+            "action": "key.created", "probe": null, "params_digest": null,
+            "outcome": "ok", "result_digest": null,
+            "detail": {"name": "claude", "prefix": "sk_1"},
+            "prev_hash": sonde_protocol::audit::genesis_hash(),
+            "hash": sonde_protocol::audit::genesis_hash(),
+        }))
+        .unwrap();
+        assert_eq!(subject(&e), "key claude sk_1");
+        e.action = "tool.denied".into();
+        e.detail.insert("tool".into(), "probe".into());
+        assert_eq!(subject(&e), "tool probe");
+        // A name from another version falls through to the generic summary.
+        e.action = "future.thing".into();
+        assert!(!subject(&e).is_empty());
+    }
+}

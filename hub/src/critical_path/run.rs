@@ -365,11 +365,15 @@ pub async fn run(hub: &SharedHub, caller: &Caller, name: &str) -> Result<Value, 
         .flat_map(|s| s["checks"].as_array().cloned().unwrap_or_default())
         .filter_map(|c| c["audit_seq"].as_u64())
         .collect();
-    let mut entry = NewEntry::new(caller.actor(), AuditAction::PathRan, if ok { "ok" } else { "failed" })
-        .detail("path", path.name.clone())
-        .detail("via", caller.via())
-        .detail("probe_audit_seqs", json!(seqs))
-        .detail("duration_ms", summary.duration_ms);
+    let mut entry = NewEntry::new(
+        caller.actor(),
+        AuditAction::PathRan,
+        if ok { "ok" } else { "failed" },
+    )
+    .detail("path", path.name.clone())
+    .detail("via", caller.via())
+    .detail("probe_audit_seqs", json!(seqs))
+    .detail("duration_ms", summary.duration_ms);
     if let Some(i) = summary.breaks_at {
         entry = entry.detail("breaks_at", i);
     }

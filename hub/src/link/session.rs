@@ -413,15 +413,19 @@ async fn handle_inbound(
                         // The caller's call is already audited (`cancelled`);
                         // this records that the agent did stop it.
                         hub.audit(
-                            NewEntry::new(format!("agent:{}", agent.name), AuditAction::ProbeStopped, "ok")
-                                .agent(agent_id.clone())
-                                .probe(f.probe.clone())
-                                .detail("request_id", f.request_id.clone())
-                                .detail("message", f.message.clone())
-                                .detail(
-                                    "agent_audit_head",
-                                    serde_json::to_value(f.audit_head).unwrap_or_default(),
-                                ),
+                            NewEntry::new(
+                                format!("agent:{}", agent.name),
+                                AuditAction::ProbeStopped,
+                                "ok",
+                            )
+                            .agent(agent_id.clone())
+                            .probe(f.probe.clone())
+                            .detail("request_id", f.request_id.clone())
+                            .detail("message", f.message.clone())
+                            .detail(
+                                "agent_audit_head",
+                                serde_json::to_value(f.audit_head).unwrap_or_default(),
+                            ),
                         )
                         .await;
                     }
@@ -451,11 +455,15 @@ async fn handle_inbound(
                 return None;
             };
             hub.audit(
-                NewEntry::new(actor(&agent.id), AuditAction::EnvelopeRejectedByAgent, "refused")
-                    .agent(agent.id.clone())
-                    .detail("code", report.code.clone())
-                    .detail("message", report.message.clone())
-                    .detail("message_id", report.message_id.clone().unwrap_or_default()),
+                NewEntry::new(
+                    actor(&agent.id),
+                    AuditAction::EnvelopeRejectedByAgent,
+                    "refused",
+                )
+                .agent(agent.id.clone())
+                .detail("code", report.code.clone())
+                .detail("message", report.message.clone())
+                .detail("message_id", report.message_id.clone().unwrap_or_default()),
             )
             .await;
             if let Some(msg_id) = &report.message_id {
@@ -491,9 +499,13 @@ async fn renew_certificate(
         * 1000;
     if now_ms() - issued_at < min_interval_ms {
         hub.audit(
-            NewEntry::new(actor(&agent.id), AuditAction::CertificateRenewalRefused, "refused")
-                .agent(agent.id.clone())
-                .detail("reason", "renewed less than an hour ago"),
+            NewEntry::new(
+                actor(&agent.id),
+                AuditAction::CertificateRenewalRefused,
+                "refused",
+            )
+            .agent(agent.id.clone())
+            .detail("reason", "renewed less than an hour ago"),
         )
         .await;
         return None;
@@ -502,9 +514,13 @@ async fn renew_certificate(
         Ok(c) => c,
         Err(e) => {
             hub.audit(
-                NewEntry::new(actor(&agent.id), AuditAction::CertificateRenewalRefused, "refused")
-                    .agent(agent.id.clone())
-                    .detail("reason", e.to_string()),
+                NewEntry::new(
+                    actor(&agent.id),
+                    AuditAction::CertificateRenewalRefused,
+                    "refused",
+                )
+                .agent(agent.id.clone())
+                .detail("reason", e.to_string()),
             )
             .await;
             return None;

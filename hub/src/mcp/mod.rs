@@ -233,13 +233,21 @@ impl Gate {
                 store::keys::hash(&presented).as_bytes(),
             )
         }) else {
-            self.audit_denial(AuditAction::McpAuthFailed, "unknown key", &[("prefix", prefix)])
-                .await;
+            self.audit_denial(
+                AuditAction::McpAuthFailed,
+                "unknown key",
+                &[("prefix", prefix)],
+            )
+            .await;
             return Err(invalid());
         };
         if key.revoked_at_ms.is_some() {
-            self.audit_denial(AuditAction::McpAuthFailed, "revoked key", &[("prefix", prefix)])
-                .await;
+            self.audit_denial(
+                AuditAction::McpAuthFailed,
+                "revoked key",
+                &[("prefix", prefix)],
+            )
+            .await;
             return Err(deny(
                 StatusCode::UNAUTHORIZED,
                 "revoked_api_key",
@@ -247,8 +255,12 @@ impl Gate {
             ));
         }
         if key.expires_at_ms.is_some_and(|e| e <= now_ms()) {
-            self.audit_denial(AuditAction::McpAuthFailed, "expired key", &[("prefix", prefix)])
-                .await;
+            self.audit_denial(
+                AuditAction::McpAuthFailed,
+                "expired key",
+                &[("prefix", prefix)],
+            )
+            .await;
             return Err(deny(
                 StatusCode::UNAUTHORIZED,
                 "expired_api_key",
@@ -287,7 +299,8 @@ impl Gate {
                         "the access token was issued for another resource than this hub's MCP endpoint",
                     ),
                 };
-                self.audit_denial(AuditAction::McpAuthFailed, reason, &[]).await;
+                self.audit_denial(AuditAction::McpAuthFailed, reason, &[])
+                    .await;
                 Err(deny(StatusCode::UNAUTHORIZED, "invalid_token", message))
             }
         }

@@ -9,11 +9,11 @@
 //! `/mcp` accepts only tokens whose grant names this hub's resource URL.
 
 use axum::body::Bytes;
-use sonde_protocol::audit::AuditAction;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
+use sonde_protocol::audit::AuditAction;
 use sonde_protocol::time::now_ms;
 use std::sync::Arc;
 

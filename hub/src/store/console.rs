@@ -272,8 +272,8 @@ impl super::HubStore {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use sonde_protocol::audit::AuditAction;
     use crate::store::test_support;
+    use sonde_protocol::audit::AuditAction;
     use sonde_protocol::audit::NewEntry;
 
     /// Runs `f` on a connection of its own to the store's file.
@@ -328,7 +328,11 @@ mod tests {
             agent(c, "agt-web", "web", 3);
             for i in 0..30 {
                 let id = ["agt-old", "agt-new", "agt-web"][i % 3];
-                append(c, NewEntry::new("x", AuditAction::Probe, "ok").agent(id), i as i64);
+                append(
+                    c,
+                    NewEntry::new("x", AuditAction::Probe, "ok").agent(id),
+                    i as i64,
+                );
             }
             let q = |agent: &str, before: Option<u64>| AuditQuery {
                 agent: Some(agent.into()),
@@ -489,12 +493,15 @@ mod measure {
                     c.query_row("SELECT COUNT(*) FROM audit_entries", [], |r| r.get(0))?;
                 for i in have as usize..n {
                     let at = start + (i as i64 * 3_600_000 / n as i64);
-                    let e =
-                        NewEntry::new("key:k", AuditAction::Probe, if i % 100 == 0 { "denied" } else { "ok" })
-                            .agent(format!("agt-{}", i % 20))
-                            .probe("system.uptime")
-                            .detail("duration_ms", (i % 50) as u64)
-                            .detail("via", "mcp");
+                    let e = NewEntry::new(
+                        "key:k",
+                        AuditAction::Probe,
+                        if i % 100 == 0 { "denied" } else { "ok" },
+                    )
+                    .agent(format!("agt-{}", i % 20))
+                    .probe("system.uptime")
+                    .detail("duration_ms", (i % 50) as u64)
+                    .detail("via", "mcp");
                     sonde_auditlog::append(c, e, at)?;
                 }
                 c.execute_batch("COMMIT")?;

@@ -32,7 +32,8 @@ impl HubStore {
             set(c, "created_at_ms", &now_ms.to_string())?;
             Ok(Audited::new(
                 (),
-                NewEntry::new("hub", AuditAction::HubInitialised, "ok").detail("hub_id", id.clone()),
+                NewEntry::new("hub", AuditAction::HubInitialised, "ok")
+                    .detail("hub_id", id.clone()),
             ))
         })?;
         Ok(())

@@ -518,7 +518,10 @@ mod tests {
                 tokio::spawn(async move {
                     for i in 0..400 {
                         store
-                            .record(NewEntry::new("test", AuditAction::Probe, "ok").detail("i", t * 1000 + i))
+                            .record(
+                                NewEntry::new("test", AuditAction::Probe, "ok")
+                                    .detail("i", t * 1000 + i),
+                            )
                             .await
                             .unwrap();
                     }

@@ -329,10 +329,14 @@ fn grant_unusable(g: &OAuthGrant, now: i64) -> Option<&'static str> {
 }
 
 fn token_entry(g: &OAuthGrant, grant_type: &str) -> NewEntry {
-    NewEntry::new(format!("oauth:{}", g.client_id), AuditAction::OauthTokenIssued, "ok")
-        .detail("grant_id", g.id.clone())
-        .detail("client_id", g.client_id.clone())
-        .detail("grant_type", grant_type)
+    NewEntry::new(
+        format!("oauth:{}", g.client_id),
+        AuditAction::OauthTokenIssued,
+        "ok",
+    )
+    .detail("grant_id", g.id.clone())
+    .detail("client_id", g.client_id.clone())
+    .detail("grant_type", grant_type)
 }
 
 fn refused_entry(client_id: &str, action: AuditAction, r: &Refusal) -> NewEntry {
@@ -834,11 +838,14 @@ impl HubStore {
             .commit(move |c| {
                 let grant = grant_by_id(c, &grant_id)?;
                 revoke_grant_rows(c, &grant.id, now)?;
-                let entry =
-                    NewEntry::new(format!("oauth:{}", grant.client_id), AuditAction::OauthRevoked, "ok")
-                        .detail("grant_id", grant.id.clone())
-                        .detail("client_id", grant.client_id.clone())
-                        .detail("by", "client");
+                let entry = NewEntry::new(
+                    format!("oauth:{}", grant.client_id),
+                    AuditAction::OauthRevoked,
+                    "ok",
+                )
+                .detail("grant_id", grant.id.clone())
+                .detail("client_id", grant.client_id.clone())
+                .detail("by", "client");
                 Ok(Audited::new(grant.id, entry))
             })
             .await?;

@@ -199,7 +199,11 @@ mod tests {
             .record_path_run(
                 "web",
                 json!({"ok": true}),
-                sonde_protocol::audit::NewEntry::new("operator:bob", sonde_protocol::audit::AuditAction::PathRan, "ok"),
+                sonde_protocol::audit::NewEntry::new(
+                    "operator:bob",
+                    sonde_protocol::audit::AuditAction::PathRan,
+                    "ok",
+                ),
             )
             .await
             .unwrap();

@@ -145,7 +145,8 @@ impl HubStore {
                 }
                 let token = get(c, &id)?
                     .ok_or_else(|| StoreError::NotFound(format!("no enrollment token {id:?}")))?;
-                let entry = NewEntry::new(by, AuditAction::TokenRevoked, "ok").detail("token_id", id.clone());
+                let entry = NewEntry::new(by, AuditAction::TokenRevoked, "ok")
+                    .detail("token_id", id.clone());
                 Ok(Audited::new(token, entry))
             })
             .await?;

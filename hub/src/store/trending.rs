@@ -512,7 +512,11 @@ mod rollup {
 
     impl Call {
         fn entry(&self) -> NewEntry {
-            let mut e = NewEntry::new("api-key:sk_1", "probe", OUTCOMES[self.outcome]);
+            let mut e = NewEntry::new(
+                "api-key:sk_1",
+                sonde_protocol::audit::AuditAction::Probe,
+                OUTCOMES[self.outcome],
+            );
             if let Some(a) = self.agent {
                 e = e.agent(format!("agt-{a}"));
             }
@@ -550,7 +554,11 @@ mod rollup {
                 // Other events never count.
                 sonde_auditlog::append(
                     conn,
-                    NewEntry::new("operator:a", "key.created", "ok"),
+                    NewEntry::new(
+                        "operator:a",
+                        sonde_protocol::audit::AuditAction::KeyCreated,
+                        "ok",
+                    ),
                     call.at,
                 )
                 .unwrap();
@@ -816,7 +824,7 @@ mod derived {
         let (dir, store) = test_support::store();
         store
             .record(
-                NewEntry::new("a", "probe", "ok")
+                NewEntry::new("a", sonde_protocol::audit::AuditAction::Probe, "ok")
                     .agent("x")
                     .probe("p.q")
                     .detail("duration_ms", 7),
@@ -825,14 +833,18 @@ mod derived {
             .unwrap();
         store
             .record(
-                NewEntry::new("a", "probe", "denied")
+                NewEntry::new("a", sonde_protocol::audit::AuditAction::Probe, "denied")
                     .agent("x")
                     .probe("p.r"),
             )
             .await
             .unwrap();
         store
-            .record(NewEntry::new("a", "key.created", "ok"))
+            .record(NewEntry::new(
+                "a",
+                sonde_protocol::audit::AuditAction::KeyCreated,
+                "ok",
+            ))
             .await
             .unwrap();
         store.close();
