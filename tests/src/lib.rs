@@ -630,6 +630,19 @@ impl Agent {
         self.command(args).output().unwrap()
     }
 
+    /// Makes a publisher key with `sonde-agent packs keygen` (as the
+    /// agent's user, as a publisher would): (secret key file, public key).
+    pub fn publisher_key(&self) -> (PathBuf, String) {
+        let key = self.dir.join("publisher.key");
+        let out = self.output(&["packs", "keygen", key.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (key, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
     /// Enrolls in the background (it waits for approval).
     pub fn spawn_enroll(&self, hub: &Hub, token: &str, ca: &str) -> Child {
         let log = std::fs::OpenOptions::new()

@@ -939,18 +939,9 @@ steps = [
 ]
 "#;
 
-/// A publisher key made with `sonde-agent packs keygen` (run as the
-/// agent's user, as a publisher would): (secret key file, public key).
+/// A publisher key for `name` (see [`Agent::publisher_key`]).
 fn publisher_key(scratch: &Scratch, name: &str) -> (std::path::PathBuf, String) {
-    let agent = Agent::new(scratch, name, "");
-    let key = agent.dir.join("publisher.key");
-    let out = agent.output(&["packs", "keygen", key.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (key, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    Agent::new(scratch, name, "").publisher_key()
 }
 
 /// Writes `DIR/integration.toml` and signs it with `sonde-hub integrations sign`.

@@ -22,25 +22,13 @@ fn pack<'a>(packs: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no pack {name}: {packs:?}"))
 }
 
-/// Makes a publisher key (as the agent's user) and returns (key file, public key).
-fn publisher(agent: &Agent) -> (std::path::PathBuf, String) {
-    let key = agent.dir.join("publisher.key");
-    let out = agent.output(&["packs", "keygen", key.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (key, String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 #[test]
 fn a_signed_pack_is_trusted_and_a_tampered_one_refused() {
     let scratch = Scratch::new();
     // First learn the publisher key with a throwaway agent config, then
     // write the real config trusting it.
     let keymaker = Agent::new(&scratch, "keymaker", "");
-    let (key_file, public) = publisher(&keymaker);
+    let (key_file, public) = keymaker.publisher_key();
     let agent = Agent::new(
         &scratch,
         "trusting",
