@@ -52,6 +52,66 @@ use std::collections::BTreeMap;
 
 pub use sonde_protocol::messages::ErrorBody;
 
+/// What an operator decides about a pack on an agent (the last segment of
+/// `POST /v1/agents/{name}/packs/{pack}/{action}`): one typed list for
+/// the hub, the CLI and the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackAction {
+    /// Let the agent run the pack (a signed grant).
+    Approve,
+    /// Refuse a pending pack.
+    Deny,
+    /// Withdraw an approval.
+    Revoke,
+}
+
+impl PackAction {
+    pub const ALL: [PackAction; 3] = [PackAction::Approve, PackAction::Deny, PackAction::Revoke];
+
+    /// The word on the wire and in the grants table.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PackAction::Approve => "approve",
+            PackAction::Deny => "deny",
+            PackAction::Revoke => "revoke",
+        }
+    }
+}
+
+impl std::fmt::Display for PackAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is no pack action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownPackAction(pub String);
+
+impl std::fmt::Display for UnknownPackAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown pack action {:?} (approve, deny, revoke)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownPackAction {}
+
+impl std::str::FromStr for PackAction {
+    type Err = UnknownPackAction;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PackAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownPackAction(s.to_owned()))
+    }
+}
+
 /// `GET /v1/status`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HubStatus {
@@ -723,4 +783,25 @@ pub struct TrendingQuery {
     pub probe: Option<String>,
     /// At most this many groups per list (default 20).
     pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pack_actions_round_trip_and_a_misspelt_one_is_refused_with_the_three() {
+        for a in PackAction::ALL {
+            assert_eq!(a.as_str().parse::<PackAction>(), Ok(a));
+            let json = serde_json::to_value(a).unwrap();
+            assert_eq!(json, a.as_str());
+            assert_eq!(serde_json::from_value::<PackAction>(json).unwrap(), a);
+        }
+        let e = "aprove".parse::<PackAction>().unwrap_err().to_string();
+        assert!(
+            e.contains("aprove") && e.contains("approve, deny, revoke"),
+            "{e}"
+        );
+    }
 }

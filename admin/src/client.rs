@@ -214,18 +214,17 @@ impl AdminClient {
         .await
     }
 
-    /// `action` is `approve`, `deny` or `revoke`.
     pub async fn decide_pack(
         &self,
         agent: &str,
         pack: &str,
-        action: &str,
+        action: PackAction,
     ) -> Result<PermissionRequest, AdminError> {
         let path = format!(
             "/v1/agents/{}/packs/{}/{}",
             path_segment(agent),
             path_segment(pack),
-            path_segment(action)
+            action.as_str()
         );
         self.post(&path, &()).await
     }

@@ -228,13 +228,17 @@ fn a_second_keystroke_never_approves_another_pack() {
         [Request::DecidePack(
             "nas1".into(),
             "zfs".into(),
-            "approve".into()
+            sonde_admin::api::PackAction::Approve
         )]
     );
     // The hub answers; the list re-sorts (zfs is no longer pending).
     let r = answer(
         &mut app,
-        Request::DecidePack("nas1".into(), "zfs".into(), "approve".into()),
+        Request::DecidePack(
+            "nas1".into(),
+            "zfs".into(),
+            sonde_admin::api::PackAction::Approve,
+        ),
         Reply::Done("approve: pack zfs on nas1".into()),
     );
     assert!(labels(&r).contains(&"permissions"));
@@ -287,7 +291,7 @@ fn permissions_deny_and_revoke_only_where_they_mean_something() {
         [Request::DecidePack(
             "nas1".into(),
             "docker".into(),
-            "deny".into()
+            sonde_admin::api::PackAction::Deny
         )]
     );
     ch(&mut app, 'j');
@@ -298,7 +302,7 @@ fn permissions_deny_and_revoke_only_where_they_mean_something() {
         [Request::DecidePack(
             "nas1".into(),
             "zfs".into(),
-            "revoke".into()
+            sonde_admin::api::PackAction::Revoke
         )]
     );
     ch(&mut app, 'd');

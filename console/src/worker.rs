@@ -85,7 +85,7 @@ pub enum Request {
     KeepQuarantined(String),
     SetTags(String, Vec<String>),
     /// agent, pack, `approve` | `deny` | `revoke`
-    DecidePack(String, String, String),
+    DecidePack(String, String, PackAction),
     ApproveEnrollment(String),
     DenyEnrollment(String),
     CreateKey(KeyCreate),
@@ -448,7 +448,7 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
             Reply::Done(format!("tags of {name} set"))
         }
         Request::DecidePack(agent, pack, action) => {
-            let p = client.decide_pack(agent, pack, action).await?;
+            let p = client.decide_pack(agent, pack, *action).await?;
             Reply::Done(format!("{action}: pack {} on {}", p.pack, p.agent_name))
         }
         Request::ApproveEnrollment(name) => {

@@ -209,7 +209,18 @@ async fn decide_pack(
     Path((name, pack, action)): Path<(String, String, String)>,
 ) -> ApiResult<PermissionRequest> {
     Ok(Json(
-        fleet::decide_pack(&hub, &name, &pack, &action, &op.0).await?,
+        fleet::decide_pack(
+            &hub,
+            &name,
+            &pack,
+            action
+                .parse()
+                .map_err(|e: sonde_admin::api::UnknownPackAction| {
+                    HubError::BadRequest(e.to_string())
+                })?,
+            &op.0,
+        )
+        .await?,
     ))
 }
 

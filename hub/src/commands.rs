@@ -399,9 +399,9 @@ pub async fn packs(data: &DataDir, out: Out, cmd: PackCommand) -> anyhow::Result
                 )
             });
         }
-        PackCommand::Approve { agent, pack } => (agent, pack, "approve"),
-        PackCommand::Deny { agent, pack } => (agent, pack, "deny"),
-        PackCommand::Revoke { agent, pack } => (agent, pack, "revoke"),
+        PackCommand::Approve { agent, pack } => (agent, pack, PackAction::Approve),
+        PackCommand::Deny { agent, pack } => (agent, pack, PackAction::Deny),
+        PackCommand::Revoke { agent, pack } => (agent, pack, PackAction::Revoke),
     };
     let p = require_hub(data, async |c| c.decide_pack(&agent, &pack, action).await).await?;
     out.print(&p, |p| {

@@ -518,7 +518,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|p| p.state == PackState::Pending)
     {
-        admin.decide_pack("local", &pack.name, "approve").await?;
+        admin
+            .decide_pack("local", &pack.name, sonde_admin::api::PackAction::Approve)
+            .await?;
         say!("Approved pack {} on the local agent.", pack.name);
     }
     for pack in detail

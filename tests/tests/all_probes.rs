@@ -119,7 +119,10 @@ async fn every_probe_of_every_pack_answers_valid_and_invalid_params() {
     let mut agent = online_agent(&scratch, &hub, "box", &extra).await;
     let admin = hub.admin();
     for pack in ["systemd", "docker", "zfs"] {
-        admin.decide_pack("box", pack, "approve").await.unwrap();
+        admin
+            .decide_pack("box", pack, sonde_admin::api::PackAction::Approve)
+            .await
+            .unwrap();
     }
     // The zfs pack's requirements are met by the fixture's tools, so the
     // approval makes it active; wait for the agent to store the grant.

@@ -7,7 +7,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
-use sonde_admin::api::PermissionRequest;
+use sonde_admin::api::{PackAction, PermissionRequest};
 use sonde_protocol::Capability;
 use sonde_protocol::messages::{GrantDecision, PackState};
 
@@ -200,7 +200,7 @@ impl Screen for Permissions {
                     request: Request::DecidePack(
                         p.agent_name.clone(),
                         p.pack.clone(),
-                        "approve".into(),
+                        PackAction::Approve,
                     ),
                 }))];
             }
@@ -227,7 +227,7 @@ impl Screen for Permissions {
                     request: Request::DecidePack(
                         p.agent_name.clone(),
                         p.pack.clone(),
-                        "deny".into(),
+                        PackAction::Deny,
                     ),
                 }))];
             }
@@ -248,7 +248,7 @@ impl Screen for Permissions {
                     request: Request::DecidePack(
                         p.agent_name.clone(),
                         p.pack.clone(),
-                        "revoke".into(),
+                        PackAction::Revoke,
                     ),
                 }))];
             }

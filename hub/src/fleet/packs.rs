@@ -1,7 +1,7 @@
 //! Pack permissions: what each agent reports, and the operator's signed
 //! decisions (approve, deny, revoke), pushed to the agent at once.
 
-use sonde_admin::api::PermissionRequest;
+use sonde_admin::api::{PackAction, PermissionRequest};
 use sonde_protocol::messages::{GrantDecision, GrantsUpdate, PackGrant, PackReport, PackState};
 use sonde_protocol::time::now_ms;
 use std::collections::HashMap;
@@ -65,17 +65,12 @@ pub async fn decide_pack(
     hub: &Hub,
     agent: &str,
     pack: &str,
-    action: &str,
+    action: PackAction,
     by: &str,
 ) -> Result<PermissionRequest, HubError> {
     let decision = match action {
-        "approve" => GrantDecision::Approved,
-        "deny" | "revoke" => GrantDecision::Revoked,
-        other => {
-            return Err(HubError::BadRequest(format!(
-                "unknown pack action {other:?} (approve, deny, revoke)"
-            )));
-        }
+        PackAction::Approve => GrantDecision::Approved,
+        PackAction::Deny | PackAction::Revoke => GrantDecision::Revoked,
     };
     let a = find_agent(hub, agent)?.agent();
     if a.is_revoked() {
@@ -104,7 +99,7 @@ pub async fn decide_pack(
         .store
         .decide_pack(Grant {
             grant,
-            action: action.to_owned(),
+            action,
             decided_by: by.to_owned(),
         })
         .await?;

@@ -1,6 +1,7 @@
 //! The operator's pack decisions, as signed grants.
 
 use rusqlite::{Connection, Row, params};
+use sonde_admin::api::PackAction;
 use sonde_protocol::Digest;
 use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::{GrantDecision, PackGrant};
@@ -18,7 +19,15 @@ fn row(r: &Row<'_>) -> rusqlite::Result<(Grant, String, String)> {
                 issued_at_ms: r.get(4)?,
                 signature: r.get(5)?,
             },
-            action: r.get(6)?,
+            action: r.get::<_, String>(6)?.parse().map_err(
+                |e: sonde_admin::api::UnknownPackAction| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        6,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                },
+            )?,
             decided_by: r.get(7)?,
         },
         r.get(2)?,
@@ -57,7 +66,7 @@ fn upsert(conn: &Connection, g: &Grant) -> Result<()> {
         g.grant.pack,
         g.grant.manifest_sha256.to_hex(),
         decision,
-        g.action,
+        g.action.as_str(),
         g.grant.issued_at_ms,
         g.decided_by,
         g.grant.signature
@@ -83,10 +92,10 @@ impl HubStore {
         let (grants, _) = self
             .commit(move |c| {
                 upsert(c, &grant)?;
-                let verb = match grant.action.as_str() {
-                    "approve" => AuditAction::PackApproved,
-                    "deny" => AuditAction::PackDenied,
-                    _ => AuditAction::PackRevoked,
+                let verb = match grant.action {
+                    PackAction::Approve => AuditAction::PackApproved,
+                    PackAction::Deny => AuditAction::PackDenied,
+                    PackAction::Revoke => AuditAction::PackRevoked,
                 };
                 let entry = NewEntry::new(grant.decided_by.clone(), verb, "ok")
                     .agent(grant.grant.agent_id.clone())

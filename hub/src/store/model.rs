@@ -325,8 +325,7 @@ pub struct ApiKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
     pub grant: PackGrant,
-    /// `approve`, `deny` or `revoke`.
-    pub action: String,
+    pub action: sonde_admin::api::PackAction,
     pub decided_by: String,
 }
 
