@@ -63,13 +63,11 @@ pub enum HttpError {
     CleartextCredential(String),
 }
 
-/// Parses a fingerprint: 64 hex digits, optionally `:`-separated pairs.
+/// Parses a fingerprint with the one rule every Sonde binary uses
+/// ([`sonde_protocol::Digest::from_hex`]: 64 hex digits, `:` separators
+/// and a `sha256:` prefix allowed).
 pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
-    let hex: String = text.trim().chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 {
-        return None;
-    }
-    hex::decode(hex).ok()?.try_into().ok()
+    sonde_protocol::Digest::from_hex(text).ok().map(|d| d.0)
 }
 
 /// The certificates of a PEM text.

@@ -32,14 +32,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
 const MAX_TOKEN_FILE: u64 = 4096;
 
 /// A SHA-256 fingerprint as Proxmox VE shows it (`AB:CD:…`, 32 bytes) or
-/// as 64 hex digits.
+/// as 64 hex digits: the one rule every Sonde binary uses
+/// ([`sonde_protocol::Digest::from_hex`]).
 pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 || (text.contains(':') && text.len() != 95) {
-        return None;
-    }
-    let bytes = hex::decode(hex).ok()?;
-    bytes.try_into().ok()
+    sonde_protocol::Digest::from_hex(text).ok().map(|d| d.0)
 }
 
 /// `USER@REALM!NAME`, as `pveum user token add` names a token.
