@@ -213,18 +213,47 @@ fn anchor(path: &Path) -> Option<Anchor> {
 /// ever; the agent must still start.
 const MOUNT_ANSWER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The mount points this thread sees (its own mount namespace), from
-/// `/proc/thread-self/mountinfo`; empty if that cannot be read.
-fn mount_points() -> std::collections::HashSet<PathBuf> {
-    let Ok(text) =
-        crate::bounded::read_file_bounded(Path::new("/proc/thread-self/mountinfo"), 8 << 20)
-    else {
-        return Default::default();
-    };
-    crate::system::disk::parse_mountinfo(&text.bytes)
-        .into_iter()
-        .map(|m| PathBuf::from(OsStr::from_bytes(&m.mount_point)))
-        .collect()
+/// The mount points this thread sees (its own mount namespace), and those
+/// that did not answer in time: read once per [`Sandbox::new`], shared by
+/// its walks, so a silent mount costs [`MOUNT_ANSWER_TIME`] once.
+#[derive(Default)]
+struct Mounts {
+    points: std::collections::HashSet<PathBuf>,
+    silent: std::collections::HashSet<PathBuf>,
+}
+
+impl Mounts {
+    /// From `/proc/thread-self/mountinfo`; none if that cannot be read.
+    fn read() -> Mounts {
+        let Ok(text) =
+            crate::bounded::read_file_bounded(Path::new("/proc/thread-self/mountinfo"), 8 << 20)
+        else {
+            return Mounts::default();
+        };
+        Mounts {
+            points: crate::system::disk::parse_mountinfo(&text.bytes)
+                .into_iter()
+                .map(|m| PathBuf::from(OsStr::from_bytes(&m.mount_point)))
+                .collect(),
+            silent: Default::default(),
+        }
+    }
+
+    /// [`anchor`], bounded for mount points; a mount point that gave
+    /// nothing once (silent, or not openable) is not asked again.
+    fn anchor(&mut self, path: &Path) -> Option<Anchor> {
+        if !self.points.contains(path) {
+            return anchor(path);
+        }
+        if self.silent.contains(path) {
+            return None;
+        }
+        let found = anchor_bounded(path);
+        if found.is_none() {
+            self.silent.insert(path.to_owned());
+        }
+        found
+    }
 }
 
 /// [`anchor`] for a mount point, on a helper thread, given up after
@@ -259,11 +288,11 @@ fn anchor_bounded(path: &Path) -> Option<Anchor> {
 /// own). Each entry on the way down to an excluded path is granted, the
 /// excluded path itself is not. Mount points are opened with a time limit
 /// ([`anchor_bounded`]).
-fn readable_roots(excluded: &[PathBuf]) -> Vec<Anchor> {
+fn readable_roots(excluded: &[PathBuf], mounts: &mut Mounts) -> Vec<Anchor> {
     fn walk(
         dir: &Path,
         excluded: &[PathBuf],
-        mounts: &std::collections::HashSet<PathBuf>,
+        mounts: &mut Mounts,
         out: &mut Vec<Anchor>,
         depth: usize,
     ) {
@@ -278,12 +307,7 @@ fn readable_roots(excluded: &[PathBuf]) -> Vec<Anchor> {
             // No `entry.file_type()`: where the directory gives no type
             // it would `stat` the entry, and a mount point's `stat` is
             // answered by the mounted file system.
-            let found = if mounts.contains(&path) {
-                anchor_bounded(&path)
-            } else {
-                anchor(&path)
-            };
-            let Some(a) = found else {
+            let Some(a) = mounts.anchor(&path) else {
                 continue;
             };
             if a.dir && depth < 32 && excluded.iter().any(|e| e.starts_with(&path)) {
@@ -293,9 +317,8 @@ fn readable_roots(excluded: &[PathBuf]) -> Vec<Anchor> {
             }
         }
     }
-    let mounts = mount_points();
     let mut out = Vec::new();
-    walk(Path::new("/"), excluded, &mounts, &mut out, 0);
+    walk(Path::new("/"), excluded, mounts, &mut out, 0);
     out
 }
 
@@ -347,7 +370,11 @@ impl Sandbox {
             exec_hidden.extend(canonical(PROGRAM_DIRS.iter().map(PathBuf::from)));
             exec_hidden.sort();
             exec_hidden.dedup();
-            (readable_roots(&hidden), readable_roots(&exec_hidden))
+            let mut mounts = Mounts::read();
+            (
+                readable_roots(&hidden, &mut mounts),
+                readable_roots(&exec_hidden, &mut mounts),
+            )
         };
         Arc::new(Sandbox {
             level,
