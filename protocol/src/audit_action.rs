@@ -178,7 +178,6 @@ fn suggestion(name: &str) -> String {
         .collect();
     if same.is_empty() {
         let mut families: Vec<&str> = AuditAction::ALL.iter().map(|a| a.family()).collect();
-        families.dedup();
         families.sort_unstable();
         families.dedup();
         format!(" (families: {})", families.join(", "))
