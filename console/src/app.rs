@@ -591,7 +591,10 @@ impl App {
                 match (&response.request, &self.modal) {
                     (Request::AddIntegration(req), Some(Modal::IntegrationForm(_))) => {
                         self.modal = None;
-                        self.integrations.selection.select_id(req.add.name.clone());
+                        self.integrations
+                            .list
+                            .selection
+                            .select_id(req.add.name.clone());
                     }
                     (Request::SetCredential(..), Some(Modal::Credential(_))) => self.modal = None,
                     _ => {}

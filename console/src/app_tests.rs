@@ -426,7 +426,7 @@ mod by_id {
             let states = [AgentState::Online, AgentState::Offline, AgentState::Quarantined, AgentState::Revoked];
             let agents: Vec<AgentSummary> = (0..n).map(|i| agent(&format!("a{i}"), states[i % 4])).collect();
             answer(&mut app, Request::Agents, Reply::Agents(agents.clone()));
-            app.fleet.sort.column = sort;
+            app.fleet.list.sort.column = sort;
             for _ in 0..pick.min(n - 1) {
                 ch(&mut app, 'j');
             }
@@ -665,25 +665,25 @@ fn enter_opens_the_detail_on_every_list_screen() {
         key(&mut app, KeyCode::Enter),
         [Request::Agent("db3".into())]
     );
-    assert!(app.fleet.detail_open);
+    assert!(app.fleet.list.detail_open);
     assert_eq!(
         ch(&mut app, 'j'),
         [Request::Agent("web2".into())],
         "the detail follows"
     );
     key(&mut app, KeyCode::Esc);
-    assert!(!app.fleet.detail_open);
+    assert!(!app.fleet.list.detail_open);
     ch(&mut app, '2');
     key(&mut app, KeyCode::Enter);
-    assert!(app.enrollments.detail_open);
+    assert!(app.enrollments.list.detail_open);
     ch(&mut app, '3');
     key(&mut app, KeyCode::Enter);
-    assert!(app.permissions.detail_open);
+    assert!(app.permissions.list.detail_open);
     ch(&mut app, '4');
     key(&mut app, KeyCode::Enter);
-    assert!(app.attestation.detail_open);
+    assert!(app.attestation.list.detail_open);
     key(&mut app, KeyCode::Esc);
-    assert!(!app.attestation.detail_open);
+    assert!(!app.attestation.list.detail_open);
     ch(&mut app, '6');
     key(&mut app, KeyCode::Enter);
     assert!(app.keys.detail_open);
@@ -843,7 +843,7 @@ fn copy_emits_osc52_with_the_whole_secret() {
             ..Options::default()
         },
     );
-    app.fleet.selection.select_id("agt-x");
+    app.fleet.list.selection.select_id("agt-x");
     app.data.agents = vec![agent("x", AgentState::Online)];
     ch(&mut app, 'y');
     assert_eq!(app.output.len(), 2);
@@ -893,15 +893,15 @@ fn palette_jumps_to_screens_agents_filters_and_probes() {
     let r = key(&mut app, KeyCode::Enter);
     assert_eq!(app.view, View::Fleet);
     assert_eq!(app.fleet.selected(&app.data).unwrap().name, "web2");
-    assert!(app.fleet.detail_open);
+    assert!(app.fleet.list.detail_open);
     assert!(r.contains(&Request::Agent("web2".into())));
     // A bare name works, and a filter hiding it is cleared.
-    app.fleet.filter = "web".into();
+    app.fleet.list.filter = "web".into();
     ch(&mut app, ':');
     typed(&mut app, "nas1");
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.fleet.selected(&app.data).unwrap().name, "nas1");
-    assert!(app.fleet.filter.is_empty());
+    assert!(app.fleet.list.filter.is_empty());
     // A filtered audit.
     ch(&mut app, ':');
     typed(&mut app, "audit agent:nas1 outcome:denied");
@@ -993,7 +993,7 @@ fn sort_by_column_keeps_the_selection() {
     ch(&mut app, ':');
     typed(&mut app, "sort status");
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.fleet.sort.column, 2);
+    assert_eq!(app.fleet.list.sort.column, 2);
     // The audit keeps the chain's order.
     ch(&mut app, '5');
     ch(&mut app, 's');
@@ -1537,7 +1537,7 @@ fn themes_change_and_no_color_wins() {
 #[test]
 fn long_details_scroll_with_j_and_k() {
     let mut app = loaded_app();
-    app.fleet.detail_open = true;
+    app.fleet.list.detail_open = true;
     answer(
         &mut app,
         Request::Agent("db3".into()),

@@ -7,6 +7,44 @@
 
 use std::cell::Cell;
 
+use crate::action::Action;
+
+/// What every list screen keeps: the selected item, the operator's filter
+/// and sort, and whether the detail pane is open. The [`Screen`] trait's
+/// defaults do the filter, sort, `Esc` and sync plumbing for a screen that
+/// hands out its `ListState`.
+///
+/// [`Screen`]: crate::screens::Screen
+#[derive(Debug, Clone, Default)]
+pub struct ListState {
+    pub selection: Selection,
+    pub filter: String,
+    pub sort: Sort,
+    pub detail_open: bool,
+}
+
+impl ListState {
+    /// Rows one page key moves.
+    pub const PAGE: isize = 10;
+
+    /// Applies a list action (up, down, page, top, bottom, wheel; `Enter`
+    /// opens or closes the detail) among `ids`, the rows in shown order.
+    /// `false` for any other action: the screen handles those.
+    pub fn navigate<S: AsRef<str>>(&mut self, action: Action, ids: &[S]) -> bool {
+        match action {
+            Action::Down | Action::ScrollDown => self.selection.move_by(ids, 1),
+            Action::Up | Action::ScrollUp => self.selection.move_by(ids, -1),
+            Action::PageDown => self.selection.move_by(ids, Self::PAGE),
+            Action::PageUp => self.selection.move_by(ids, -Self::PAGE),
+            Action::Top => self.selection.select(ids, 0),
+            Action::Bottom => self.selection.select(ids, usize::MAX),
+            Action::Enter => self.detail_open = !self.detail_open,
+            _ => return false,
+        }
+        true
+    }
+}
+
 /// The selected item of one list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
@@ -191,6 +229,28 @@ mod tests {
         assert_eq!(s.offset, 90);
         s.show(5, 10);
         assert_eq!(s.offset, 5);
+    }
+
+    #[test]
+    fn list_actions_move_the_selection_and_toggle_the_detail() {
+        let ids: Vec<String> = (0..25).map(|i| format!("r{i}")).collect();
+        let mut l = ListState::default();
+        assert!(l.navigate(Action::Down, &ids));
+        assert_eq!(l.selection.id(), Some("r1"));
+        assert!(l.navigate(Action::PageDown, &ids));
+        assert_eq!(l.selection.id(), Some("r11"));
+        assert!(l.navigate(Action::Bottom, &ids));
+        assert_eq!(l.selection.id(), Some("r24"));
+        assert!(l.navigate(Action::PageUp, &ids));
+        assert_eq!(l.selection.id(), Some("r14"));
+        assert!(l.navigate(Action::Top, &ids));
+        assert_eq!(l.selection.id(), Some("r0"));
+        assert!(l.navigate(Action::Enter, &ids));
+        assert!(l.detail_open);
+        // Anything else is the screen's.
+        assert!(!l.navigate(Action::Approve, &ids));
+        assert!(l.detail_open);
+        assert_eq!(l.selection.id(), Some("r0"));
     }
 
     #[test]

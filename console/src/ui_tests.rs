@@ -97,7 +97,7 @@ fn fleet_detail_pane_shows_everything() {
     let mut app = on(View::Fleet);
     press(&mut app, 'j');
     press(&mut app, 'j');
-    app.fleet.detail_open = true;
+    app.fleet.list.detail_open = true;
     let s = screen(&app);
     assert!(s.contains("Agent nas1"), "{s}");
     assert!(s.contains("loading detail"), "{s}");
@@ -121,7 +121,7 @@ fn fleet_detail_labels_sample_data_and_an_unconfined_agent() {
     let mut app = on(View::Fleet);
     press(&mut app, 'j');
     press(&mut app, 'j');
-    app.fleet.detail_open = true;
+    app.fleet.list.detail_open = true;
     if let Some(a) = app.data.agents.iter_mut().find(|a| a.name == "nas1") {
         a.sandbox = "none".into();
     }
@@ -322,7 +322,7 @@ fn permissions_show_the_os_level_change_and_every_state() {
     );
     // Enter enlarges the detail.
     let small = screen(&app).lines().filter(|l| l.contains("│")).count();
-    app.permissions.detail_open = true;
+    app.permissions.list.detail_open = true;
     assert!(screen(&app).contains("Enter shrinks"));
     let _ = small;
 }
@@ -826,10 +826,10 @@ fn hostile_text_is_escaped_and_nothing_panics_at_any_size() {
     for view in View::ALL {
         app.view = view;
         for detail in [false, true] {
-            app.fleet.detail_open = detail;
-            app.permissions.detail_open = detail;
-            app.attestation.detail_open = detail;
-            app.enrollments.detail_open = detail;
+            app.fleet.list.detail_open = detail;
+            app.permissions.list.detail_open = detail;
+            app.attestation.list.detail_open = detail;
+            app.enrollments.list.detail_open = detail;
             app.keys.detail_open = detail;
             for (w, h) in sizes {
                 let s = render(&app, w, h);
@@ -852,7 +852,7 @@ fn hostile_text_is_escaped_and_nothing_panics_at_any_size() {
         app.modal = None;
     }
     app.view = View::Fleet;
-    app.fleet.detail_open = false;
+    app.fleet.list.detail_open = false;
     let s = screen(&app);
     assert!(s.contains("ev\\x1b[2J\\x07il⏎"), "{s}");
     assert!(s.contains("\\x202egnp.exe"), "{s}");
@@ -870,7 +870,7 @@ mod any_size {
             let mut app = loaded_app();
             app.theme = crate::theme::Theme::new(ThemeName::ALL[theme], false);
             app.view = View::ALL[view];
-            app.fleet.detail_open = modal % 2 == 0;
+            app.fleet.list.detail_open = modal % 2 == 0;
             app.modal = every_modal("x").into_iter().nth(modal);
             let _ = render(&app, w, h);
         }
@@ -889,10 +889,10 @@ fn dump_screens() {
             out.push_str(&render(&app, w, h));
         }
         app.view = View::Fleet;
-        app.fleet.detail_open = true;
+        app.fleet.list.detail_open = true;
         out.push_str(&format!("==== Fleet detail {w}x{h}\n"));
         out.push_str(&render(&app, w, h));
-        app.fleet.detail_open = false;
+        app.fleet.list.detail_open = false;
         app.view = View::Permissions;
         press(&mut app, 'a');
         out.push_str(&format!("==== confirm {w}x{h}\n"));

@@ -403,7 +403,7 @@ impl App {
                 if !self.fleet.select_name(&self.data, &name) {
                     return Err(format!("no agent named {name:?}"));
                 }
-                self.fleet.detail_open = true;
+                self.fleet.list.detail_open = true;
                 vec![
                     Effect::GoTo(View::Fleet),
                     Effect::Send(Request::Agent(name)),

@@ -16,7 +16,7 @@ use super::{Ctx, Effect, Screen, View, empty_lines, list_title, matches_filter};
 use crate::action::Action;
 use crate::data::HubData;
 use crate::keymap::Scope;
-use crate::list::{Selection, Sort};
+use crate::list::{ListState, Selection};
 use crate::modal::{Confirm, Modal, Tone};
 use crate::table::{self, Column, cell, plain};
 use crate::text::{ago, clip};
@@ -61,10 +61,7 @@ pub struct Row<'a> {
 /// The Attestation screen.
 #[derive(Debug, Clone, Default)]
 pub struct AttestationScreen {
-    pub selection: Selection,
-    pub filter: String,
-    pub sort: Sort,
-    pub detail_open: bool,
+    pub list: ListState,
     /// Closed events too.
     pub history: bool,
     /// Every drift event (read while `history` is on).
@@ -369,18 +366,18 @@ impl AttestationScreen {
         rows.retain(|r| {
             let changes = r.event.map(summary).unwrap_or_default();
             matches_filter(
-                &self.filter,
+                &self.list.filter,
                 &[&r.agent_name, &r.agent_id, &changes, state_text(r).as_str()],
             )
         });
         rows.sort_by(|a, b| {
             let at = |r: &Row| r.event.map(|e| e.detected_at_ms).unwrap_or(0);
-            let ord = match self.sort.column {
+            let ord = match self.list.sort.column {
                 1 => a.agent_name.cmp(&b.agent_name),
                 _ => at(b).cmp(&at(a)),
             }
             .then_with(|| a.key.cmp(&b.key));
-            if self.sort.reverse {
+            if self.list.sort.reverse {
                 ord.reverse()
             } else {
                 ord
@@ -395,7 +392,7 @@ impl AttestationScreen {
 
     pub fn selected<'a>(&'a self, data: &'a HubData) -> Option<Row<'a>> {
         let rows = self.rows(data);
-        let i = self.selection.cursor(&AttestationScreen::ids(&rows))?;
+        let i = self.list.selection.cursor(&AttestationScreen::ids(&rows))?;
         rows.into_iter().nth(i)
     }
 
@@ -453,21 +450,17 @@ impl Screen for AttestationScreen {
 
     fn update(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         let ids = AttestationScreen::ids(&self.rows(ctx.data));
+        if self.list.navigate(action, &ids) {
+            return Vec::new();
+        }
         match action {
-            Action::Down | Action::ScrollDown => self.selection.move_by(&ids, 1),
-            Action::Up | Action::ScrollUp => self.selection.move_by(&ids, -1),
-            Action::PageDown => self.selection.move_by(&ids, 10),
-            Action::PageUp => self.selection.move_by(&ids, -10),
-            Action::Top => self.selection.select(&ids, 0),
-            Action::Bottom => self.selection.select(&ids, usize::MAX),
-            Action::Enter => self.detail_open = !self.detail_open,
             Action::DetailDown => self.detail_scroll.by(3),
             Action::DetailUp => self.detail_scroll.by(-3),
             Action::History => {
                 self.history = !self.history;
                 self.all_events.clear();
                 self.history_loaded = false;
-                self.selection = Selection::default();
+                self.list.selection = Selection::default();
                 if self.history {
                     return vec![
                         Effect::Say("showing every drift event, with its decision (H: back to what needs you)".into()),
@@ -491,31 +484,20 @@ impl Screen for AttestationScreen {
         Vec::new()
     }
 
-    fn back(&mut self) -> bool {
-        std::mem::take(&mut self.detail_open)
+    fn list(&self) -> Option<&ListState> {
+        Some(&self.list)
     }
 
-    fn filter(&self) -> &str {
-        &self.filter
+    fn list_mut(&mut self) -> Option<&mut ListState> {
+        Some(&mut self.list)
     }
 
-    fn set_filter(&mut self, text: &str, ctx: &Ctx) -> Result<Vec<Effect>, String> {
-        self.filter = text.to_owned();
-        self.sync(ctx);
-        Ok(Vec::new())
+    fn list_ids(&self, data: &HubData) -> Vec<String> {
+        AttestationScreen::ids(&self.rows(data))
     }
 
     fn sort_names(&self) -> &'static [&'static str] {
         SORTS
-    }
-
-    fn sort_mut(&mut self) -> Option<&mut Sort> {
-        Some(&mut self.sort)
-    }
-
-    fn sync(&mut self, ctx: &Ctx) {
-        let ids = AttestationScreen::ids(&self.rows(ctx.data));
-        self.selection.sync(&ids);
     }
 
     fn on_reply(&mut self, request: &Request, reply: &Reply, ctx: &Ctx) -> Vec<Effect> {
@@ -533,7 +515,7 @@ impl Screen for AttestationScreen {
         let t = &ctx.theme;
         let rows = self.rows(ctx.data);
         let ids = AttestationScreen::ids(&rows);
-        let list_h = if self.detail_open {
+        let list_h = if self.list.detail_open {
             5
         } else {
             (rows.len() as u16)
@@ -584,12 +566,22 @@ impl Screen for AttestationScreen {
             f,
             list,
             &table::Table {
-                title: list_title(name, rows.len(), self.total(ctx.data), &self.filter),
+                title: list_title(name, rows.len(), self.total(ctx.data), &self.list.filter),
                 columns: &COLUMNS,
                 rows: table_rows,
-                selected: self.selection.cursor(&ids),
-                sorted: Some((if self.sort.column == 1 { 0 } else { 2 }, self.sort.reverse)),
-                empty: empty_lines(t, loaded, self.total(ctx.data), &self.filter, "agent", none),
+                selected: self.list.selection.cursor(&ids),
+                sorted: Some((
+                    if self.list.sort.column == 1 { 0 } else { 2 },
+                    self.list.sort.reverse,
+                )),
+                empty: empty_lines(
+                    t,
+                    loaded,
+                    self.total(ctx.data),
+                    &self.list.filter,
+                    "agent",
+                    none,
+                ),
                 focused: false,
             },
             t,

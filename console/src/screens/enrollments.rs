@@ -12,7 +12,7 @@ use super::{Ctx, Effect, Screen, View, empty_lines, kv, list_title, matches_filt
 use crate::action::Action;
 use crate::data::HubData;
 use crate::keymap::Scope;
-use crate::list::{Selection, Sort};
+use crate::list::ListState;
 use crate::modal::{Confirm, Modal, Tone};
 use crate::table::{self, Column, cell, plain};
 use crate::text::{ago, clip, utc};
@@ -32,10 +32,7 @@ const COLUMNS: [Column; 7] = [
 
 #[derive(Debug, Clone, Default)]
 pub struct Enrollments {
-    pub selection: Selection,
-    pub filter: String,
-    pub sort: Sort,
-    pub detail_open: bool,
+    pub list: ListState,
 }
 
 impl Enrollments {
@@ -45,19 +42,19 @@ impl Enrollments {
             .iter()
             .filter(|e| {
                 matches_filter(
-                    &self.filter,
+                    &self.list.filter,
                     &[&e.name, &e.hostname, &e.remote_addr, &e.token_label, &e.id],
                 )
             })
             .collect();
         rows.sort_by(|a, b| {
-            let ord = match self.sort.column {
+            let ord = match self.list.sort.column {
                 1 => a.name.cmp(&b.name),
                 2 => a.remote_addr.cmp(&b.remote_addr),
                 _ => a.requested_at_ms.cmp(&b.requested_at_ms),
             }
             .then_with(|| a.id.cmp(&b.id));
-            if self.sort.reverse {
+            if self.list.sort.reverse {
                 ord.reverse()
             } else {
                 ord
@@ -72,7 +69,7 @@ impl Enrollments {
 
     pub fn selected<'a>(&self, data: &'a HubData) -> Option<&'a EnrollmentInfo> {
         let rows = self.rows(data);
-        rows.get(self.selection.cursor(&Enrollments::ids(&rows))?)
+        rows.get(self.list.selection.cursor(&Enrollments::ids(&rows))?)
             .copied()
     }
 }
@@ -128,14 +125,10 @@ impl Screen for Enrollments {
 
     fn update(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         let ids = Enrollments::ids(&self.rows(ctx.data));
+        if self.list.navigate(action, &ids) {
+            return Vec::new();
+        }
         match action {
-            Action::Down | Action::ScrollDown => self.selection.move_by(&ids, 1),
-            Action::Up | Action::ScrollUp => self.selection.move_by(&ids, -1),
-            Action::PageDown => self.selection.move_by(&ids, 10),
-            Action::PageUp => self.selection.move_by(&ids, -10),
-            Action::Top => self.selection.select(&ids, 0),
-            Action::Bottom => self.selection.select(&ids, usize::MAX),
-            Action::Enter => self.detail_open = !self.detail_open,
             Action::Approve => {
                 if let Some(e) = self.selected(ctx.data) {
                     return vec![Effect::Open(Modal::Confirm(approval(e)))];
@@ -173,31 +166,20 @@ impl Screen for Enrollments {
         Vec::new()
     }
 
-    fn back(&mut self) -> bool {
-        std::mem::take(&mut self.detail_open)
+    fn list(&self) -> Option<&ListState> {
+        Some(&self.list)
     }
 
-    fn filter(&self) -> &str {
-        &self.filter
+    fn list_mut(&mut self) -> Option<&mut ListState> {
+        Some(&mut self.list)
     }
 
-    fn set_filter(&mut self, text: &str, ctx: &Ctx) -> Result<Vec<Effect>, String> {
-        self.filter = text.to_owned();
-        self.sync(ctx);
-        Ok(Vec::new())
+    fn list_ids(&self, data: &HubData) -> Vec<String> {
+        Enrollments::ids(&self.rows(data))
     }
 
     fn sort_names(&self) -> &'static [&'static str] {
         SORTS
-    }
-
-    fn sort_mut(&mut self) -> Option<&mut Sort> {
-        Some(&mut self.sort)
-    }
-
-    fn sync(&mut self, ctx: &Ctx) {
-        let ids = Enrollments::ids(&self.rows(ctx.data));
-        self.selection.sync(&ids);
     }
 
     fn view(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -206,7 +188,7 @@ impl Screen for Enrollments {
         let ids = Enrollments::ids(&rows);
         let [list, detail] = Layout::vertical([
             Constraint::Min(5),
-            Constraint::Length(if self.detail_open { 14 } else { 0 }),
+            Constraint::Length(if self.list.detail_open { 14 } else { 0 }),
         ])
         .areas(area);
         let table_rows = rows
@@ -223,7 +205,7 @@ impl Screen for Enrollments {
                 ]
             })
             .collect();
-        let sorted = match self.sort.column {
+        let sorted = match self.list.sort.column {
             1 => 0,
             2 => 2,
             _ => 6,
@@ -236,17 +218,17 @@ impl Screen for Enrollments {
                     "Pending enrollments",
                     rows.len(),
                     ctx.data.enrollments.len(),
-                    &self.filter,
+                    &self.list.filter,
                 ),
                 columns: &COLUMNS,
                 rows: table_rows,
-                selected: self.selection.cursor(&ids),
-                sorted: Some((sorted, self.sort.reverse)),
+                selected: self.list.selection.cursor(&ids),
+                sorted: Some((sorted, self.list.sort.reverse)),
                 empty: empty_lines(
                     t,
                     ctx.data.is_loaded("enrollments"),
                     ctx.data.enrollments.len(),
-                    &self.filter,
+                    &self.list.filter,
                     "enrollment",
                     vec![
                         Line::raw("No pending enrollments."),
@@ -260,7 +242,7 @@ impl Screen for Enrollments {
             },
             t,
         );
-        if self.detail_open
+        if self.list.detail_open
             && let Some(e) = self.selected(ctx.data)
         {
             let a = &e.attestation;

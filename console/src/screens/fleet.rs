@@ -12,7 +12,7 @@ use super::{Ctx, Effect, Screen, View, empty_lines, kv, kv_styled, list_title, m
 use crate::action::Action;
 use crate::data::HubData;
 use crate::keymap::Scope;
-use crate::list::{Scroll, Selection, Sort};
+use crate::list::{ListState, Scroll};
 use crate::modal::{Confirm, Modal, Prompt, PromptFor, Tone};
 use crate::table::{self, Column, cell, plain};
 use crate::text::{ago, clip, sparkline, utc};
@@ -59,10 +59,7 @@ pub fn state_span(a: &AgentSummary, theme: &Theme) -> (&'static str, Style) {
 /// The Fleet screen.
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
-    pub selection: Selection,
-    pub filter: String,
-    pub sort: Sort,
-    pub detail_open: bool,
+    pub list: ListState,
     pub detail_scroll: Scroll,
 }
 
@@ -75,13 +72,13 @@ impl Fleet {
             .filter(|a| {
                 let tags = a.tags.join(" ");
                 matches_filter(
-                    &self.filter,
+                    &self.list.filter,
                     &[&a.name, &a.hostname, &a.os, a.state.as_str(), &tags, &a.id],
                 )
             })
             .collect();
         rows.sort_by(|a, b| {
-            let ord = match self.sort.column {
+            let ord = match self.list.sort.column {
                 1 => a.name.cmp(&b.name),
                 2 => a.state.as_str().cmp(b.state.as_str()),
                 3 => b.last_seen_ms.cmp(&a.last_seen_ms),
@@ -92,7 +89,7 @@ impl Fleet {
             let ord = ord
                 .then_with(|| a.name.cmp(&b.name))
                 .then_with(|| a.id.cmp(&b.id));
-            if self.sort.reverse {
+            if self.list.sort.reverse {
                 ord.reverse()
             } else {
                 ord
@@ -107,7 +104,7 @@ impl Fleet {
 
     pub fn selected<'a>(&self, data: &'a HubData) -> Option<&'a AgentSummary> {
         let rows = self.rows(data);
-        let i = self.selection.cursor(&Fleet::ids(&rows))?;
+        let i = self.list.selection.cursor(&Fleet::ids(&rows))?;
         rows.get(i).copied()
     }
 
@@ -123,24 +120,17 @@ impl Fleet {
             return false;
         };
         if !self.rows(data).iter().any(|r| r.id == a.id) {
-            self.filter.clear();
+            self.list.filter.clear();
         }
-        self.selection.select_id(a.id.clone());
+        self.list.selection.select_id(a.id.clone());
         true
     }
 
     fn detail_read(&self, data: &HubData) -> Vec<Effect> {
-        match (self.detail_open, self.selected(data)) {
+        match (self.list.detail_open, self.selected(data)) {
             (true, Some(a)) => vec![Effect::Send(Request::Agent(a.name.clone()))],
             _ => Vec::new(),
         }
-    }
-
-    fn move_by(&mut self, data: &HubData, delta: isize) -> Vec<Effect> {
-        let ids = Fleet::ids(&self.rows(data));
-        self.selection.move_by(&ids, delta);
-        self.detail_scroll.top();
-        self.detail_read(data)
     }
 }
 
@@ -151,7 +141,7 @@ impl Screen for Fleet {
 
     fn reads(&self, ctx: &Ctx) -> Vec<Request> {
         let mut r = vec![Request::Agents, Request::Metrics(60)];
-        if self.detail_open
+        if self.list.detail_open
             && let Some(a) = self.selected(ctx.data)
         {
             r.push(Request::Agent(a.name.clone()));
@@ -161,13 +151,14 @@ impl Screen for Fleet {
 
     fn update(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         let data = ctx.data;
+        let ids = Fleet::ids(&self.rows(data));
+        if self.list.navigate(action, &ids) {
+            // A new row or the detail toggled: its scroll starts at the top
+            // and its details are read.
+            self.detail_scroll.top();
+            return self.detail_read(data);
+        }
         match action {
-            Action::Down | Action::ScrollDown => self.move_by(data, 1),
-            Action::Up | Action::ScrollUp => self.move_by(data, -1),
-            Action::PageDown => self.move_by(data, 10),
-            Action::PageUp => self.move_by(data, -10),
-            Action::Top => self.move_by(data, isize::MIN / 2),
-            Action::Bottom => self.move_by(data, isize::MAX / 2),
             Action::DetailDown => {
                 self.detail_scroll.by(3);
                 Vec::new()
@@ -175,11 +166,6 @@ impl Screen for Fleet {
             Action::DetailUp => {
                 self.detail_scroll.by(-3);
                 Vec::new()
-            }
-            Action::Enter => {
-                self.detail_open = !self.detail_open;
-                self.detail_scroll.top();
-                self.detail_read(data)
             }
             Action::Revoke => {
                 let Some(a) = self.selected(data) else {
@@ -226,31 +212,20 @@ impl Screen for Fleet {
         }
     }
 
-    fn back(&mut self) -> bool {
-        std::mem::take(&mut self.detail_open)
+    fn list(&self) -> Option<&ListState> {
+        Some(&self.list)
     }
 
-    fn filter(&self) -> &str {
-        &self.filter
+    fn list_mut(&mut self) -> Option<&mut ListState> {
+        Some(&mut self.list)
     }
 
-    fn set_filter(&mut self, text: &str, ctx: &Ctx) -> Result<Vec<Effect>, String> {
-        self.filter = text.to_owned();
-        self.sync(ctx);
-        Ok(Vec::new())
+    fn list_ids(&self, data: &HubData) -> Vec<String> {
+        Fleet::ids(&self.rows(data))
     }
 
     fn sort_names(&self) -> &'static [&'static str] {
         SORTS
-    }
-
-    fn sort_mut(&mut self) -> Option<&mut Sort> {
-        Some(&mut self.sort)
-    }
-
-    fn sync(&mut self, ctx: &Ctx) {
-        let ids = Fleet::ids(&self.rows(ctx.data));
-        self.selection.sync(&ids);
     }
 
     fn view(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -264,7 +239,7 @@ impl Screen for Fleet {
         if let Some(a) = traffic {
             f.render_widget(Paragraph::new(traffic_line(ctx, a.width)), a);
         }
-        let (list_area, detail_area) = if self.detail_open {
+        let (list_area, detail_area) = if self.list.detail_open {
             if body.width >= 120 {
                 let [l, r] =
                     Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
@@ -334,7 +309,7 @@ impl Screen for Fleet {
                 ),
             ]
         };
-        let sorted = match self.sort.column {
+        let sorted = match self.list.sort.column {
             1 => Some(0),
             2 => Some(1),
             3 => Some(2),
@@ -348,8 +323,13 @@ impl Screen for Fleet {
             &table::Table {
                 title: format!(
                     "{}{}",
-                    list_title("Fleet", rows.len(), ctx.data.agents.len(), &self.filter),
-                    if self.sort.column == 0 {
+                    list_title(
+                        "Fleet",
+                        rows.len(),
+                        ctx.data.agents.len(),
+                        &self.list.filter
+                    ),
+                    if self.list.sort.column == 0 {
                         " · attention first"
                     } else {
                         ""
@@ -357,13 +337,13 @@ impl Screen for Fleet {
                 ),
                 columns: &COLUMNS,
                 rows: table_rows,
-                selected: self.selection.cursor(&ids),
-                sorted: sorted.map(|c| (c, self.sort.reverse)),
+                selected: self.list.selection.cursor(&ids),
+                sorted: sorted.map(|c| (c, self.list.sort.reverse)),
                 empty: empty_lines(
                     t,
                     ctx.data.is_loaded("agents"),
                     ctx.data.agents.len(),
-                    &self.filter,
+                    &self.list.filter,
                     "agent",
                     none,
                 ),

@@ -21,7 +21,7 @@ use crate::action::Action;
 use crate::data::HubData;
 use crate::form::{self, Form};
 use crate::keymap::Scope;
-use crate::list::{Selection, Sort};
+use crate::list::ListState;
 use crate::modal::{Confirm, Modal, Tone, overlay};
 use crate::table::{self, Column, cell, plain};
 use crate::text::{clip, utc};
@@ -350,10 +350,7 @@ const COLUMNS: [Column; 6] = [
 
 #[derive(Debug, Clone, Default)]
 pub struct Integrations {
-    pub selection: Selection,
-    pub filter: String,
-    pub sort: Sort,
-    pub detail_open: bool,
+    pub list: ListState,
 }
 
 fn credential(i: &IntegrationInfo) -> String {
@@ -368,16 +365,21 @@ impl Integrations {
         let mut rows: Vec<&IntegrationInfo> = data
             .integrations
             .iter()
-            .filter(|i| matches_filter(&self.filter, &[&i.name, &i.kind, &i.state, &i.base_url]))
+            .filter(|i| {
+                matches_filter(
+                    &self.list.filter,
+                    &[&i.name, &i.kind, &i.state, &i.base_url],
+                )
+            })
             .collect();
         rows.sort_by(|a, b| {
-            let ord = match self.sort.column {
+            let ord = match self.list.sort.column {
                 1 => a.kind.cmp(&b.kind),
                 2 => a.state.cmp(&b.state),
                 _ => std::cmp::Ordering::Equal,
             }
             .then_with(|| a.name.cmp(&b.name));
-            if self.sort.reverse {
+            if self.list.sort.reverse {
                 ord.reverse()
             } else {
                 ord
@@ -392,7 +394,7 @@ impl Integrations {
 
     pub fn selected<'a>(&self, data: &'a HubData) -> Option<&'a IntegrationInfo> {
         let rows = self.rows(data);
-        rows.get(self.selection.cursor(&Integrations::ids(&rows))?)
+        rows.get(self.list.selection.cursor(&Integrations::ids(&rows))?)
             .copied()
     }
 }
@@ -440,14 +442,10 @@ impl Screen for Integrations {
 
     fn update(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         let ids = Integrations::ids(&self.rows(ctx.data));
+        if self.list.navigate(action, &ids) {
+            return Vec::new();
+        }
         match action {
-            Action::Down | Action::ScrollDown => self.selection.move_by(&ids, 1),
-            Action::Up | Action::ScrollUp => self.selection.move_by(&ids, -1),
-            Action::PageDown => self.selection.move_by(&ids, 10),
-            Action::PageUp => self.selection.move_by(&ids, -10),
-            Action::Top => self.selection.select(&ids, 0),
-            Action::Bottom => self.selection.select(&ids, usize::MAX),
-            Action::Enter => self.detail_open = !self.detail_open,
             Action::Approve => {
                 if let Some(i) = self.selected(ctx.data) {
                     if i.state == "approved" {
@@ -534,31 +532,20 @@ impl Screen for Integrations {
         Vec::new()
     }
 
-    fn back(&mut self) -> bool {
-        std::mem::take(&mut self.detail_open)
+    fn list(&self) -> Option<&ListState> {
+        Some(&self.list)
     }
 
-    fn filter(&self) -> &str {
-        &self.filter
+    fn list_mut(&mut self) -> Option<&mut ListState> {
+        Some(&mut self.list)
     }
 
-    fn set_filter(&mut self, text: &str, ctx: &Ctx) -> Result<Vec<Effect>, String> {
-        self.filter = text.to_owned();
-        self.sync(ctx);
-        Ok(Vec::new())
+    fn list_ids(&self, data: &HubData) -> Vec<String> {
+        Integrations::ids(&self.rows(data))
     }
 
     fn sort_names(&self) -> &'static [&'static str] {
         SORTS
-    }
-
-    fn sort_mut(&mut self) -> Option<&mut Sort> {
-        Some(&mut self.sort)
-    }
-
-    fn sync(&mut self, ctx: &Ctx) {
-        let ids = Integrations::ids(&self.rows(ctx.data));
-        self.selection.sync(&ids);
     }
 
     fn view(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -567,7 +554,7 @@ impl Screen for Integrations {
         let ids = Integrations::ids(&rows);
         let [list, detail] = Layout::vertical([
             Constraint::Min(5),
-            Constraint::Length(if self.detail_open { 13 } else { 0 }),
+            Constraint::Length(if self.list.detail_open { 13 } else { 0 }),
         ])
         .areas(area);
         let table_rows = rows
@@ -590,7 +577,7 @@ impl Screen for Integrations {
                 ]
             })
             .collect();
-        let sorted = match self.sort.column {
+        let sorted = match self.list.sort.column {
             1 => 1,
             2 => 2,
             _ => 0,
@@ -603,17 +590,17 @@ impl Screen for Integrations {
                     "Integrations",
                     rows.len(),
                     ctx.data.integrations.len(),
-                    &self.filter,
+                    &self.list.filter,
                 ),
                 columns: &COLUMNS,
                 rows: table_rows,
-                selected: self.selection.cursor(&ids),
-                sorted: Some((sorted, self.sort.reverse)),
+                selected: self.list.selection.cursor(&ids),
+                sorted: Some((sorted, self.list.sort.reverse)),
                 empty: empty_lines(
                     t,
                     ctx.data.is_loaded("integrations"),
                     ctx.data.integrations.len(),
-                    &self.filter,
+                    &self.list.filter,
                     "integration",
                     vec![
                         Line::raw("No integrations."),
@@ -627,7 +614,7 @@ impl Screen for Integrations {
             },
             t,
         );
-        if self.detail_open
+        if self.list.detail_open
             && let Some(i) = self.selected(ctx.data)
         {
             let lines = vec![
@@ -884,7 +871,7 @@ mod tests {
             Reply::Done("added".into()),
         );
         assert!(app.modal.is_none());
-        assert_eq!(app.integrations.selection.id(), Some("prom1"));
+        assert_eq!(app.integrations.list.selection.id(), Some("prom1"));
 
         // A pinned Proxmox VE from its fingerprint; a third-party one from
         // its manifest directory (the worker reads the files).

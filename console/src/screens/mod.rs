@@ -23,7 +23,7 @@ use ratatui::text::{Line, Span};
 use crate::action::Action;
 use crate::data::HubData;
 use crate::keymap::Scope;
-use crate::list::Sort;
+use crate::list::{ListState, Sort};
 use crate::modal::Modal;
 use crate::text::clip;
 use crate::theme::Theme;
@@ -154,20 +154,49 @@ pub trait Screen {
     fn reads(&self, ctx: &Ctx) -> Vec<Request>;
     fn update(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect>;
     fn view(&self, f: &mut Frame, area: Rect, ctx: &Ctx);
+    /// A list screen's state; the defaults of `back`, `filter`,
+    /// `set_filter`, `sort_mut` and `sync` work on it. Screens that are not
+    /// one list (Audit, Keys & tokens, Try it, OAuth) override those.
+    fn list(&self) -> Option<&ListState> {
+        None
+    }
+    fn list_mut(&mut self) -> Option<&mut ListState> {
+        None
+    }
+    /// The ids of the rows a list screen shows, in shown order.
+    fn list_ids(&self, _data: &HubData) -> Vec<String> {
+        Vec::new()
+    }
     /// `Esc`: closes what the screen has open; `false` when nothing was.
-    fn back(&mut self) -> bool;
-    fn filter(&self) -> &str;
+    fn back(&mut self) -> bool {
+        self.list_mut()
+            .is_some_and(|l| std::mem::take(&mut l.detail_open))
+    }
+    fn filter(&self) -> &str {
+        self.list().map_or("", |l| l.filter.as_str())
+    }
     /// The operator's filter; an error keeps the prompt open, with the text.
-    fn set_filter(&mut self, text: &str, ctx: &Ctx) -> Result<Vec<Effect>, String>;
+    fn set_filter(&mut self, text: &str, ctx: &Ctx) -> Result<Vec<Effect>, String> {
+        if let Some(l) = self.list_mut() {
+            l.filter = text.to_owned();
+        }
+        self.sync(ctx);
+        Ok(Vec::new())
+    }
     /// Sort column names (empty: not sortable).
     fn sort_names(&self) -> &'static [&'static str] {
         &[]
     }
     fn sort_mut(&mut self) -> Option<&mut Sort> {
-        None
+        self.list_mut().map(|l| &mut l.sort)
     }
     /// After the shared data changed: selections follow their items.
-    fn sync(&mut self, ctx: &Ctx);
+    fn sync(&mut self, ctx: &Ctx) {
+        let ids = self.list_ids(ctx.data);
+        if let Some(l) = self.list_mut() {
+            l.selection.sync(&ids);
+        }
+    }
     /// Answers to this screen's own requests.
     fn on_reply(&mut self, _request: &Request, _reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
         Vec::new()

@@ -15,7 +15,7 @@ use super::{Ctx, Effect, Screen, View, empty_lines, kv, kv_styled, list_title, m
 use crate::action::Action;
 use crate::data::HubData;
 use crate::keymap::Scope;
-use crate::list::{Selection, Sort};
+use crate::list::ListState;
 use crate::modal::{Confirm, Modal, Tone};
 use crate::table::{self, Column, cell, plain};
 use crate::text::{ago, clip, utc};
@@ -34,10 +34,7 @@ const COLUMNS: [Column; 6] = [
 
 #[derive(Debug, Clone, Default)]
 pub struct Paths {
-    pub selection: Selection,
-    pub filter: String,
-    pub sort: Sort,
-    pub detail_open: bool,
+    pub list: ListState,
 }
 
 /// `pass`, `broken at N`, or `never run`.
@@ -70,11 +67,11 @@ impl Paths {
             .filter(|p| {
                 let d = &p.definition;
                 let summary = p.last_run.as_ref().map_or("", |r| r.summary.as_str());
-                matches_filter(&self.filter, &[&d.name, &d.description, summary])
+                matches_filter(&self.list.filter, &[&d.name, &d.description, summary])
             })
             .collect();
         rows.sort_by(|a, b| {
-            let ord = match self.sort.column {
+            let ord = match self.list.sort.column {
                 1 => {
                     let at = |p: &PathInfo| p.last_run.as_ref().map(|r| r.at_ms);
                     at(b).cmp(&at(a))
@@ -90,7 +87,7 @@ impl Paths {
                 _ => std::cmp::Ordering::Equal,
             }
             .then_with(|| a.definition.name.cmp(&b.definition.name));
-            if self.sort.reverse {
+            if self.list.sort.reverse {
                 ord.reverse()
             } else {
                 ord
@@ -105,7 +102,7 @@ impl Paths {
 
     pub fn selected<'a>(&self, data: &'a HubData) -> Option<&'a PathInfo> {
         let rows = self.rows(data);
-        rows.get(self.selection.cursor(&Paths::ids(&rows))?)
+        rows.get(self.list.selection.cursor(&Paths::ids(&rows))?)
             .copied()
     }
 
@@ -182,14 +179,10 @@ impl Screen for Paths {
 
     fn update(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         let ids = Paths::ids(&self.rows(ctx.data));
+        if self.list.navigate(action, &ids) {
+            return Vec::new();
+        }
         match action {
-            Action::Down | Action::ScrollDown => self.selection.move_by(&ids, 1),
-            Action::Up | Action::ScrollUp => self.selection.move_by(&ids, -1),
-            Action::PageDown => self.selection.move_by(&ids, 10),
-            Action::PageUp => self.selection.move_by(&ids, -10),
-            Action::Top => self.selection.select(&ids, 0),
-            Action::Bottom => self.selection.select(&ids, usize::MAX),
-            Action::Enter => self.detail_open = !self.detail_open,
             Action::Run => {
                 if let Some(p) = self.selected(ctx.data) {
                     let name = p.definition.name.clone();
@@ -235,31 +228,20 @@ impl Screen for Paths {
         Vec::new()
     }
 
-    fn back(&mut self) -> bool {
-        std::mem::take(&mut self.detail_open)
+    fn list(&self) -> Option<&ListState> {
+        Some(&self.list)
     }
 
-    fn filter(&self) -> &str {
-        &self.filter
+    fn list_mut(&mut self) -> Option<&mut ListState> {
+        Some(&mut self.list)
     }
 
-    fn set_filter(&mut self, text: &str, ctx: &Ctx) -> Result<Vec<Effect>, String> {
-        self.filter = text.to_owned();
-        self.sync(ctx);
-        Ok(Vec::new())
+    fn list_ids(&self, data: &HubData) -> Vec<String> {
+        Paths::ids(&self.rows(data))
     }
 
     fn sort_names(&self) -> &'static [&'static str] {
         SORTS
-    }
-
-    fn sort_mut(&mut self) -> Option<&mut Sort> {
-        Some(&mut self.sort)
-    }
-
-    fn sync(&mut self, ctx: &Ctx) {
-        let ids = Paths::ids(&self.rows(ctx.data));
-        self.selection.sync(&ids);
     }
 
     fn view(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -268,7 +250,7 @@ impl Screen for Paths {
         let ids = Paths::ids(&rows);
         let [list, detail] = Layout::vertical([
             Constraint::Min(5),
-            Constraint::Percentage(if self.detail_open { 60 } else { 0 }),
+            Constraint::Percentage(if self.list.detail_open { 60 } else { 0 }),
         ])
         .areas(area);
         let table_rows = rows
@@ -305,7 +287,7 @@ impl Screen for Paths {
                 ]
             })
             .collect();
-        let sorted = match self.sort.column {
+        let sorted = match self.list.sort.column {
             1 => 3,
             2 => 4,
             _ => 0,
@@ -318,17 +300,17 @@ impl Screen for Paths {
                     "Critical paths",
                     rows.len(),
                     ctx.data.paths.len(),
-                    &self.filter,
+                    &self.list.filter,
                 ),
                 columns: &COLUMNS,
                 rows: table_rows,
-                selected: self.selection.cursor(&ids),
-                sorted: Some((sorted, self.sort.reverse)),
+                selected: self.list.selection.cursor(&ids),
+                sorted: Some((sorted, self.list.sort.reverse)),
                 empty: empty_lines(
                     t,
                     ctx.data.is_loaded("paths"),
                     ctx.data.paths.len(),
-                    &self.filter,
+                    &self.list.filter,
                     "path",
                     vec![
                         Line::raw("No critical paths."),
@@ -342,7 +324,7 @@ impl Screen for Paths {
             },
             t,
         );
-        if self.detail_open
+        if self.list.detail_open
             && let Some(p) = self.selected(ctx.data)
         {
             f.render_widget(
@@ -480,14 +462,14 @@ mod tests {
     fn sorting_by_result_puts_broken_paths_first_and_nothing_panics_at_any_size() {
         let d = data();
         let mut s = Paths::default();
-        s.sort.column = 2;
+        s.list.sort.column = 2;
         let names: Vec<&str> = s
             .rows(&d)
             .iter()
             .map(|p| p.definition.name.as_str())
             .collect();
         assert_eq!(names[0], "nextcloud");
-        s.detail_open = true;
+        s.list.detail_open = true;
         for (w, h) in [(1, 1), (20, 5), (60, 12), (200, 60)] {
             draw(&s, &d, w, h);
         }

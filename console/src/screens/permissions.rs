@@ -15,7 +15,7 @@ use super::{Ctx, Effect, Screen, View, empty_lines, list_title, matches_filter};
 use crate::action::Action;
 use crate::data::HubData;
 use crate::keymap::Scope;
-use crate::list::{Selection, Sort};
+use crate::list::ListState;
 use crate::modal::{Confirm, Modal, Tone};
 use crate::table::{self, Column, cell, plain};
 use crate::text::clip;
@@ -59,11 +59,8 @@ pub fn key(p: &PermissionRequest) -> String {
 
 #[derive(Debug, Clone, Default)]
 pub struct Permissions {
-    pub selection: Selection,
-    pub filter: String,
-    pub sort: Sort,
     /// Enter: the detail takes most of the screen.
-    pub detail_open: bool,
+    pub list: ListState,
 }
 
 impl Permissions {
@@ -73,13 +70,13 @@ impl Permissions {
             .iter()
             .filter(|p| {
                 matches_filter(
-                    &self.filter,
+                    &self.list.filter,
                     &[&p.agent_name, &p.pack, p.state.as_str(), decision(p)],
                 )
             })
             .collect();
         rows.sort_by(|a, b| {
-            let ord = match self.sort.column {
+            let ord = match self.list.sort.column {
                 1 => a.agent_name.cmp(&b.agent_name),
                 2 => a.pack.cmp(&b.pack),
                 3 => a.state.as_str().cmp(b.state.as_str()),
@@ -88,7 +85,7 @@ impl Permissions {
             .then_with(|| a.agent_name.cmp(&b.agent_name))
             .then_with(|| a.pack.cmp(&b.pack))
             .then_with(|| a.agent_id.cmp(&b.agent_id));
-            if self.sort.reverse {
+            if self.list.sort.reverse {
                 ord.reverse()
             } else {
                 ord
@@ -103,7 +100,7 @@ impl Permissions {
 
     pub fn selected<'a>(&self, data: &'a HubData) -> Option<&'a PermissionRequest> {
         let rows = self.rows(data);
-        rows.get(self.selection.cursor(&Permissions::ids(&rows))?)
+        rows.get(self.list.selection.cursor(&Permissions::ids(&rows))?)
             .copied()
     }
 }
@@ -174,14 +171,10 @@ impl Screen for Permissions {
     fn update(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         let ids = Permissions::ids(&self.rows(ctx.data));
         let selected = self.selected(ctx.data);
+        if self.list.navigate(action, &ids) {
+            return Vec::new();
+        }
         match action {
-            Action::Down | Action::ScrollDown => self.selection.move_by(&ids, 1),
-            Action::Up | Action::ScrollUp => self.selection.move_by(&ids, -1),
-            Action::PageDown => self.selection.move_by(&ids, 10),
-            Action::PageUp => self.selection.move_by(&ids, -10),
-            Action::Top => self.selection.select(&ids, 0),
-            Action::Bottom => self.selection.select(&ids, usize::MAX),
-            Action::Enter => self.detail_open = !self.detail_open,
             Action::Approve => {
                 let Some(p) = selected else { return Vec::new() };
                 if p.decision == Some(GrantDecision::Approved) {
@@ -265,38 +258,27 @@ impl Screen for Permissions {
         Vec::new()
     }
 
-    fn back(&mut self) -> bool {
-        std::mem::take(&mut self.detail_open)
+    fn list(&self) -> Option<&ListState> {
+        Some(&self.list)
     }
 
-    fn filter(&self) -> &str {
-        &self.filter
+    fn list_mut(&mut self) -> Option<&mut ListState> {
+        Some(&mut self.list)
     }
 
-    fn set_filter(&mut self, text: &str, ctx: &Ctx) -> Result<Vec<Effect>, String> {
-        self.filter = text.to_owned();
-        self.sync(ctx);
-        Ok(Vec::new())
+    fn list_ids(&self, data: &HubData) -> Vec<String> {
+        Permissions::ids(&self.rows(data))
     }
 
     fn sort_names(&self) -> &'static [&'static str] {
         SORTS
     }
 
-    fn sort_mut(&mut self) -> Option<&mut Sort> {
-        Some(&mut self.sort)
-    }
-
-    fn sync(&mut self, ctx: &Ctx) {
-        let ids = Permissions::ids(&self.rows(ctx.data));
-        self.selection.sync(&ids);
-    }
-
     fn view(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
         let t = &ctx.theme;
         let rows = self.rows(ctx.data);
         let ids = Permissions::ids(&rows);
-        let detail_h = if self.detail_open {
+        let detail_h = if self.list.detail_open {
             area.height.saturating_mul(2) / 3
         } else {
             10.min(area.height / 2)
@@ -325,7 +307,7 @@ impl Screen for Permissions {
                 ]
             })
             .collect();
-        let sorted = match self.sort.column {
+        let sorted = match self.list.sort.column {
             1 => Some(0),
             2 => Some(1),
             3 => Some(3),
@@ -341,9 +323,9 @@ impl Screen for Permissions {
                         "Pack permissions",
                         rows.len(),
                         ctx.data.permissions.len(),
-                        &self.filter
+                        &self.list.filter
                     ),
-                    if self.sort.column == 0 {
+                    if self.list.sort.column == 0 {
                         " · pending first"
                     } else {
                         ""
@@ -351,13 +333,13 @@ impl Screen for Permissions {
                 ),
                 columns: &COLUMNS,
                 rows: table_rows,
-                selected: self.selection.cursor(&ids),
-                sorted: sorted.map(|c| (c, self.sort.reverse)),
+                selected: self.list.selection.cursor(&ids),
+                sorted: sorted.map(|c| (c, self.list.sort.reverse)),
                 empty: empty_lines(
                     t,
                     ctx.data.is_loaded("permissions"),
                     ctx.data.permissions.len(),
-                    &self.filter,
+                    &self.list.filter,
                     "pack",
                     vec![Line::raw("No packs reported by any agent yet.")],
                 ),
@@ -385,7 +367,7 @@ impl Screen for Permissions {
                     &format!(
                         "{} — Enter {}",
                         what(p),
-                        if self.detail_open {
+                        if self.list.detail_open {
                             "shrinks"
                         } else {
                             "enlarges"
