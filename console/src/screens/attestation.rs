@@ -484,21 +484,7 @@ impl Screen for AttestationScreen {
         Vec::new()
     }
 
-    fn list(&self) -> Option<&ListState> {
-        Some(&self.list)
-    }
-
-    fn list_mut(&mut self) -> Option<&mut ListState> {
-        Some(&mut self.list)
-    }
-
-    fn list_ids(&self, data: &HubData) -> Vec<String> {
-        AttestationScreen::ids(&self.rows(data))
-    }
-
-    fn sort_names(&self) -> &'static [&'static str] {
-        SORTS
-    }
+    list_screen!(AttestationScreen, SORTS);
 
     fn on_reply(&mut self, request: &Request, reply: &Reply, ctx: &Ctx) -> Vec<Effect> {
         if let (Request::Drift(true), Reply::Drift(events)) = (request, reply)

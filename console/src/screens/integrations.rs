@@ -532,21 +532,7 @@ impl Screen for Integrations {
         Vec::new()
     }
 
-    fn list(&self) -> Option<&ListState> {
-        Some(&self.list)
-    }
-
-    fn list_mut(&mut self) -> Option<&mut ListState> {
-        Some(&mut self.list)
-    }
-
-    fn list_ids(&self, data: &HubData) -> Vec<String> {
-        Integrations::ids(&self.rows(data))
-    }
-
-    fn sort_names(&self) -> &'static [&'static str] {
-        SORTS
-    }
+    list_screen!(Integrations, SORTS);
 
     fn view(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
         let t = &ctx.theme;

@@ -3,6 +3,29 @@
 //! and `view`, which draws from that state and the shared [`HubData`]
 //! only. Nothing here talks to the hub: effects carry the requests.
 
+/// The accessors of a list screen (a struct with a `list: ListState` field,
+/// `rows(data)` and `ids(rows)`), written once: `list_screen!(Fleet, SORTS);`
+/// inside its `impl Screen`.
+macro_rules! list_screen {
+    ($screen:ident, $sorts:expr) => {
+        fn list(&self) -> Option<&$crate::list::ListState> {
+            Some(&self.list)
+        }
+
+        fn list_mut(&mut self) -> Option<&mut $crate::list::ListState> {
+            Some(&mut self.list)
+        }
+
+        fn list_ids(&self, data: &$crate::data::HubData) -> Vec<String> {
+            $screen::ids(&self.rows(data))
+        }
+
+        fn sort_names(&self) -> &'static [&'static str] {
+            $sorts
+        }
+    };
+}
+
 pub mod attestation;
 pub mod audit;
 pub mod enrollments;

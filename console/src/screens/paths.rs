@@ -228,21 +228,7 @@ impl Screen for Paths {
         Vec::new()
     }
 
-    fn list(&self) -> Option<&ListState> {
-        Some(&self.list)
-    }
-
-    fn list_mut(&mut self) -> Option<&mut ListState> {
-        Some(&mut self.list)
-    }
-
-    fn list_ids(&self, data: &HubData) -> Vec<String> {
-        Paths::ids(&self.rows(data))
-    }
-
-    fn sort_names(&self) -> &'static [&'static str] {
-        SORTS
-    }
+    list_screen!(Paths, SORTS);
 
     fn view(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
         let t = &ctx.theme;

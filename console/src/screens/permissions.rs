@@ -258,21 +258,7 @@ impl Screen for Permissions {
         Vec::new()
     }
 
-    fn list(&self) -> Option<&ListState> {
-        Some(&self.list)
-    }
-
-    fn list_mut(&mut self) -> Option<&mut ListState> {
-        Some(&mut self.list)
-    }
-
-    fn list_ids(&self, data: &HubData) -> Vec<String> {
-        Permissions::ids(&self.rows(data))
-    }
-
-    fn sort_names(&self) -> &'static [&'static str] {
-        SORTS
-    }
+    list_screen!(Permissions, SORTS);
 
     fn view(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
         let t = &ctx.theme;
