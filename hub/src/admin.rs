@@ -444,6 +444,7 @@ async fn oauth_requests(
             &hub.store,
             q.all,
             crate::oauth::request_ttl_ms(&hub.config),
+            hub.clock.now_ms(),
         )
         .await?,
     ))
@@ -469,7 +470,9 @@ async fn oauth_deny(
 }
 
 async fn oauth_clients(State(hub): State<SharedHub>) -> ApiResult<Vec<OAuthClientInfo>> {
-    Ok(Json(crate::oauth::pending::clients(&hub.store).await?))
+    Ok(Json(
+        crate::oauth::pending::clients(&hub.store, hub.clock.now_ms()).await?,
+    ))
 }
 
 async fn oauth_revoke_client(

@@ -658,6 +658,7 @@ pub async fn oauth(data: &DataDir, out: Out, cmd: OauthCommand) -> anyhow::Resul
                         &offline_store(data)?,
                         all,
                         crate::oauth::request_ttl_ms(&config),
+                        now_ms(),
                     )
                     .await?
                 }
@@ -707,7 +708,7 @@ pub async fn oauth(data: &DataDir, out: Out, cmd: OauthCommand) -> anyhow::Resul
             let list = match client(data).oauth_clients().await {
                 Ok(l) => l,
                 Err(e) if e.is_unreachable() => {
-                    crate::oauth::pending::clients(&offline_store(data)?).await?
+                    crate::oauth::pending::clients(&offline_store(data)?, now_ms()).await?
                 }
                 Err(e) => return Err(e.into()),
             };

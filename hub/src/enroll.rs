@@ -20,7 +20,6 @@ use sonde_protocol::keys::{decode_public_key, encode_public_key};
 use sonde_protocol::messages::{
     AgentCredentials, EnrollRequest, EnrollResponse, EnrollStatusRequest, EnrollmentStatus,
 };
-use sonde_protocol::time::now_ms;
 
 use crate::ca::CertificateAuthority;
 use crate::error::HubError;
@@ -78,7 +77,7 @@ pub async fn request(
         .map_err(|e| EnrollRefusal::BadRequest(e.to_string()))?;
     let enrollment_id = store::new_id("enr-", 6);
     let agent_id = store::new_id("agt-", 6);
-    let now = now_ms();
+    let now = hub.clock.now_ms();
     let enrollment = Enrollment {
         id: enrollment_id,
         name: req.name.clone(),
@@ -206,7 +205,7 @@ pub async fn approve(hub: &Hub, name_or_id: &str, by: &str) -> Result<Enrollment
                 expires_ms,
             },
             by,
-            now_ms(),
+            hub.clock.now_ms(),
         )
         .await?;
     hub.fleet.enrolled(agent);
@@ -216,7 +215,10 @@ pub async fn approve(hub: &Hub, name_or_id: &str, by: &str) -> Result<Enrollment
 
 /// Operator denial.
 pub async fn deny(hub: &Hub, name_or_id: &str, by: &str) -> Result<EnrollmentInfo, HubError> {
-    let row = hub.store.deny_enrollment(name_or_id, by, now_ms()).await?;
+    let row = hub
+        .store
+        .deny_enrollment(name_or_id, by, hub.clock.now_ms())
+        .await?;
     Ok(enrollment_info(&row))
 }
 
@@ -238,7 +240,7 @@ pub async fn status(hub: &Hub, req: EnrollStatusRequest) -> Result<EnrollRespons
     if !req.verify(&key) {
         return Err(forbidden());
     }
-    if (req.timestamp_ms - now_ms()).abs() > 5 * 60_000 {
+    if (req.timestamp_ms - hub.clock.now_ms()).abs() > 5 * 60_000 {
         return Err(HubError::Forbidden(
             "the status request's timestamp is more than 5 minutes off; check the clock".into(),
         ));
@@ -319,6 +321,74 @@ pub async fn http_status(State(hub): State<SharedHub>, body: Bytes) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sonde_admin::api::TokenCreate;
+    use sonde_protocol::audit_action::AuditAction;
+    use sonde_protocol::time::ManualClock;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn request_with(token: &str, name: &str) -> EnrollRequest {
+        let tls_key = rcgen::KeyPair::generate().unwrap();
+        let csr_pem = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .serialize_request(&tls_key)
+            .unwrap()
+            .pem()
+            .unwrap();
+        let signing = sonde_protocol::keys::generate_signing_key().unwrap();
+        EnrollRequest {
+            token: token.into(),
+            csr_pem,
+            signing_key: encode_public_key(&signing.verifying_key()),
+            name: name.into(),
+            hostname: format!("{name}.lan"),
+            attestation: crate::store::enrollments::placeholder_attestation(),
+        }
+    }
+
+    /// An enrollment token runs out by the hub's clock: one step before its
+    /// end it is accepted, at its end it is refused as expired (and
+    /// audited so), with no sleeping.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_enrollment_token_expires_by_the_hubs_clock() {
+        let time = ManualClock::now();
+        let (_dir, hub) = crate::hub::testing::hub(time.clock()).await;
+        let token = |label: &str| {
+            let hub = Arc::clone(&hub);
+            let label = label.to_owned();
+            async move {
+                crate::fleet::create_token(
+                    &hub,
+                    TokenCreate {
+                        ttl_s: Some(60),
+                        label: Some(label),
+                        auto_approve: false,
+                    },
+                    "test",
+                )
+                .await
+                .unwrap()
+                .token
+            }
+        };
+        let (early, late) = (token("early").await, token("late").await);
+        time.advance(Duration::from_millis(59_999));
+        let accepted = request(&hub, request_with(&early, "early"), "127.0.0.1".into())
+            .await
+            .unwrap();
+        assert_eq!(accepted.status, EnrollmentStatus::Pending);
+        time.advance(Duration::from_millis(1));
+        let refused = request(&hub, request_with(&late, "late"), "127.0.0.1".into())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, EnrollRefusal::Token(TokenRefusal::Expired { .. })),
+            "{refused:?}"
+        );
+        let entries = crate::hub::testing::audited(&hub, AuditAction::EnrollmentRefused).await;
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0].detail["reason"], "token_expired");
+    }
 
     #[test]
     fn agent_names() {

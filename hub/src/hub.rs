@@ -3,7 +3,7 @@
 use ed25519_dalek::SigningKey;
 use sonde_admin::api::HubStatus;
 use sonde_protocol::audit::NewEntry;
-use sonde_protocol::time::now_ms;
+use sonde_protocol::time::Clock;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,10 @@ pub struct Hub {
     pub tasks: TaskTracker,
     pub started_at_ms: i64,
     pub endpoints: RwLock<Endpoints>,
+    /// What every expiry is decided by (API keys, enrollment tokens, OAuth
+    /// codes, tokens and pending approvals): the wall clock, or a test's
+    /// [`sonde_protocol::time::ManualClock`].
+    pub clock: Clock,
 }
 
 pub type SharedHub = Arc<Hub>;
@@ -57,6 +61,16 @@ impl Hub {
     /// Loads an initialised data dir: opens the store (starting its
     /// writer) and loads the fleet into memory.
     pub async fn open(data: DataDir, config: HubConfig) -> anyhow::Result<Hub> {
+        Hub::open_with_clock(data, config, Clock::system()).await
+    }
+
+    /// [`Hub::open`] with the clock expiry is decided by (tests move time
+    /// with a [`sonde_protocol::time::ManualClock`] instead of sleeping).
+    pub async fn open_with_clock(
+        data: DataDir,
+        config: HubConfig,
+        clock: Clock,
+    ) -> anyhow::Result<Hub> {
         if !data.is_initialised() {
             anyhow::bail!(
                 "{} is not a hub data dir; create it with `sonde-hub init --data {}`",
@@ -92,8 +106,9 @@ impl Hub {
             registry: Registry::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            started_at_ms: now_ms(),
+            started_at_ms: clock.now_ms(),
             endpoints: RwLock::new(Endpoints::default()),
+            clock,
         })
     }
 
@@ -156,6 +171,7 @@ impl Hub {
                 &self.store,
                 false,
                 crate::oauth::request_ttl_ms(&self.config),
+                self.clock.now_ms(),
             )
             .await?
             .len() as u64,
@@ -167,5 +183,45 @@ impl Hub {
             ca_sha256: self.ca.fingerprint().to_hex(),
             ca_cert_path: Some(self.data.ca_cert().display().to_string()),
         })
+    }
+}
+
+/// A real hub for the crate's tests: a fresh data dir (`init`) in a temp
+/// dir, the default configuration, a real SQLite store and audit chain,
+/// and the clock the test gives it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use sonde_auditlog::PageQuery;
+    use sonde_protocol::audit::AuditEntry;
+    use sonde_protocol::audit_action::AuditAction;
+    use sonde_protocol::time::Clock;
+
+    use super::{Hub, SharedHub};
+    use crate::config::HubConfig;
+    use crate::datadir::DataDir;
+
+    pub async fn hub(clock: Clock) -> (tempfile::TempDir, SharedHub) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("hub");
+        crate::init::init(&root, &["localhost".into()], &[]).expect("init");
+        let hub = Hub::open_with_clock(DataDir::new(&root), HubConfig::default(), clock)
+            .await
+            .expect("open the hub");
+        (dir, Arc::new(hub))
+    }
+
+    /// The hub's audit entries with `action`, newest first.
+    pub async fn audited(hub: &Hub, action: AuditAction) -> Vec<AuditEntry> {
+        hub.store
+            .audit_page(PageQuery {
+                action: Some(action.as_str().into()),
+                limit: Some(100),
+                ..PageQuery::default()
+            })
+            .await
+            .expect("read the audit")
+            .0
     }
 }

@@ -1,7 +1,9 @@
 //! Wall-clock time as Unix milliseconds, the one time unit on the wire, and
 //! the few calendar conversions the crates share (through `jiff`, in UTC).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -13,6 +15,62 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The clock a component decides expiry by: the wall clock in every
+/// binary ([`Clock::system`]); a [`ManualClock`] in tests, so that expiry
+/// is tested by moving time, not by sleeping. Cloning shares the clock.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// `None`: the wall clock.
+    manual: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    /// The wall clock ([`now_ms`]).
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// Unix milliseconds by this clock.
+    pub fn now_ms(&self) -> i64 {
+        match &self.manual {
+            None => now_ms(),
+            Some(ms) => ms.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// A clock that stands still until told to move; its [`Clock`]s (from
+/// [`ManualClock::clock`]) all read the time it holds.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// Starts at the wall clock's time.
+    pub fn now() -> ManualClock {
+        ManualClock(Arc::new(AtomicI64::new(now_ms())))
+    }
+
+    pub fn clock(&self) -> Clock {
+        Clock {
+            manual: Some(Arc::clone(&self.0)),
+        }
+    }
+
+    /// Moves the time forward by `by` (saturating).
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(ms))
+            });
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// `secs` (Unix seconds) in UTC with a `strftime` format (`%Y-%m-%d`,
@@ -61,6 +119,23 @@ pub fn civil_from_days(days: i64) -> Option<(i64, u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told_and_its_clocks_agree() {
+        let manual = ManualClock::now();
+        let (a, b) = (manual.clock(), manual.clock().clone());
+        let t0 = a.now_ms();
+        assert_eq!(b.now_ms(), t0);
+        manual.advance(Duration::from_secs(90));
+        assert_eq!(a.now_ms(), t0 + 90_000);
+        assert_eq!(b.now_ms(), t0 + 90_000);
+        manual.advance(Duration::MAX);
+        assert_eq!(a.now_ms(), i64::MAX);
+        // The system clock is the wall clock.
+        let before = now_ms();
+        let sys = Clock::system().now_ms();
+        assert!(sys >= before && sys <= now_ms());
+    }
 
     #[test]
     fn utc_formatting() {

@@ -2,7 +2,6 @@
 //! command), listed, revoked.
 
 use sonde_admin::api::{KeyCreate, KeyCreated, KeyInfo};
-use sonde_protocol::time::now_ms;
 
 use crate::error::HubError;
 use crate::hub::Hub;
@@ -77,7 +76,7 @@ pub async fn create_key(hub: &Hub, req: KeyCreate, by: &str) -> Result<KeyCreate
             .saturating_mul(1000)
     });
     let (secret, prefix) = store::keys::new_key();
-    let now = now_ms();
+    let now = hub.clock.now_ms();
     let key = hub
         .store
         .create_key(

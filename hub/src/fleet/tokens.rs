@@ -1,7 +1,6 @@
 //! Enrollment tokens: created (secret shown once), listed, revoked.
 
 use sonde_admin::api::{TokenCreate, TokenCreated, TokenInfo, TokenState};
-use sonde_protocol::time::now_ms;
 
 use crate::error::HubError;
 use crate::hub::Hub;
@@ -43,7 +42,7 @@ pub async fn create_token(hub: &Hub, req: TokenCreate, by: &str) -> Result<Token
         ));
     }
     let secret = store::tokens::new_secret();
-    let now = now_ms();
+    let now = hub.clock.now_ms();
     let token = hub
         .store
         .create_token(
@@ -67,13 +66,13 @@ pub async fn create_token(hub: &Hub, req: TokenCreate, by: &str) -> Result<Token
             hub.agent_address()
         ),
         token: secret,
-        info: token_info(&token, now_ms()),
+        info: token_info(&token, hub.clock.now_ms()),
         ca_sha256: fp,
     })
 }
 
 pub async fn tokens(hub: &Hub) -> Result<Vec<TokenInfo>, HubError> {
-    let now = now_ms();
+    let now = hub.clock.now_ms();
     Ok(hub
         .store
         .tokens()
@@ -85,5 +84,5 @@ pub async fn tokens(hub: &Hub) -> Result<Vec<TokenInfo>, HubError> {
 
 pub async fn revoke_token(hub: &Hub, id: &str, by: &str) -> Result<TokenInfo, HubError> {
     let token = hub.store.revoke_token(id, by).await?;
-    Ok(token_info(&token, now_ms()))
+    Ok(token_info(&token, hub.clock.now_ms()))
 }

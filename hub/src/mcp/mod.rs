@@ -24,7 +24,6 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use sonde_protocol::audit::{AuditAction, NewEntry};
 use sonde_protocol::messages::ErrorBody;
-use sonde_protocol::time::now_ms;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -254,7 +253,10 @@ impl Gate {
                 "this API key was revoked",
             ));
         }
-        if key.expires_at_ms.is_some_and(|e| e <= now_ms()) {
+        if key
+            .expires_at_ms
+            .is_some_and(|e| e <= self.hub.clock.now_ms())
+        {
             self.audit_denial(
                 AuditAction::McpAuthFailed,
                 "expired key",
@@ -318,7 +320,13 @@ impl Gate {
             }
             due
         };
-        if due && let Err(e) = self.hub.store.touch_key(key_id, now_ms()).await {
+        if due
+            && let Err(e) = self
+                .hub
+                .store
+                .touch_key(key_id, self.hub.clock.now_ms())
+                .await
+        {
             tracing::warn!(error = %e, "could not record an API key's last use");
         }
     }
@@ -608,6 +616,62 @@ mod tests {
             let (code, _) = check_json_rpc(bad).unwrap_err();
             assert!(code == -32700 || code == -32600);
         }
+    }
+
+    /// Expiry is decided by the hub's clock: moved past a key's expiry, the
+    /// same request through the real gate and store is refused and audited.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_api_key_expires_by_the_hubs_clock() {
+        use sonde_admin::api::KeyCreate;
+        use sonde_protocol::time::ManualClock;
+        use std::time::Duration;
+
+        let time = ManualClock::now();
+        let (_dir, hub) = crate::hub::testing::hub(time.clock()).await;
+        let created = crate::fleet::create_key(
+            &hub,
+            KeyCreate {
+                name: "short".into(),
+                agents: Vec::new(),
+                probes: Vec::new(),
+                tools: Vec::new(),
+                max_capability: Default::default(),
+                expires_in_s: Some(60),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            created.info.expires_at_ms,
+            Some(time.now_ms() + 60_000),
+            "the expiry is set by the hub's clock"
+        );
+        let gate = Gate::new(Arc::clone(&hub), "127.0.0.1:0".parse().unwrap());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {}", created.key).parse().unwrap(),
+        );
+        time.advance(Duration::from_millis(59_999));
+        assert!(
+            gate.authenticate(&headers).await.is_ok(),
+            "valid until then"
+        );
+        time.advance(Duration::from_millis(1));
+        let refused = gate.authenticate(&headers).await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("expired_api_key"), "{body}");
+        let failures = crate::hub::testing::audited(&hub, AuditAction::McpAuthFailed).await;
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].detail["reason"], "expired key");
+        // Time does not heal it.
+        time.advance(Duration::from_secs(3600));
+        assert!(gate.authenticate(&headers).await.is_err());
     }
 
     #[test]

@@ -17,7 +17,6 @@
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sonde_protocol::time::now_ms;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -286,7 +285,7 @@ pub async fn authorize(
         scope: SCOPE.into(),
         handle_sha256: hash(&handle),
         remote_addr: remote,
-        requested_at_ms: now_ms(),
+        requested_at_ms: o.hub.clock.now_ms(),
     };
     match o
         .hub
@@ -336,8 +335,13 @@ pub async fn wait(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -> Res
             }
         };
         match g.status {
-            GrantStatus::Pending if g.requested_at_ms + ttl_ms <= now_ms() => {
-                match o.hub.store.expire_oauth_request(&g.id, now_ms()).await {
+            GrantStatus::Pending if g.requested_at_ms + ttl_ms <= o.hub.clock.now_ms() => {
+                match o
+                    .hub
+                    .store
+                    .expire_oauth_request(&g.id, o.hub.clock.now_ms())
+                    .await
+                {
                     Ok(_) => continue,
                     Err(e) => {
                         tracing::error!(error = %e, "expiring an OAuth request failed");
@@ -359,7 +363,7 @@ pub async fn wait(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -> Res
                 return match o
                     .hub
                     .store
-                    .issue_oauth_code(&handle_sha, hash(&code), now_ms() + CODE_TTL_MS)
+                    .issue_oauth_code(&handle_sha, hash(&code), o.hub.clock.now_ms() + CODE_TTL_MS)
                     .await
                 {
                     Ok(g) => found(&with_query(

@@ -5,7 +5,6 @@
 //! the operator as actor.
 
 use sonde_admin::api::{OAuthApprove, OAuthClientInfo, OAuthRequestInfo, OAuthRequestStatus};
-use sonde_protocol::time::now_ms;
 
 use super::{redirect, request_ttl_ms};
 use crate::error::HubError;
@@ -14,7 +13,8 @@ use crate::store::HubStore;
 use crate::store::oauth::{GrantStatus, OAuthClient, OAuthGrant, OAuthPolicy};
 
 /// A request as the admin API lists it.
-pub fn request_info(g: &OAuthGrant, ttl_ms: i64) -> OAuthRequestInfo {
+/// `now_ms` decides whether a pending request has run out.
+pub fn request_info(g: &OAuthGrant, ttl_ms: i64, now_ms: i64) -> OAuthRequestInfo {
     OAuthRequestInfo {
         id: g.id.clone(),
         client_id: g.client_id.clone(),
@@ -25,7 +25,7 @@ pub fn request_info(g: &OAuthGrant, ttl_ms: i64) -> OAuthRequestInfo {
         status: match g.status {
             // A pending request past its time is expired, whether or not
             // the store has recorded it yet.
-            GrantStatus::Pending if g.requested_at_ms + ttl_ms <= now_ms() => {
+            GrantStatus::Pending if g.requested_at_ms + ttl_ms <= now_ms => {
                 OAuthRequestStatus::Expired
             }
             GrantStatus::Pending => OAuthRequestStatus::Pending,
@@ -48,8 +48,7 @@ pub fn request_info(g: &OAuthGrant, ttl_ms: i64) -> OAuthRequestInfo {
 }
 
 /// A client as the admin API lists it (`grants`: all of the store's).
-pub fn client_info(c: &OAuthClient, grants: &[OAuthGrant]) -> OAuthClientInfo {
-    let now = now_ms();
+pub fn client_info(c: &OAuthClient, grants: &[OAuthGrant], now: i64) -> OAuthClientInfo {
     OAuthClientInfo {
         client_id: c.client_id.clone(),
         name: c.name.clone(),
@@ -68,18 +67,19 @@ pub fn client_info(c: &OAuthClient, grants: &[OAuthGrant]) -> OAuthClientInfo {
     }
 }
 
-/// Authorization requests: pending ones (younger than `ttl_ms`), or all
-/// with `all`.
+/// Authorization requests: pending ones (younger than `ttl_ms` at
+/// `now_ms`), or all with `all`.
 pub async fn requests(
     store: &HubStore,
     all: bool,
     ttl_ms: i64,
+    now_ms: i64,
 ) -> Result<Vec<OAuthRequestInfo>, HubError> {
     Ok(store
-        .oauth_grants(all, now_ms(), ttl_ms)
+        .oauth_grants(all, now_ms, ttl_ms)
         .await?
         .iter()
-        .map(|g| request_info(g, ttl_ms))
+        .map(|g| request_info(g, ttl_ms, now_ms))
         .collect())
 }
 
@@ -91,7 +91,7 @@ pub async fn approve(
     by: &str,
 ) -> Result<OAuthRequestInfo, HubError> {
     crate::fleet::check_policy(&req.agents, &req.probes, &req.tools)?;
-    let now = now_ms();
+    let now = hub.clock.now_ms();
     let expires_at_ms = req.expires_in_s.map(|s| {
         now.saturating_add(
             i64::try_from(s)
@@ -110,32 +110,34 @@ pub async fn approve(
         .store
         .decide_oauth_request(id, Some(policy), by, now, request_ttl_ms(&hub.config))
         .await?;
-    Ok(request_info(&g, request_ttl_ms(&hub.config)))
+    Ok(request_info(&g, request_ttl_ms(&hub.config), now))
 }
 
 /// Denies a pending request.
 pub async fn deny(hub: &Hub, id: &str, by: &str) -> Result<OAuthRequestInfo, HubError> {
+    let now = hub.clock.now_ms();
     let g = hub
         .store
-        .decide_oauth_request(id, None, by, now_ms(), request_ttl_ms(&hub.config))
+        .decide_oauth_request(id, None, by, now, request_ttl_ms(&hub.config))
         .await?;
-    Ok(request_info(&g, request_ttl_ms(&hub.config)))
+    Ok(request_info(&g, request_ttl_ms(&hub.config), now))
 }
 
-/// Every registered client.
-pub async fn clients(store: &HubStore) -> Result<Vec<OAuthClientInfo>, HubError> {
-    let grants = store.oauth_grants(true, now_ms(), 0).await?;
+/// Every registered client (grants counted as active at `now_ms`).
+pub async fn clients(store: &HubStore, now_ms: i64) -> Result<Vec<OAuthClientInfo>, HubError> {
+    let grants = store.oauth_grants(true, now_ms, 0).await?;
     Ok(store
         .oauth_clients()
         .await?
         .iter()
-        .map(|c| client_info(c, &grants))
+        .map(|c| client_info(c, &grants, now_ms))
         .collect())
 }
 
 /// Revokes a client: its grants and tokens end at once.
 pub async fn revoke_client(hub: &Hub, id: &str, by: &str) -> Result<OAuthClientInfo, HubError> {
-    let c = hub.store.revoke_oauth_client(id, by, now_ms()).await?;
-    let grants = hub.store.oauth_grants(true, now_ms(), 0).await?;
-    Ok(client_info(&c, &grants))
+    let now = hub.clock.now_ms();
+    let c = hub.store.revoke_oauth_client(id, by, now).await?;
+    let grants = hub.store.oauth_grants(true, now, 0).await?;
+    Ok(client_info(&c, &grants, now))
 }

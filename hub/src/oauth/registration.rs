@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use sonde_protocol::time::now_ms;
 use std::sync::Arc;
 
 use super::{OAuth, Remote, SCOPE, no_store, redirect};
@@ -138,7 +137,7 @@ pub async fn register(
         client_id: crate::store::new_id("oac-", 16),
         name,
         redirect_uris,
-        registered_at_ms: now_ms(),
+        registered_at_ms: o.hub.clock.now_ms(),
         remote_addr: remote,
         revoked_at_ms: None,
     };

@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 use sonde_protocol::audit::AuditAction;
-use sonde_protocol::time::now_ms;
 use std::sync::Arc;
 
 use super::{
@@ -90,7 +89,7 @@ pub async fn token(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(r) => return refused(&r),
     };
-    let now = now_ms();
+    let now = o.hub.clock.now_ms();
     let access = new_secret(ACCESS_PREFIX, 32);
     let refresh = new_secret(REFRESH_PREFIX, 32);
     let new = NewTokens {
@@ -257,7 +256,12 @@ pub async fn revoke(State(o): State<Arc<OAuth>>, body: Bytes) -> Response {
             "token is required",
         );
     };
-    match o.hub.store.revoke_oauth_token(&hash(token), now_ms()).await {
+    match o
+        .hub
+        .store
+        .revoke_oauth_token(&hash(token), o.hub.clock.now_ms())
+        .await
+    {
         Ok(_) => no_store(StatusCode::OK, json!({})),
         Err(e) => {
             tracing::error!(error = %e, "OAuth revocation failed");
@@ -323,7 +327,7 @@ pub async fn authenticate(
     hub: &Hub,
     token: &str,
 ) -> Result<Result<KeyPolicy, AccessRefused>, crate::store::StoreError> {
-    let now = now_ms();
+    let now = hub.clock.now_ms();
     let Some(grant) = hub.store.oauth_access(&hash(token), now).await? else {
         return Ok(Err(AccessRefused::Invalid));
     };
