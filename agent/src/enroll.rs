@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::config::AgentConfig;
 use crate::identity::{DataDir, HubInfo, PendingEnrollment, replace_private, write_private};
 use crate::runtime::Runtime;
-use crate::tls::{self, PinnedCaVerifier};
+use crate::tls;
 
 /// What `enroll` was asked.
 #[derive(Debug, Clone)]
@@ -40,8 +40,7 @@ async fn post(
     path: &str,
     body: &impl serde::Serialize,
 ) -> anyhow::Result<(u16, bytes::Bytes)> {
-    let verifier = PinnedCaVerifier::new(pin);
-    let config = Arc::new(tls::enrollment_config(Arc::clone(&verifier))?);
+    let config = Arc::new(tls::enrollment_config(pin)?);
     let stream = tls::connect(config, address).await.map_err(|e| {
         if e.to_string().contains(tls::PIN_MISMATCH) {
             anyhow::anyhow!("refusing to enroll: {}", tls::PIN_MISMATCH)

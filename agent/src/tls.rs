@@ -1,18 +1,16 @@
-//! TLS for the agent: a verifier that pins the hub CA by fingerprint (for
-//! enrollment: no trust on first use), the mutual-TLS config of the link, and
-//! small HTTPS helpers.
+//! TLS for the agent: enrollment's client config (the hub CA pinned by
+//! fingerprint through `sonde_tls`: no trust on first use), the mutual-TLS
+//! config of the link, and small HTTPS helpers.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use sonde_protocol::Digest;
-use std::sync::{Arc, Mutex};
+use sonde_tls::PinnedCa;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -20,109 +18,13 @@ use tokio_rustls::client::TlsStream;
 
 use crate::identity::DataDir;
 
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Accepts the hub only if its chain carries the CA with the pinned SHA-256
-/// and the hub certificate is valid under that CA for the name dialled.
-#[derive(Debug)]
-pub struct PinnedCaVerifier {
-    pin: Digest,
-    provider: Arc<CryptoProvider>,
-    seen_ca: Mutex<Option<CertificateDer<'static>>>,
-}
-
-impl PinnedCaVerifier {
-    pub fn new(pin: Digest) -> Arc<Self> {
-        Arc::new(PinnedCaVerifier {
-            pin,
-            provider: provider(),
-            seen_ca: Mutex::new(None),
-        })
-    }
-
-    /// The CA certificate that matched the pin, after a handshake.
-    pub fn ca(&self) -> Option<CertificateDer<'static>> {
-        self.seen_ca.lock().ok().and_then(|c| c.clone())
-    }
-}
-
 /// Text of the error when the pin does not match.
 pub const PIN_MISMATCH: &str = "the hub's CA does not match the --ca-sha256 fingerprint; nothing was sent (check the fingerprint printed by `sonde-hub token create`)";
 
-impl ServerCertVerifier for PinnedCaVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let ca = intermediates
-            .iter()
-            .find(|c| Digest::of(c) == self.pin)
-            .ok_or_else(|| rustls::Error::General(PIN_MISMATCH.into()))?;
-        let mut roots = RootCertStore::empty();
-        roots.add(ca.clone().into_owned())?;
-        let inner = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::clone(&self.provider),
-        )
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
-        inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)?;
-        if let Ok(mut seen) = self.seen_ca.lock() {
-            *seen = Some(ca.clone().into_owned());
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// Client config for enrollment: pinned CA, no client certificate.
-pub fn enrollment_config(verifier: Arc<PinnedCaVerifier>) -> anyhow::Result<rustls::ClientConfig> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+/// Client config for enrollment: the hub CA pinned by its SHA-256
+/// (`sonde_tls::PinnedCa`: no trust on first use), no client certificate.
+pub fn enrollment_config(pin: Digest) -> anyhow::Result<rustls::ClientConfig> {
+    Ok(PinnedCa::new(pin.0, PIN_MISMATCH).client_config()?)
 }
 
 /// Client config for the link: the stored hub CA as the only root, and the
@@ -141,7 +43,7 @@ pub fn link_config(data: &DataDir) -> anyhow::Result<rustls::ClientConfig> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))?;
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(sonde_tls::provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_client_auth_cert(vec![cert], key)?;

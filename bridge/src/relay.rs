@@ -17,7 +17,6 @@ use tokio_rustls::TlsConnector;
 
 use crate::config::{Settings, Target};
 use crate::sse::SseReader;
-use crate::tls::PinnedCa;
 
 /// Largest message either way (a 16 MiB probe result, base64, with room).
 pub const MAX_MESSAGE: usize = 64 << 20;
@@ -76,9 +75,8 @@ impl Hub {
     pub fn new(settings: &Settings) -> Result<Self, RelayError> {
         let tls = match (settings.target.https, settings.pin) {
             (true, Some(pin)) => {
-                let config = PinnedCa::new(pin)
-                    .client_config()
-                    .map_err(|e| RelayError::Tls(e.to_string()))?;
+                let config =
+                    crate::tls::client_config(pin).map_err(|e| RelayError::Tls(e.to_string()))?;
                 let name = ServerName::try_from(settings.target.host.clone())
                     .map_err(|e| RelayError::Tls(format!("{:?}: {e}", settings.target.host)))?;
                 Some((TlsConnector::from(Arc::new(config)), name))

@@ -27,11 +27,8 @@ use std::time::Instant;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest as _, Sha256};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A request target: `/seg/seg?key=value&…`, every piece percent-encoded.
@@ -119,82 +116,6 @@ impl Endpoint<'_> {
             Endpoint::Unix(p) => p.display().to_string(),
             Endpoint::Tcp(a) | Endpoint::Tls { addr: a, .. } => a.to_string(),
         }
-    }
-}
-
-/// A TLS client configuration that accepts exactly the server certificate
-/// whose SHA-256 is `sha256` — the pin for self-signed homelab gear
-/// (Proxmox VE, UniFi), whose certificates no public root vouches for.
-/// Handshake signatures are still verified; names are not (the pin is the
-/// identity). `pin_name` names the setting in the refusal (`api_fingerprint`).
-/// Used by the proxmox pack and by the hub's integrations.
-pub fn pinned_leaf_config(
-    sha256: [u8; 32],
-    pin_name: &'static str,
-) -> Result<ClientConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = PinnedLeaf {
-        sha256,
-        pin_name,
-        algorithms: provider.signature_verification_algorithms,
-    };
-    Ok(ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth())
-}
-
-/// See [`pinned_leaf_config`].
-#[derive(Debug)]
-struct PinnedLeaf {
-    sha256: [u8; 32],
-    pin_name: &'static str,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for PinnedLeaf {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let got = Sha256::digest(end_entity.as_ref());
-        if got.as_slice() == self.sha256 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            let shown: Vec<String> = got.iter().map(|b| format!("{b:02X}")).collect();
-            Err(rustls::Error::General(format!(
-                "the server's certificate has fingerprint {}, not the pinned {}",
-                shown.join(":"),
-                self.pin_name
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
 

@@ -138,8 +138,7 @@ fn tls_config(trust: &Trust) -> Result<ClientConfig, HttpError> {
             let sha256 = parse_fingerprint(sha256).ok_or_else(|| {
                 HttpError::Setup("the pinned fingerprint is not a SHA-256".into())
             })?;
-            return sonde_packs::http_client::pinned_leaf_config(sha256, "fingerprint")
-                .map_err(setup);
+            return sonde_tls::pinned_leaf_config(sha256, "fingerprint").map_err(setup);
         }
         Trust::System => SYSTEM_ROOTS.clone(),
         Trust::Ca { pem } => {
@@ -148,13 +147,11 @@ fn tls_config(trust: &Trust) -> Result<ClientConfig, HttpError> {
             Arc::new(roots)
         }
     };
-    Ok(
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(setup)?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    Ok(ClientConfig::builder_with_provider(sonde_tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(setup)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn is_loopback(url: &Url) -> bool {

@@ -110,7 +110,7 @@ fn endpoint(settings: &Settings) -> Result<Endpoint<'static>, ProbeError> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| ProbeError::Failed(format!("cannot resolve {where_}")))?;
-    let config = http_client::pinned_leaf_config(fingerprint, "api_fingerprint")
+    let config = sonde_tls::pinned_leaf_config(fingerprint, "api_fingerprint")
         .map_err(|e| ProbeError::Failed(format!("TLS setup: {e}")))?;
     let server_name = ServerName::try_from(settings.api_host.trim_matches(['[', ']']).to_owned())
         .map_err(|e| ProbeError::Failed(format!("{}: {e}", settings.api_host)))?;
