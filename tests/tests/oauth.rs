@@ -171,6 +171,49 @@ async fn pending_request(hub: &Hub, client: &str) -> Value {
     found.unwrap()
 }
 
+/// One browser round through the authorize page: the operator approves the
+/// request with `sonde-hub oauth approve ID <approve…>`; returns the code
+/// the browser is sent back with.
+async fn approved_code(
+    hub: &Hub,
+    client: &str,
+    redirect: &str,
+    challenge: &str,
+    state: &str,
+    approve: &[&str],
+) -> String {
+    let (_, wait) =
+        open_authorize(hub, &authorize_url(hub, client, redirect, challenge, state)).await;
+    let pending = pending_request(hub, client).await;
+    let id = pending["id"].as_str().unwrap();
+    hub.cli_json(&[&["oauth", "approve", id][..], approve].concat());
+    let r = follow_wait(hub, &wait).await;
+    assert_eq!(r.status(), 302);
+    let params = query_of(r.headers()["location"].to_str().unwrap());
+    assert_eq!(q(&params, "state"), Some(state));
+    q(&params, "code").unwrap().to_owned()
+}
+
+/// The code exchange (`grant_type=authorization_code`), with `extra` form
+/// fields (`resource`).
+async fn exchange_code(
+    hub: &Hub,
+    client: &str,
+    redirect: &str,
+    code: &str,
+    verifier: &str,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect),
+        ("client_id", client),
+        ("code_verifier", verifier),
+    ];
+    token_request(hub, &[&form[..], extra].concat()).await
+}
+
 async fn token_request(hub: &Hub, form: &[(&str, &str)]) -> (u16, Value) {
     let body: Vec<String> = form
         .iter()
@@ -329,16 +372,13 @@ async fn oauth_flow_with_operator_approval_then_tools_with_rmcp() {
 
     // 4. The token exchange checks PKCE and the exact redirect URI; a
     // failed attempt burns the code, so use a fresh flow for the refusals.
-    let (s, tokens) = token_request(
+    let (s, tokens) = exchange_code(
         &hub,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect_now),
-            ("client_id", &client),
-            ("code_verifier", &verifier),
-            ("resource", &mcp_url),
-        ],
+        &client,
+        redirect_now,
+        &code,
+        &verifier,
+        &[("resource", &mcp_url)],
     )
     .await;
     assert_eq!(s, 200, "{tokens}");
@@ -346,53 +386,35 @@ async fn oauth_flow_with_operator_approval_then_tools_with_rmcp() {
     assert_eq!(tokens["expires_in"], 3600);
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh1 = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let (s, reused) = token_request(
-        &hub,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect_now),
-            ("client_id", &client),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (s, reused) = exchange_code(&hub, &client, redirect_now, &code, &verifier, &[]).await;
     assert_eq!((s, reused["error"].as_str()), (400, Some("invalid_grant")));
 
     // Code reuse revoked the grant: authorize again for the rest.
     let (verifier, challenge) = pkce();
-    let (_, wait) = open_authorize(
+    let code = approved_code(
         &hub,
-        &authorize_url(&hub, &client, redirect, &challenge, "st-2"),
+        &client,
+        redirect,
+        &challenge,
+        "st-2",
+        &[
+            "--agents",
+            "nas",
+            "--tools",
+            "list_agents,probe",
+            "--probes",
+            "e2e.*",
+        ],
     )
     .await;
-    let pending = pending_request(&hub, &client).await;
-    hub.cli_json(&[
-        "oauth",
-        "approve",
-        pending["id"].as_str().unwrap(),
-        "--agents",
-        "nas",
-        "--tools",
-        "list_agents,probe",
-        "--probes",
-        "e2e.*",
-    ]);
-    let r = follow_wait(&hub, &wait).await;
-    assert_eq!(r.status(), 302);
-    let params = query_of(r.headers()["location"].to_str().unwrap());
-    let code = q(&params, "code").unwrap().to_owned();
     assert_ne!(access, "");
-    let (s, tokens) = token_request(
+    let (s, tokens) = exchange_code(
         &hub,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client),
-            ("code_verifier", &verifier),
-            ("resource", &mcp_url),
-        ],
+        &client,
+        redirect,
+        &code,
+        &verifier,
+        &[("resource", &mcp_url)],
     )
     .await;
     assert_eq!(s, 200, "{tokens}");
@@ -575,53 +597,15 @@ async fn oauth_refusals_denial_and_client_revocation() {
 
     // A client with a token, then revoked by the operator.
     let (verifier, challenge) = pkce();
-    let (_, wait) = open_authorize(
-        &hub,
-        &authorize_url(&hub, &client, redirect, &challenge, "s2"),
-    )
-    .await;
-    let pending = pending_request(&hub, &client).await;
-    hub.cli_ok(&["oauth", "approve", pending["id"].as_str().unwrap()]);
-    let r = follow_wait(&hub, &wait).await;
-    let params = query_of(r.headers()["location"].to_str().unwrap());
-    let code = q(&params, "code").unwrap().to_owned();
+    let code = approved_code(&hub, &client, redirect, &challenge, "s2", &[]).await;
     // A wrong verifier fails (and burns the code).
-    let (s, e) = token_request(
-        &hub,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client),
-            ("code_verifier", &pkce().0),
-        ],
-    )
-    .await;
+    let (s, e) = exchange_code(&hub, &client, redirect, &code, &pkce().0, &[]).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
     assert!(e["error_description"].as_str().unwrap().contains("PKCE"));
     let (verifier2, challenge) = pkce();
     let _ = verifier;
-    let (_, wait) = open_authorize(
-        &hub,
-        &authorize_url(&hub, &client, redirect, &challenge, "s3"),
-    )
-    .await;
-    let pending = pending_request(&hub, &client).await;
-    hub.cli_ok(&["oauth", "approve", pending["id"].as_str().unwrap()]);
-    let r = follow_wait(&hub, &wait).await;
-    let params = query_of(r.headers()["location"].to_str().unwrap());
-    let code = q(&params, "code").unwrap().to_owned();
-    let (s, tokens) = token_request(
-        &hub,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client),
-            ("code_verifier", &verifier2),
-        ],
-    )
-    .await;
+    let code = approved_code(&hub, &client, redirect, &challenge, "s3", &[]).await;
+    let (s, tokens) = exchange_code(&hub, &client, redirect, &code, &verifier2, &[]).await;
     assert_eq!(s, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
     let mcp = mcp_client(&hub, access).await.unwrap();
@@ -910,17 +894,7 @@ async fn oauth_client_connects_after_one_approval_in_the_console() {
     let params = query_of(&location);
     assert_eq!(q(&params, "state"), Some("st"));
     let code = q(&params, "code").unwrap().to_owned();
-    let (s, tokens) = token_request(
-        &hub,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (s, tokens) = exchange_code(&hub, &client, redirect, &code, &verifier, &[]).await;
     assert_eq!(s, 200, "{tokens}");
     let mcp = mcp_client(&hub, tokens["access_token"].as_str().unwrap())
         .await
@@ -991,28 +965,8 @@ async fn oauth_tokens_are_bound_to_the_hub_resource_url() {
     let redirect = "https://client.example/cb";
     let client = register(&hub, redirect).await;
     let (verifier, challenge) = pkce();
-    let (_, wait) = open_authorize(
-        &hub,
-        &authorize_url(&hub, &client, redirect, &challenge, "s"),
-    )
-    .await;
-    let pending = pending_request(&hub, &client).await;
-    hub.cli_ok(&["oauth", "approve", pending["id"].as_str().unwrap()]);
-    let r = follow_wait(&hub, &wait).await;
-    let code = q(&query_of(r.headers()["location"].to_str().unwrap()), "code")
-        .unwrap()
-        .to_owned();
-    let (s, tokens) = token_request(
-        &hub,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let code = approved_code(&hub, &client, redirect, &challenge, "s", &[]).await;
+    let (s, tokens) = exchange_code(&hub, &client, redirect, &code, &verifier, &[]).await;
     assert_eq!(s, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     assert!(mcp_client(&hub, &access).await.is_ok());
