@@ -508,6 +508,31 @@ impl Hub {
         v
     }
 
+    /// Waits up to `timeout` until the hub has audited an entry with
+    /// `action` (and, with `detail`, whose detail field holds that text),
+    /// asking through the admin API.
+    pub async fn wait_audited(
+        &self,
+        action: &str,
+        detail: Option<(&str, &str)>,
+        timeout: Duration,
+    ) -> bool {
+        let admin = self.admin();
+        wait_for(timeout, || async {
+            let query = sonde_admin::api::AuditQuery {
+                action: Some(action.into()),
+                ..Default::default()
+            };
+            admin.audit(&query).await.is_ok_and(|page| {
+                page.entries.iter().any(|e| match detail {
+                    None => true,
+                    Some((key, text)) => e.detail[key].as_str().unwrap_or("").contains(text),
+                })
+            })
+        })
+        .await
+    }
+
     /// Audit entries with this action.
     pub fn audit_actions(&self, action: &str) -> Vec<Value> {
         self.audit_entries()

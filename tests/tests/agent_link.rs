@@ -281,18 +281,9 @@ async fn a_replayed_request_is_rejected() {
         .unwrap();
     let ran_before = agent_audit(&agent).matches("probe.ran").count();
     assert!(proxy.control.inject_to_agent(captured));
-    let admin = hub.admin();
-    let seen = wait_for(T, || async {
-        admin
-            .audit(&sonde_admin::api::AuditQuery {
-                action: Some("envelope.rejected_by_agent".into()),
-                ..Default::default()
-            })
-            .await
-            .map(|p| !p.entries.is_empty())
-            .unwrap_or(false)
-    })
-    .await;
+    let seen = hub
+        .wait_audited("envelope.rejected_by_agent", None, T)
+        .await;
     assert!(seen, "the hub never heard of the rejection");
     let entry = &hub.audit_actions("envelope.rejected_by_agent")[0];
     assert!(
@@ -347,19 +338,9 @@ async fn a_stale_request_is_rejected_even_when_correctly_signed() {
             .control
             .inject_to_agent(env.sign_in(&hub_key, Some(&session)).unwrap())
     );
-    let admin = hub.admin();
     assert!(
-        wait_for(T, || async {
-            admin
-                .audit(&sonde_admin::api::AuditQuery {
-                    action: Some("envelope.rejected_by_agent".into()),
-                    ..Default::default()
-                })
-                .await
-                .map(|p| !p.entries.is_empty())
-                .unwrap_or(false)
-        })
-        .await
+        hub.wait_audited("envelope.rejected_by_agent", None, T)
+            .await
     );
     assert_eq!(
         hub.audit_actions("envelope.rejected_by_agent")[0]["detail"]["code"],
@@ -484,25 +465,9 @@ async fn revoking_drops_the_live_connection_and_refuses_the_next() {
     hub.cli_ok(&["agents", "revoke", "gone"]);
     assert!(agent.wait_state(&hub, "revoked", T).await);
     assert!(hub.admin().status().await.unwrap().agents_online == 0);
-    let admin = hub.admin();
-    let refused = wait_for(T, || async {
-        admin
-            .audit(&sonde_admin::api::AuditQuery {
-                action: Some("connection.refused".into()),
-                ..Default::default()
-            })
-            .await
-            .map(|p| {
-                p.entries.iter().any(|e| {
-                    e.detail["reason"]
-                        .as_str()
-                        .unwrap_or("")
-                        .contains("revoked")
-                })
-            })
-            .unwrap_or(false)
-    })
-    .await;
+    let refused = hub
+        .wait_audited("connection.refused", Some(("reason", "revoked")), T)
+        .await;
     assert!(
         refused,
         "the reconnect was not refused as revoked; agent log:\n{}",
@@ -524,25 +489,13 @@ async fn a_client_certificate_from_another_ca_is_refused() {
     let proxy_to_real = Proxy::start(&hub.data, &impostor.data, hub.run.agent_listen).await;
     // The "proxy" presents the other CA's agent certificate to the real hub.
     let _ = tokio_tungstenite_connect_through(&proxy_to_real).await;
-    let admin = hub.admin();
-    let refused = wait_for(T, || async {
-        admin
-            .audit(&sonde_admin::api::AuditQuery {
-                action: Some("connection.refused".into()),
-                ..Default::default()
-            })
-            .await
-            .map(|p| {
-                p.entries.iter().any(|e| {
-                    e.detail["reason"]
-                        .as_str()
-                        .unwrap_or("")
-                        .contains("TLS handshake failed")
-                })
-            })
-            .unwrap_or(false)
-    })
-    .await;
+    let refused = hub
+        .wait_audited(
+            "connection.refused",
+            Some(("reason", "TLS handshake failed")),
+            T,
+        )
+        .await;
     assert!(refused, "hub log:\n{}", hub.log_text());
     assert!(
         victim.wait_state(&hub, "online", T).await,
@@ -681,18 +634,7 @@ async fn a_second_connection_replaces_the_first() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let admin = hub.admin();
-    let replaced = wait_for(T, || async {
-        admin
-            .audit(&sonde_admin::api::AuditQuery {
-                action: Some("connection.replaced".into()),
-                ..Default::default()
-            })
-            .await
-            .map(|p| !p.entries.is_empty())
-            .unwrap_or(false)
-    })
-    .await;
+    let replaced = hub.wait_audited("connection.replaced", None, T).await;
     let _ = second.kill();
     let _ = second.wait();
     assert!(replaced);

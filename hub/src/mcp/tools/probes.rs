@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sonde_protocol::messages::RunbookSummary;
 use sonde_protocol::{Capability, ProbeDescriptor, ProbeName};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -224,7 +223,10 @@ pub struct HealthReport {
 #[derive(Debug)]
 pub(crate) struct Progress {
     to: Option<(Peer<RoleServer>, ProgressToken)>,
-    done: AtomicU64,
+    /// Probes finished so far. Held while a notification is sent, so the
+    /// counts go out in the order they are taken: two probes finishing at
+    /// once must not reach the client as 2 before 1.
+    done: tokio::sync::Mutex<u64>,
     total: u64,
 }
 
@@ -232,14 +234,15 @@ impl Progress {
     pub(crate) fn of(ctx: &RequestContext<RoleServer>, total: usize) -> Self {
         Progress {
             to: ctx.meta.get_progress_token().map(|t| (ctx.peer.clone(), t)),
-            done: AtomicU64::new(0),
+            done: tokio::sync::Mutex::new(0),
             total: total as u64,
         }
     }
 
     /// One more probe finished.
     async fn step(&self, r: &ProbeResult) {
-        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut done = self.done.lock().await;
+        *done += 1;
         let Some((peer, token)) = &self.to else {
             return;
         };
@@ -259,7 +262,7 @@ impl Progress {
                 )
             }
         );
-        let param = ProgressNotificationParam::new(token.clone(), done as f64)
+        let param = ProgressNotificationParam::new(token.clone(), *done as f64)
             .with_total(self.total as f64)
             .with_message(message);
         if let Err(e) = peer.notify_progress(param).await {
