@@ -218,26 +218,35 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// What an API key or an OAuth grant may reach (`keys create`, `oauth
+/// approve`): one set of flags with one meaning.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Agent name patterns it may use (`*` wildcard); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub agents: Vec<String>,
+    /// Probe patterns (`zfs.*`); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub probes: Vec<String>,
+    /// MCP tools; default all.
+    #[arg(long, value_delimiter = ',')]
+    pub tools: Vec<String>,
+    #[arg(long, default_value = "observe")]
+    pub max_capability: sonde_protocol::Capability,
+    /// When it ends, e.g. 90d (default: never). An OAuth grant's access
+    /// tokens still last one hour and are refreshed until then.
+    #[arg(long)]
+    pub expires: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create an API key (printed once) with its policy.
     Create {
         #[arg(long)]
         name: String,
-        /// Agent name patterns the key may use (`*` wildcard); default all.
-        #[arg(long, value_delimiter = ',')]
-        agents: Vec<String>,
-        /// Probe patterns (`zfs.*`); default all.
-        #[arg(long, value_delimiter = ',')]
-        probes: Vec<String>,
-        /// MCP tools; default all.
-        #[arg(long, value_delimiter = ',')]
-        tools: Vec<String>,
-        #[arg(long, default_value = "observe")]
-        max_capability: sonde_protocol::Capability,
-        /// Expiry, e.g. 90d (default: never).
-        #[arg(long)]
-        expires: Option<String>,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     List,
     Revoke {
@@ -257,21 +266,8 @@ pub enum OauthCommand {
     Approve {
         /// The request id (`oag-…`).
         id: String,
-        /// Agent name patterns the client may use (`*` wildcard); default all.
-        #[arg(long, value_delimiter = ',')]
-        agents: Vec<String>,
-        /// Probe patterns (`zfs.*`); default all.
-        #[arg(long, value_delimiter = ',')]
-        probes: Vec<String>,
-        /// MCP tools; default all.
-        #[arg(long, value_delimiter = ',')]
-        tools: Vec<String>,
-        #[arg(long, default_value = "observe")]
-        max_capability: sonde_protocol::Capability,
-        /// The grant ends after this, e.g. 90d (default: never; access
-        /// tokens still last one hour and are refreshed).
-        #[arg(long)]
-        expires: Option<String>,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     /// Deny a request (the browser is told, and sent back to the client).
     Deny { id: String },
@@ -338,4 +334,63 @@ pub enum CertCommand {
         #[arg(long = "ip")]
         ips: Vec<IpAddr>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `keys create` and `oauth approve` take the same policy flags and
+    /// read them the same way.
+    #[test]
+    fn keys_and_oauth_grants_share_one_policy_grammar() {
+        let flags = [
+            "--agents",
+            "nas,web-*",
+            "--probes",
+            "zfs.*",
+            "--tools",
+            "probe",
+            "--max-capability",
+            "observe",
+            "--expires",
+            "2w",
+        ];
+        let key = Cli::try_parse_from(
+            [&["sonde-hub", "keys", "create", "--name", "k"][..], &flags].concat(),
+        )
+        .unwrap();
+        let grant =
+            Cli::try_parse_from([&["sonde-hub", "oauth", "approve", "oag-1"][..], &flags].concat())
+                .unwrap();
+        let (
+            Command::Keys(KeyCommand::Create { policy: a, .. }),
+            Command::Oauth(OauthCommand::Approve { policy: b, .. }),
+        ) = (key.command, grant.command)
+        else {
+            panic!("parsed into other commands");
+        };
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_eq!(a.agents, ["nas", "web-*"]);
+        assert_eq!(
+            crate::commands::expires_in_s(&a).unwrap(),
+            Some(14 * 86_400)
+        );
+        for cmd in [
+            &["sonde-hub", "keys", "create", "--name", "k"][..],
+            &["sonde-hub", "oauth", "approve", "x"],
+        ] {
+            let bad = Cli::try_parse_from([cmd, &["--expires", "soon"]].concat()).unwrap();
+            let policy = match bad.command {
+                Command::Keys(KeyCommand::Create { policy, .. })
+                | Command::Oauth(OauthCommand::Approve { policy, .. }) => policy,
+                _ => unreachable!(),
+            };
+            let err = crate::commands::expires_in_s(&policy)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("--expires: "), "{err}");
+        }
+    }
 }

@@ -519,28 +519,27 @@ pub async fn audit(data: &DataDir, out: Out, cmd: AuditCommand) -> anyhow::Resul
     }
 }
 
+/// `--expires` in seconds, by the one duration grammar.
+pub(crate) fn expires_in_s(policy: &PolicyArgs) -> anyhow::Result<Option<u64>> {
+    Ok(policy
+        .expires
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--expires: {e}"))?
+        .map(|d| d.as_secs()))
+}
+
 pub async fn keys(data: &DataDir, out: Out, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
-        KeyCommand::Create {
-            name,
-            agents,
-            probes,
-            tools,
-            max_capability,
-            expires,
-        } => {
-            let expires_in_s = expires
-                .as_deref()
-                .map(parse_duration)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--expires: {e}"))?
-                .map(|d| d.as_secs());
+        KeyCommand::Create { name, policy } => {
+            let expires_in_s = expires_in_s(&policy)?;
             let req = KeyCreate {
                 name,
-                agents,
-                probes,
-                tools,
-                max_capability,
+                agents: policy.agents,
+                probes: policy.probes,
+                tools: policy.tools,
+                max_capability: policy.max_capability,
                 expires_in_s,
             };
             let created = require_hub(data, async |c| c.create_key(&req).await).await?;
@@ -666,25 +665,13 @@ pub async fn oauth(data: &DataDir, out: Out, cmd: OauthCommand) -> anyhow::Resul
             };
             out.print(&list, |l| oauth_request_rows(l))
         }
-        OauthCommand::Approve {
-            id,
-            agents,
-            probes,
-            tools,
-            max_capability,
-            expires,
-        } => {
-            let expires_in_s = expires
-                .as_deref()
-                .map(parse_duration)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--expires: {e}"))?
-                .map(|d| d.as_secs());
+        OauthCommand::Approve { id, policy } => {
+            let expires_in_s = expires_in_s(&policy)?;
             let req = OAuthApprove {
-                agents,
-                probes,
-                tools,
-                max_capability,
+                agents: policy.agents,
+                probes: policy.probes,
+                tools: policy.tools,
+                max_capability: policy.max_capability,
                 expires_in_s,
             };
             let r = require_hub(data, async |c| c.approve_oauth(&id, &req).await).await?;
