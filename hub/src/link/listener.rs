@@ -99,13 +99,39 @@ pub fn server_only_config(data: &crate::datadir::DataDir) -> anyhow::Result<rust
     Ok(config)
 }
 
+/// The largest request body the agent port reads (enrollment JSON).
+const MAX_BODY: usize = 64 * 1024;
+
 fn router(hub: SharedHub) -> Router {
     Router::new()
         .route("/v1/enroll", post(crate::enroll::http_request))
         .route("/v1/enroll/status", post(crate::enroll::http_status))
         .route("/v1/agent", get(agent_link))
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .with_state(hub)
+}
+
+/// A body announced (`Content-Length`) larger than [`MAX_BODY`] is refused
+/// from the request head, before any of it is read; one that grows past it
+/// without announcing is cut off by `DefaultBodyLimit`. Both answer 413.
+async fn refuse_announced_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request bodies on the agent port are at most {MAX_BODY} bytes"),
+        );
+    }
+    next.run(request).await
 }
 
 /// Accepts agent connections until shutdown.
