@@ -83,6 +83,148 @@ impl Link {
     }
 }
 
+/// What the handshake leaves to the session loop.
+struct Established {
+    session: SessionBinding,
+    rx: mpsc::Receiver<Outbound>,
+    cancel: tokio_util::sync::CancellationToken,
+    heartbeat: Duration,
+}
+
+/// Steps 1–3: challenge and hello, attestation, then record, ack and
+/// register. A function of its own so that the hello (its frame, the
+/// decoded envelope and the typed hello with the agent's whole catalog,
+/// ~0.25 MiB together) is dropped before the loop instead of living as
+/// long as the session (measured with heaptrack: it was most of a
+/// connected agent's cost to the hub).
+async fn handshake(
+    hub: &SharedHub,
+    agent: &Agent,
+    remote: SocketAddr,
+    conn_id: u64,
+    link: &mut Link,
+    verifier: &std::sync::Mutex<PeerVerifier>,
+) -> Result<Established, String> {
+    // 1. Challenge, then hello.
+    let challenge = Nonce::random();
+    link.send(
+        Kind::HubChallenge,
+        &HubChallenge {
+            nonce: challenge.to_hex(),
+        },
+    )
+    .await?;
+    let first = tokio::time::timeout(Duration::from_secs(10), link.socket.next())
+        .await
+        .map_err(|_| "no hello within 10 s".to_owned())?;
+    let frame = match first {
+        Some(Ok(Message::Binary(b))) => b,
+        Some(Ok(other)) => return Err(format!("expected a binary hello frame, got {other:?}")),
+        Some(Err(e)) => return Err(format!("reading hello: {e}")),
+        None => return Err("closed before hello".into()),
+    };
+    // The binding needs the agent's nonce, which the hello carries: read it
+    // from the (not yet trusted) frame, then verify the frame against it.
+    let session = hello_session(&frame, &challenge, hub.config.agents.max_frame_bytes);
+    let verified = match &session {
+        Ok(session) => verifier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .verify_in(&frame, now_ms(), Some(session)),
+        Err(e) => Err(e.clone()),
+    };
+    let env = match verified {
+        Ok(env) => env,
+        Err(e) => {
+            audit_rejection(hub, agent, remote, &frame, &e).await;
+            let _ = link
+                .send(
+                    Kind::HubReject,
+                    &HubReject {
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    },
+                )
+                .await;
+            return Err(format!("hello rejected: {e}"));
+        }
+    };
+    let session = session.map_err(|e| e.to_string())?;
+    link.signer.bind(session);
+    if env.kind != Kind::AgentHello {
+        return Err(format!(
+            "first message was {} instead of agent.hello",
+            env.kind
+        ));
+    }
+    let hello: AgentHello = env.payload_as().map_err(|e| e.to_string())?;
+    if hello.agent_id != agent.id {
+        let msg = format!(
+            "hello names agent {:?} but the certificate names {:?}",
+            hello.agent_id, agent.id
+        );
+        let _ = link
+            .send(
+                Kind::HubReject,
+                &HubReject {
+                    code: "identity_mismatch".into(),
+                    message: msg.clone(),
+                },
+            )
+            .await;
+        return Err(msg);
+    }
+
+    // 2. Attestation.
+    let (quarantined, quarantine_reason) = check_attestation(hub, agent, &hello).await;
+
+    // 3. Record (with the `connection.accepted` entry), ack, register.
+    let grants = hub
+        .fleet
+        .connected(&agent.id, &hello, remote, &session.to_hex(), quarantined)
+        .await
+        .map_err(|e| e.to_string())?;
+    let heartbeat = Duration::from_secs(hub.config.agents.heartbeat_interval_s);
+    link.send(
+        Kind::HubAck,
+        &HubAck {
+            quarantined,
+            quarantine_reason: quarantine_reason.clone(),
+            grants,
+            heartbeat_interval_ms: heartbeat.as_millis() as u64,
+        },
+    )
+    .await?;
+    let (tx, rx) = mpsc::channel::<Outbound>(256);
+    let cancel = hub.shutdown.child_token();
+    if let Some(old) = hub.registry.insert(
+        &agent.id,
+        SessionHandle {
+            conn_id,
+            remote_addr: remote,
+            tx,
+            cancel: cancel.clone(),
+        },
+    ) {
+        old.cancel.cancel();
+        hub.audit(
+            NewEntry::new(actor(&agent.id), AuditAction::ConnectionReplaced, "ok")
+                .agent(agent.id.clone())
+                .detail("old_remote_addr", old.remote_addr.to_string())
+                .detail("new_remote_addr", remote.to_string()),
+        )
+        .await;
+    }
+    tracing::info!(agent = %agent.name, %remote, quarantined, "agent connected");
+
+    Ok(Established {
+        session,
+        rx,
+        cancel,
+        heartbeat,
+    })
+}
+
 async fn serve(
     hub: &SharedHub,
     socket: WebSocket,
@@ -107,126 +249,12 @@ async fn serve(
         EnvelopeSigner::new(&hub.hub_id, (*hub.signing_key).clone()).map_err(|e| e.to_string())?;
     let mut link = Link { socket, signer };
 
-    // Steps 1–3 in a block of their own: the hello (its frame, the decoded
-    // envelope and the typed hello with the agent's whole catalog, ~0.25 MiB
-    // together) is dropped before the loop instead of living as long as the
-    // session (measured with heaptrack: it was most of a connected agent's
-    // cost to the hub).
-    let (session, mut rx, cancel, heartbeat) = {
-        // 1. Challenge, then hello.
-        let challenge = Nonce::random();
-        link.send(
-            Kind::HubChallenge,
-            &HubChallenge {
-                nonce: challenge.to_hex(),
-            },
-        )
-        .await?;
-        let first = tokio::time::timeout(Duration::from_secs(10), link.socket.next())
-            .await
-            .map_err(|_| "no hello within 10 s".to_owned())?;
-        let frame = match first {
-            Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(other)) => return Err(format!("expected a binary hello frame, got {other:?}")),
-            Some(Err(e)) => return Err(format!("reading hello: {e}")),
-            None => return Err("closed before hello".into()),
-        };
-        // The binding needs the agent's nonce, which the hello carries: read it
-        // from the (not yet trusted) frame, then verify the frame against it.
-        let session = hello_session(&frame, &challenge, hub.config.agents.max_frame_bytes);
-        let verified = match &session {
-            Ok(session) => verifier
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .verify_in(&frame, now_ms(), Some(session)),
-            Err(e) => Err(e.clone()),
-        };
-        let env = match verified {
-            Ok(env) => env,
-            Err(e) => {
-                audit_rejection(hub, agent, remote, &frame, &e).await;
-                let _ = link
-                    .send(
-                        Kind::HubReject,
-                        &HubReject {
-                            code: e.code().into(),
-                            message: e.to_string(),
-                        },
-                    )
-                    .await;
-                return Err(format!("hello rejected: {e}"));
-            }
-        };
-        let session = session.map_err(|e| e.to_string())?;
-        link.signer.bind(session);
-        if env.kind != Kind::AgentHello {
-            return Err(format!(
-                "first message was {} instead of agent.hello",
-                env.kind
-            ));
-        }
-        let hello: AgentHello = env.payload_as().map_err(|e| e.to_string())?;
-        if hello.agent_id != agent.id {
-            let msg = format!(
-                "hello names agent {:?} but the certificate names {:?}",
-                hello.agent_id, agent.id
-            );
-            let _ = link
-                .send(
-                    Kind::HubReject,
-                    &HubReject {
-                        code: "identity_mismatch".into(),
-                        message: msg.clone(),
-                    },
-                )
-                .await;
-            return Err(msg);
-        }
-
-        // 2. Attestation.
-        let (quarantined, quarantine_reason) = check_attestation(hub, agent, &hello).await;
-
-        // 3. Record (with the `connection.accepted` entry), ack, register.
-        let grants = hub
-            .fleet
-            .connected(&agent.id, &hello, remote, &session.to_hex(), quarantined)
-            .await
-            .map_err(|e| e.to_string())?;
-        let heartbeat = Duration::from_secs(hub.config.agents.heartbeat_interval_s);
-        link.send(
-            Kind::HubAck,
-            &HubAck {
-                quarantined,
-                quarantine_reason: quarantine_reason.clone(),
-                grants,
-                heartbeat_interval_ms: heartbeat.as_millis() as u64,
-            },
-        )
-        .await?;
-        let (tx, rx) = mpsc::channel::<Outbound>(256);
-        let cancel = hub.shutdown.child_token();
-        if let Some(old) = hub.registry.insert(
-            &agent.id,
-            SessionHandle {
-                conn_id,
-                remote_addr: remote,
-                tx,
-                cancel: cancel.clone(),
-            },
-        ) {
-            old.cancel.cancel();
-            hub.audit(
-                NewEntry::new(actor(&agent.id), AuditAction::ConnectionReplaced, "ok")
-                    .agent(agent.id.clone())
-                    .detail("old_remote_addr", old.remote_addr.to_string())
-                    .detail("new_remote_addr", remote.to_string()),
-            )
-            .await;
-        }
-        tracing::info!(agent = %agent.name, %remote, quarantined, "agent connected");
-
-        (session, rx, cancel, heartbeat)
-    };
+    let Established {
+        session,
+        mut rx,
+        cancel,
+        heartbeat,
+    } = handshake(hub, agent, remote, conn_id, &mut link, &verifier).await?;
 
     // 4. The loop.
     let mut pending: HashMap<String, (oneshot::Sender<ProbeReply>, MessageId)> = HashMap::new();
