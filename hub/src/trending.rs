@@ -40,7 +40,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::critical_path::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::store::trending::{BUCKETS_MS, CallGroup, CallStatsQuery};
+use crate::store::trending::{BUCKETS_MS, CallGroup, CallStatsQuery, HIST_LEN, max_of};
 use crate::store::{HubStore, StoreError};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -122,7 +122,7 @@ pub struct Stats {
     pub calls: u64,
     pub failures: u64,
     pub by_outcome: BTreeMap<String, u64>,
-    /// Calls per latency bucket (`BUCKETS_MS.len() + 1` slots).
+    /// Calls per latency bucket ([`HIST_LEN`] slots; empty: none timed).
     hist: Vec<u64>,
     pub timed: u64,
     pub sum_ms: f64,
@@ -137,18 +137,7 @@ impl Stats {
         }
         *self.by_outcome.entry(g.outcome.clone()).or_default() += g.calls;
         if g.timed > 0 {
-            if self.hist.is_empty() {
-                self.hist = vec![0; BUCKETS_MS.len() + 1];
-            }
-            for (a, b) in self.hist.iter_mut().zip(&g.hist) {
-                *a += b;
-            }
-            self.timed += g.timed;
-            self.sum_ms += g.sum_ms;
-            self.max_ms = match (self.max_ms, g.max_ms) {
-                (Some(a), Some(m)) => Some(a.max(m)),
-                (a, m) => a.or(m),
-            };
+            self.add_latencies(&g.hist, g.timed, g.sum_ms, g.max_ms);
         }
     }
 
@@ -158,20 +147,23 @@ impl Stats {
         for (k, v) in &o.by_outcome {
             *self.by_outcome.entry(k.clone()).or_default() += v;
         }
-        if !o.hist.is_empty() {
+        self.add_latencies(&o.hist, o.timed, o.sum_ms, o.max_ms);
+    }
+
+    /// Adds timed calls: their histogram (none: nothing to add), count,
+    /// total and longest duration.
+    fn add_latencies(&mut self, hist: &[u64], timed: u64, sum_ms: f64, max_ms: Option<f64>) {
+        if !hist.is_empty() {
             if self.hist.is_empty() {
-                self.hist = vec![0; BUCKETS_MS.len() + 1];
+                self.hist = vec![0; HIST_LEN];
             }
-            for (a, b) in self.hist.iter_mut().zip(&o.hist) {
+            for (a, b) in self.hist.iter_mut().zip(hist) {
                 *a += b;
             }
         }
-        self.timed += o.timed;
-        self.sum_ms += o.sum_ms;
-        self.max_ms = match (self.max_ms, o.max_ms) {
-            (Some(a), Some(m)) => Some(a.max(m)),
-            (a, m) => a.or(m),
-        };
+        self.timed += timed;
+        self.sum_ms += sum_ms;
+        self.max_ms = max_of(self.max_ms, max_ms);
     }
 
     pub fn failure_rate(&self) -> f64 {
@@ -735,7 +727,7 @@ mod tests {
     fn percentiles_come_from_the_histogram_and_never_exceed_the_max() {
         let mut s = Stats::default();
         for (bucket, calls, max) in [(0usize, 90u64, 1.0), (17, 10, 800.0)] {
-            let mut hist = vec![0; BUCKETS_MS.len() + 1];
+            let mut hist = vec![0; HIST_LEN];
             hist[bucket] = calls;
             s.add(&CallGroup {
                 agent: "a".into(),

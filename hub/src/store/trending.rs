@@ -78,6 +78,23 @@ pub struct CallGroup {
     pub hist: Vec<u64>,
 }
 
+impl CallGroup {
+    /// No calls yet.
+    fn empty(agent: String, probe: String, current: bool, outcome: String) -> CallGroup {
+        CallGroup {
+            agent,
+            probe,
+            current,
+            outcome,
+            calls: 0,
+            timed: 0,
+            sum_ms: 0.0,
+            max_ms: None,
+            hist: vec![0; HIST_LEN],
+        }
+    }
+}
+
 /// Calls of one (agent, probe) in one UTC hour of the current window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallHour {
@@ -152,8 +169,14 @@ fn bucket_case() -> String {
     s
 }
 
-/// The filters both tables share (`?3` agent, `?4` probe pattern).
-const FILTERS: &str = "(?3 IS NULL OR agent = ?3) AND (?4 IS NULL OR probe GLOB ?4)";
+/// The filters both tables share (`?3` agent, `?4` probe pattern), as a
+/// macro so that the constant queries below can `concat!` it.
+macro_rules! filters {
+    () => {
+        "(?3 IS NULL OR agent = ?3) AND (?4 IS NULL OR probe GLOB ?4)"
+    };
+}
+const FILTERS: &str = filters!();
 
 /// Groups of the roll-up's hours `[?1, ?2)`.
 fn hourly_groups_sql() -> &'static str {
@@ -186,23 +209,29 @@ fn raw_groups_sql() -> &'static str {
 }
 
 /// Hours of the roll-up's `[?1, ?2)`.
-const HOURLY_HOURS: &str = "SELECT agent, probe, hour, sum(calls), \
+const HOURLY_HOURS: &str = concat!(
+    "SELECT agent, probe, hour, sum(calls), \
      sum(calls * (outcome <> 'ok')), total(sum_ms), sum(timed) \
-     FROM probe_calls_hourly WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR agent = ?3) \
-     AND (?4 IS NULL OR probe GLOB ?4) GROUP BY agent, probe, hour";
+     FROM probe_calls_hourly WHERE hour >= ?1 AND hour < ?2 AND ",
+    filters!(),
+    " GROUP BY agent, probe, hour"
+);
 
 /// Hours of `probe_calls` in `[?1, ?2)`.
-const RAW_HOURS: &str = "SELECT agent, probe, timestamp_ms / 3600000 AS hour, count(*), \
+const RAW_HOURS: &str = concat!(
+    "SELECT agent, probe, timestamp_ms / 3600000 AS hour, count(*), \
      sum(outcome <> 'ok'), total(duration_ms), count(duration_ms) \
      FROM probe_calls WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2 \
-     AND agent IS NOT NULL AND probe IS NOT NULL \
-     AND (?3 IS NULL OR agent = ?3) AND (?4 IS NULL OR probe GLOB ?4) \
-     GROUP BY agent, probe, hour";
+     AND agent IS NOT NULL AND probe IS NOT NULL AND ",
+    filters!(),
+    " GROUP BY agent, probe, hour"
+);
 
 type GroupKey = (String, String, bool, String);
 type HourKey = (String, String, i64);
 
-fn max_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+/// The larger of two optional durations (either may be missing).
+pub(crate) fn max_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
@@ -224,17 +253,7 @@ fn add_groups(
         let (agent, probe, outcome): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let g = out
             .entry((agent.clone(), probe.clone(), current, outcome.clone()))
-            .or_insert_with(|| CallGroup {
-                agent,
-                probe,
-                current,
-                outcome,
-                calls: 0,
-                timed: 0,
-                sum_ms: 0.0,
-                max_ms: None,
-                hist: vec![0; HIST_LEN],
-            });
+            .or_insert_with(|| CallGroup::empty(agent, probe, current, outcome));
         g.calls += r.get::<_, i64>(3)? as u64;
         g.timed += r.get::<_, i64>(4)? as u64;
         g.sum_ms += r.get::<_, f64>(5)?;
@@ -437,17 +456,7 @@ pub(crate) mod reference {
             let (current, outcome): (bool, String) = (r.get(2).unwrap(), r.get(3).unwrap());
             let g = groups
                 .entry((agent.clone(), probe.clone(), current, outcome.clone()))
-                .or_insert_with(|| CallGroup {
-                    agent,
-                    probe,
-                    current,
-                    outcome,
-                    calls: 0,
-                    timed: 0,
-                    sum_ms: 0.0,
-                    max_ms: None,
-                    hist: vec![0; HIST_LEN],
-                });
+                .or_insert_with(|| CallGroup::empty(agent, probe, current, outcome));
             let bucket: i64 = r.get(4).unwrap();
             let calls = r.get::<_, i64>(5).unwrap() as u64;
             g.calls += calls;
