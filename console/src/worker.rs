@@ -232,18 +232,19 @@ pub async fn execute(client: &AdminClient, mut request: Request) -> Response {
         });
         return Response { request, result };
     }
+    let failure = |e: sonde_admin::AdminError| Failure {
+        unreachable: e.is_unreachable(),
+        message: e.to_string(),
+    };
     let result = match &request {
         Request::AddIntegration(form) => match read_files(form).await {
-            Ok(add) => run_add(client, &add).await,
+            Ok(add) => add_integration(client, &add).await.map_err(failure),
             Err(message) => Err(Failure {
                 message,
                 unreachable: false,
             }),
         },
-        _ => run(client, &request).await.map_err(|e| Failure {
-            unreachable: e.is_unreachable(),
-            message: e.to_string(),
-        }),
+        _ => run(client, &request).await.map_err(failure),
     };
     // The credential went to the hub: nothing of it comes back with the
     // answer.
@@ -291,26 +292,22 @@ async fn read_files(form: &IntegrationAddForm) -> Result<IntegrationAdd, String>
     Ok(add)
 }
 
-async fn run_add(client: &AdminClient, add: &IntegrationAdd) -> Result<Reply, Failure> {
-    client
-        .add_integration(add)
-        .await
-        .map(|i| {
-            Reply::Done(format!(
-                "added integration {} ({}): pending — a approves it{}",
-                i.name,
-                i.kind,
-                if i.kind == "prometheus" || i.kind == "alertmanager" {
-                    ""
-                } else {
-                    ", e sets its credential"
-                }
-            ))
-        })
-        .map_err(|e| Failure {
-            unreachable: e.is_unreachable(),
-            message: e.to_string(),
-        })
+/// Adds an integration (its files already read in).
+async fn add_integration(
+    client: &AdminClient,
+    add: &IntegrationAdd,
+) -> Result<Reply, sonde_admin::AdminError> {
+    let i = client.add_integration(add).await?;
+    Ok(Reply::Done(format!(
+        "added integration {} ({}): pending — a approves it{}",
+        i.name,
+        i.kind,
+        if i.kind == "prometheus" || i.kind == "alertmanager" {
+            ""
+        } else {
+            ", e sets its credential"
+        }
+    )))
 }
 
 /// Writes `contents` to a new file at `path` (an existing file is never
@@ -402,13 +399,9 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
             let i = client.integration_action(name, action).await?;
             Reply::Done(format!("{action}: integration {} ({})", i.name, i.state))
         }
-        Request::AddIntegration(form) => {
-            // Files are read by `execute`; here only a form without them.
-            return client
-                .add_integration(&form.add)
-                .await
-                .map(|i| Reply::Done(format!("added integration {} (pending)", i.name)));
-        }
+        // `execute` reads the form's files first; a form without them is
+        // the same request.
+        Request::AddIntegration(form) => return add_integration(client, &form.add).await,
         Request::SetCredential(name, secret) => {
             let mut body = CredentialSet {
                 secret: secret.expose().to_owned(),

@@ -171,10 +171,7 @@ impl CredentialInput {
         CredentialInput {
             integration: i.name.clone(),
             kind: i.kind.clone(),
-            current: i
-                .credential
-                .as_ref()
-                .map(|c| format!("{} set {} by {}", c.fingerprint, utc(c.set_at_ms), c.set_by)),
+            current: i.credential.as_ref().map(credential_line),
             input: secret_buffer(),
             error: None,
             sending: false,
@@ -353,6 +350,12 @@ pub struct Integrations {
     pub list: ListState,
 }
 
+/// A set credential as the operator recognises it: keyed fingerprint,
+/// when, by whom (never any of the secret).
+fn credential_line(c: &sonde_admin::api::CredentialInfo) -> String {
+    format!("{} set {} by {}", c.fingerprint, utc(c.set_at_ms), c.set_by)
+}
+
 fn credential(i: &IntegrationInfo) -> String {
     i.credential
         .as_ref()
@@ -494,7 +497,7 @@ impl Screen for Integrations {
                         title: format!("Clear the credential of {}?", clip(&i.name, 64)),
                         lines: vec![
                             (
-                                format!("{} set {} by {}", c.fingerprint, utc(c.set_at_ms), c.set_by),
+                                credential_line(c),
                                 Tone::Dim,
                             ),
                             (
@@ -644,9 +647,7 @@ impl Screen for Integrations {
                     t,
                     "credential",
                     match &i.credential {
-                        Some(c) => {
-                            format!("{} set {} by {}", c.fingerprint, utc(c.set_at_ms), c.set_by)
-                        }
+                        Some(c) => credential_line(c),
                         None => "none: e sets it".into(),
                     },
                 ),
