@@ -110,7 +110,10 @@ fn verify_signature(hub: &Hub, manifest: &Manifest, signature: &str) -> Result<(
             S::UntrustedKey { key } => format!(
                 "signed by {key}, which is not a trusted publisher key (add it to [integrations] publisher_keys in hub.toml and restart the hub if you trust its publisher)"
             ),
-            S::BadSignature => "the signature does not match the manifest: integration.toml was modified after it was signed (sha256 of what was given: {sha})".replace("{sha}", &manifest.sha256.to_hex()),
+            S::BadSignature => format!(
+                "the signature does not match the manifest: integration.toml was modified after it was signed (sha256 of what was given: {})",
+                manifest.sha256.to_hex()
+            ),
         };
         HubError::Forbidden(format!("third-party integration {:?} refused: {why}", manifest.kind()))
     })

@@ -334,14 +334,10 @@ pub async fn wait(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -> Res
                 );
             }
         };
+        let now = o.hub.clock.now_ms();
         match g.status {
-            GrantStatus::Pending if g.requested_at_ms + ttl_ms <= o.hub.clock.now_ms() => {
-                match o
-                    .hub
-                    .store
-                    .expire_oauth_request(&g.id, o.hub.clock.now_ms())
-                    .await
-                {
+            GrantStatus::Pending if g.requested_at_ms + ttl_ms <= now => {
+                match o.hub.store.expire_oauth_request(&g.id, now).await {
                     Ok(_) => continue,
                     Err(e) => {
                         tracing::error!(error = %e, "expiring an OAuth request failed");
@@ -363,7 +359,7 @@ pub async fn wait(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -> Res
                 return match o
                     .hub
                     .store
-                    .issue_oauth_code(&handle_sha, hash(&code), o.hub.clock.now_ms() + CODE_TTL_MS)
+                    .issue_oauth_code(&handle_sha, hash(&code), now + CODE_TTL_MS)
                     .await
                 {
                     Ok(g) => found(&with_query(
