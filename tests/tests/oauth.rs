@@ -171,6 +171,17 @@ async fn pending_request(hub: &Hub, client: &str) -> Value {
     found.unwrap()
 }
 
+/// The policy the operator gives the client in the main flow: agent `nas`,
+/// two tools, the e2e probes.
+const NAS_E2E_POLICY: [&str; 6] = [
+    "--agents",
+    "nas",
+    "--tools",
+    "list_agents,probe",
+    "--probes",
+    "e2e.*",
+];
+
 /// One browser round through the authorize page: the operator approves the
 /// request with `sonde-hub oauth approve ID <approve…>`; returns the code
 /// the browser is sent back with.
@@ -346,17 +357,7 @@ async fn oauth_flow_with_operator_approval_then_tools_with_rmcp() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let id = pending["id"].as_str().unwrap();
-    let approved = hub.cli_json(&[
-        "oauth",
-        "approve",
-        id,
-        "--agents",
-        "nas",
-        "--tools",
-        "list_agents,probe",
-        "--probes",
-        "e2e.*",
-    ]);
+    let approved = hub.cli_json(&[&["oauth", "approve", id][..], &NAS_E2E_POLICY].concat());
     assert_eq!(approved["status"], "approved");
     let (status, location) = tokio::time::timeout(T, browser).await.unwrap().unwrap();
     assert_eq!(status, 302);
@@ -391,22 +392,7 @@ async fn oauth_flow_with_operator_approval_then_tools_with_rmcp() {
 
     // Code reuse revoked the grant: authorize again for the rest.
     let (verifier, challenge) = pkce();
-    let code = approved_code(
-        &hub,
-        &client,
-        redirect,
-        &challenge,
-        "st-2",
-        &[
-            "--agents",
-            "nas",
-            "--tools",
-            "list_agents,probe",
-            "--probes",
-            "e2e.*",
-        ],
-    )
-    .await;
+    let code = approved_code(&hub, &client, redirect, &challenge, "st-2", &NAS_E2E_POLICY).await;
     assert_ne!(access, "");
     let (s, tokens) = exchange_code(
         &hub,
