@@ -29,9 +29,9 @@
 //! | POST | `/oauth/clients/{id}/revoke` | → [`OAuthClientInfo`] (its grants and tokens end) |
 //! | POST | `/probe` | [`ProbeRun`] → [`ProbeRunResult`] ("try it", audited with the operator as actor) |
 //! | GET/POST | `/integrations` | [`IntegrationAdd`] → [`IntegrationInfo`] (pending); GET → `Vec<`[`IntegrationInfo`]`>` |
-//! | POST | `/integrations/{name}/{approve,remove}` | → [`IntegrationInfo`] |
+//! | POST | `/integrations/{name}/{approve,remove}` ([`IntegrationAction`]) | → [`IntegrationInfo`] |
 //! | POST | `/integrations/{name}/credential` | [`CredentialSet`] → [`IntegrationInfo`] (the secret is never returned) |
-//! | POST | `/integrations/{name}/clear-credential` | → [`IntegrationInfo`] (the credential is deleted; refused when none is set) |
+//! | POST | `/integrations/{name}/clear-credential` ([`IntegrationAction`]) | → [`IntegrationInfo`] (the credential is deleted; refused when none is set) |
 //! | POST | `/integrations/{name}/test` | → [`ProbeRunResult`] (its `test_probe`, audited) |
 //! | POST | `/integrations/rotate-key` | → [`KeyRotated`] (every credential re-sealed under a new key) |
 //! | GET/POST | `/paths` | [`PathDefinition`] → [`PathDefined`] (create or replace); GET → `Vec<`[`PathInfo`]`>` |
@@ -52,63 +52,90 @@ use std::collections::BTreeMap;
 
 pub use sonde_protocol::messages::ErrorBody;
 
-/// What an operator decides about a pack on an agent (the last segment of
-/// `POST /v1/agents/{name}/packs/{pack}/{action}`): one typed list for
-/// the hub, the CLI and the console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PackAction {
-    /// Let the agent run the pack (a signed grant).
-    Approve,
-    /// Refuse a pending pack.
-    Deny,
-    /// Withdraw an approval.
-    Revoke,
-}
-
-impl PackAction {
-    pub const ALL: [PackAction; 3] = [PackAction::Approve, PackAction::Deny, PackAction::Revoke];
-
-    /// The word on the wire and in the grants table.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            PackAction::Approve => "approve",
-            PackAction::Deny => "deny",
-            PackAction::Revoke => "revoke",
+/// An enum of operator actions that travel as one word (the last segment
+/// of an admin route, a column of the grants table): its variants, `ALL`,
+/// `as_str`, `Display`, `FromStr` and an error that names the known words.
+macro_rules! action_words {
+    (
+        $(#[$meta:meta])* $name:ident, $unknown:ident, $what:literal {
+            $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+
         }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $word)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The word on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        #[doc = concat!("A word that is no ", $what, ".")]
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $unknown(pub String);
+
+        impl std::fmt::Display for $unknown {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let known: Vec<&str> = $name::ALL.iter().map(|a| a.as_str()).collect();
+                write!(f, "unknown {} {:?} ({})", $what, self.0, known.join(", "))
+            }
+        }
+
+        impl std::error::Error for $unknown {}
+
+        impl std::str::FromStr for $name {
+            type Err = $unknown;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|a| a.as_str() == s)
+                    .ok_or_else(|| $unknown(s.to_owned()))
+            }
+        }
+    };
+}
+
+action_words! {
+    /// What an operator decides about a pack on an agent (the last segment
+    /// of `POST /v1/agents/{name}/packs/{pack}/{action}`): one typed list
+    /// for the hub, the CLI and the console.
+    PackAction, UnknownPackAction, "pack action" {
+        /// Let the agent run the pack (a signed grant).
+        Approve = "approve",
+        /// Refuse a pending pack.
+        Deny = "deny",
+        /// Withdraw an approval.
+        Revoke = "revoke",
     }
 }
 
-impl std::fmt::Display for PackAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A word that is no pack action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownPackAction(pub String);
-
-impl std::fmt::Display for UnknownPackAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "unknown pack action {:?} (approve, deny, revoke)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for UnknownPackAction {}
-
-impl std::str::FromStr for PackAction {
-    type Err = UnknownPackAction;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        PackAction::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| UnknownPackAction(s.to_owned()))
+action_words! {
+    /// What an operator does to an integration that answers with the
+    /// integration (the last segment of
+    /// `POST /v1/integrations/{name}/{action}`). Its test has a route of
+    /// its own (`/test`, answered with a probe result), and so has setting
+    /// a credential (`/credential`, with a body).
+    IntegrationAction, UnknownIntegrationAction, "integration action" {
+        Approve = "approve",
+        Remove = "remove",
+        /// Delete the credential (refused when none is set).
+        ClearCredential = "clear-credential",
     }
 }
 
@@ -792,7 +819,7 @@ mod tests {
 
     #[test]
     fn pack_actions_round_trip_and_a_misspelt_one_is_refused_with_the_three() {
-        for a in PackAction::ALL {
+        for &a in PackAction::ALL {
             assert_eq!(a.as_str().parse::<PackAction>(), Ok(a));
             let json = serde_json::to_value(a).unwrap();
             assert_eq!(json, a.as_str());
@@ -802,6 +829,28 @@ mod tests {
         assert!(
             e.contains("aprove") && e.contains("approve, deny, revoke"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn integration_actions_round_trip_and_test_is_not_one() {
+        for &a in IntegrationAction::ALL {
+            assert_eq!(a.as_str().parse::<IntegrationAction>(), Ok(a));
+            let json = serde_json::to_value(a).unwrap();
+            assert_eq!(json, a.as_str());
+            assert_eq!(
+                serde_json::from_value::<IntegrationAction>(json).unwrap(),
+                a
+            );
+        }
+        assert_eq!(
+            IntegrationAction::ClearCredential.to_string(),
+            "clear-credential"
+        );
+        let e = "test".parse::<IntegrationAction>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown integration action \"test\" (approve, remove, clear-credential)"
         );
     }
 }

@@ -360,11 +360,10 @@ impl AdminClient {
         self.post("/v1/integrations", req).await
     }
 
-    /// `action`: `approve`, `remove` or `clear-credential`.
     pub async fn integration_action(
         &self,
         name: &str,
-        action: &str,
+        action: IntegrationAction,
     ) -> Result<IntegrationInfo, AdminError> {
         self.post(
             &format!("/v1/integrations/{}/{action}", path_segment(name)),

@@ -571,7 +571,7 @@ impl App {
             Reply::Drift(_) => {
                 effects.extend(self.attestation.on_reply(&response.request, &reply, &ctx))
             }
-            Reply::Probe(r) if matches!(response.request, Request::IntegrationAction(..)) => {
+            Reply::Probe(r) if matches!(response.request, Request::TestIntegration(_)) => {
                 effects.push(if r.ok {
                     Effect::Say(format!(
                         "test of {}: {} answered in {} ms",

@@ -74,8 +74,9 @@ pub enum Request {
     OAuthRequests,
     OAuthClients,
     Integrations,
-    /// integration, `approve` | `remove` | `test` | `clear-credential`
-    IntegrationAction(String, String),
+    IntegrationAction(String, IntegrationAction),
+    /// Run an integration's test probe.
+    TestIntegration(String),
     AddIntegration(Box<IntegrationAddForm>),
     /// Set or replace an integration's credential.
     SetCredential(String, SecretText),
@@ -134,6 +135,7 @@ impl Request {
             Request::RevokeOAuthClient(_) => "revoke oauth client",
             Request::Integrations => "integrations",
             Request::IntegrationAction(..) => "integration",
+            Request::TestIntegration(_) => "test integration",
             Request::AddIntegration(_) => "add integration",
             Request::SetCredential(..) => "set credential",
             Request::RotateIntegrationKey => "rotate integration key",
@@ -388,16 +390,17 @@ async fn run(client: &AdminClient, request: &Request) -> Result<Reply, sonde_adm
             ))
         }
         Request::Integrations => Reply::Integrations(client.integrations().await?),
-        Request::IntegrationAction(name, action) if action == "test" => {
+        Request::TestIntegration(name) => {
             Reply::Probe(Box::new(client.test_integration(name).await?))
         }
-        Request::IntegrationAction(name, action) if action == "clear-credential" => {
-            let i = client.integration_action(name, action).await?;
-            Reply::Done(format!("cleared the credential of integration {}", i.name))
-        }
         Request::IntegrationAction(name, action) => {
-            let i = client.integration_action(name, action).await?;
-            Reply::Done(format!("{action}: integration {} ({})", i.name, i.state))
+            let i = client.integration_action(name, *action).await?;
+            Reply::Done(match action {
+                IntegrationAction::ClearCredential => {
+                    format!("cleared the credential of integration {}", i.name)
+                }
+                _ => format!("{action}: integration {} ({})", i.name, i.state),
+            })
         }
         // `execute` reads the form's files first; a form without them is
         // the same request.

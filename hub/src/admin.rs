@@ -116,6 +116,7 @@ pub fn router(hub: SharedHub) -> Router {
             "/v1/integrations/{name}/credential",
             post(set_integration_credential),
         )
+        .route("/v1/integrations/{name}/test", post(test_integration))
         .route("/v1/integrations/{name}/{action}", post(integration_action))
         .route("/v1/paths", get(paths).post(define_path))
         .route("/v1/paths/{name}", get(path))
@@ -514,20 +515,30 @@ async fn integration_action(
     State(hub): State<SharedHub>,
     ConnectInfo(op): ConnectInfo<Operator>,
     Path((name, action)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> ApiResult<IntegrationInfo> {
     use crate::integrations::admin as ia;
-    Ok(match action.as_str() {
-        "approve" => Json(ia::approve(&hub, &name, &op.0).await?).into_response(),
-        "remove" => Json(ia::remove(&hub, &name, &op.0).await?).into_response(),
-        "test" => Json(ia::test(&hub, &name, &op.0).await?).into_response(),
-        "clear-credential" => Json(ia::clear_credential(&hub, &name, &op.0).await?).into_response(),
-        other => {
-            return Err(HubError::NotFound(format!(
-                "no integration action {other:?} (approve, remove, test, credential, clear-credential)"
-            ))
-            .into());
-        }
-    })
+    let action: IntegrationAction =
+        action
+            .parse()
+            .map_err(|e: sonde_admin::api::UnknownIntegrationAction| {
+                // Not a route: the other actions are `test` and `credential`.
+                HubError::NotFound(format!("{e}; also test, credential"))
+            })?;
+    Ok(Json(match action {
+        IntegrationAction::Approve => ia::approve(&hub, &name, &op.0).await?,
+        IntegrationAction::Remove => ia::remove(&hub, &name, &op.0).await?,
+        IntegrationAction::ClearCredential => ia::clear_credential(&hub, &name, &op.0).await?,
+    }))
+}
+
+async fn test_integration(
+    State(hub): State<SharedHub>,
+    ConnectInfo(op): ConnectInfo<Operator>,
+    Path(name): Path<String>,
+) -> ApiResult<ProbeRunResult> {
+    Ok(Json(
+        crate::integrations::admin::test(&hub, &name, &op.0).await?,
+    ))
 }
 
 async fn rotate_integration_key(

@@ -14,7 +14,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
-use sonde_admin::api::IntegrationInfo;
+use sonde_admin::api::{IntegrationAction, IntegrationInfo};
 
 use super::{Ctx, Effect, Screen, View, empty_lines, kv, list_title, matches_filter};
 use crate::action::Action;
@@ -430,7 +430,7 @@ fn approval(i: &IntegrationInfo) -> Confirm {
             ),
             (format!("credential: {}", credential(i)), Tone::Dim),
         ],
-        request: Request::IntegrationAction(i.name.clone(), "approve".into()),
+        request: Request::IntegrationAction(i.name.clone(), IntegrationAction::Approve),
     }
 }
 
@@ -459,10 +459,7 @@ impl Screen for Integrations {
             }
             Action::Test => {
                 if let Some(i) = self.selected(ctx.data) {
-                    return vec![Effect::Send(Request::IntegrationAction(
-                        i.name.clone(),
-                        "test".into(),
-                    ))];
+                    return vec![Effect::Send(Request::TestIntegration(i.name.clone()))];
                 }
             }
             Action::Revoke => {
@@ -473,7 +470,10 @@ impl Screen for Integrations {
                             "Its credential is deleted too; MCP clients lose it at once.".into(),
                             Tone::Warn,
                         )],
-                        request: Request::IntegrationAction(i.name.clone(), "remove".into()),
+                        request: Request::IntegrationAction(
+                            i.name.clone(),
+                            IntegrationAction::Remove,
+                        ),
                     }))];
                 }
             }
@@ -505,10 +505,7 @@ impl Screen for Integrations {
                                 Tone::Warn,
                             ),
                         ],
-                        request: Request::IntegrationAction(
-                            i.name.clone(),
-                            "clear-credential".into(),
-                        ),
+                        request: Request::IntegrationAction(i.name.clone(), IntegrationAction::ClearCredential),
                     }))];
                 }
             }
@@ -716,15 +713,13 @@ mod tests {
                 assert!(c.title.contains("pve"));
                 assert_eq!(
                     c.request,
-                    Request::IntegrationAction("pve".into(), "approve".into())
+                    Request::IntegrationAction("pve".into(), IntegrationAction::Approve)
                 );
             }
             other => panic!("{other:?}"),
         }
         let effects = s.update(Action::Test, &ctx);
-        assert!(
-            matches!(&effects[..], [Effect::Send(Request::IntegrationAction(n, a))] if n == "pve" && a == "test")
-        );
+        assert!(matches!(&effects[..], [Effect::Send(Request::TestIntegration(n))] if n == "pve"));
         s.update(Action::Enter, &ctx);
         for (w, h) in [(120, 30), (40, 10), (8, 3)] {
             let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -1081,7 +1076,7 @@ mod tests {
             sent,
             vec![Request::IntegrationAction(
                 "pve".into(),
-                "clear-credential".into()
+                IntegrationAction::ClearCredential
             )]
         );
     }

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 use sonde_admin::AdminClient;
-use sonde_admin::api::{CredentialSet, IntegrationAdd, IntegrationInfo};
+use sonde_admin::api::{CredentialSet, IntegrationAction, IntegrationAdd, IntegrationInfo};
 use sonde_protocol::display::{terminal_json, terminal_text};
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -212,16 +212,24 @@ pub async fn run(data: &DataDir, json_out: bool, cmd: IntegrationCommand) -> any
             })
         }
         IntegrationCommand::Approve { name } => {
-            let i = hub(data, async |c| c.integration_action(&name, "approve").await).await?;
+            let i = hub(data, async |c| {
+                c.integration_action(&name, IntegrationAction::Approve)
+                    .await
+            })
+            .await?;
             print(json_out, &i, |i| format!("Approved: {}", line(i)))
         }
         IntegrationCommand::Remove { name } => {
-            let i = hub(data, async |c| c.integration_action(&name, "remove").await).await?;
+            let i = hub(data, async |c| {
+                c.integration_action(&name, IntegrationAction::Remove).await
+            })
+            .await?;
             print(json_out, &i, |i| format!("Removed: {}", line(i)))
         }
         IntegrationCommand::ClearCredential { name } => {
             let i = hub(data, async |c| {
-                c.integration_action(&name, "clear-credential").await
+                c.integration_action(&name, IntegrationAction::ClearCredential)
+                    .await
             })
             .await?;
             print(json_out, &i, |i| format!("Credential cleared: {}", line(i)))
